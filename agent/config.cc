@@ -1,0 +1,218 @@
+#include "agent/config.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "agent/core/yaml_json.h"
+
+namespace nodelet::agent {
+namespace {
+
+using nlohmann::json;
+
+Error fieldError(const std::string& field, const std::string& what) {
+  return Error{ErrorCode::InvalidArgument, "config field \"" + field + "\": " + what};
+}
+
+std::string typeName(const json& j) { return j.type_name(); }
+
+// Each honoured field: its JSON name and how to read it into Config.
+using Reader = Status (*)(const json&, const std::string&, Config&);
+
+template <std::string Config::*M>
+Status readString(const json& j, const std::string& f, Config& c) {
+  if (!j.is_string()) return std::unexpected(fieldError(f, "expected string, got " + typeName(j)));
+  c.*M = j.get<std::string>();
+  return {};
+}
+template <int32_t Config::*M>
+Status readInt(const json& j, const std::string& f, Config& c) {
+  if (!j.is_number_integer())
+    return std::unexpected(fieldError(f, "expected integer, got " + typeName(j)));
+  const auto v = j.get<int64_t>();
+  if (v < INT32_MIN || v > INT32_MAX) return std::unexpected(fieldError(f, "out of range"));
+  c.*M = static_cast<int32_t>(v);
+  return {};
+}
+template <bool Config::*M>
+Status readBool(const json& j, const std::string& f, Config& c) {
+  if (!j.is_boolean()) return std::unexpected(fieldError(f, "expected boolean, got " + typeName(j)));
+  c.*M = j.get<bool>();
+  return {};
+}
+template <std::chrono::milliseconds Config::*M>
+Status readDuration(const json& j, const std::string& f, Config& c) {
+  if (!j.is_string())
+    return std::unexpected(fieldError(f, "expected duration string like \"20s\", got " + typeName(j)));
+  auto d = parseDuration(j.get<std::string>());
+  if (!d) return std::unexpected(fieldError(f, d.error().message));
+  c.*M = *d;
+  return {};
+}
+template <std::vector<std::string> Config::*M>
+Status readStrings(const json& j, const std::string& f, Config& c) {
+  if (!j.is_array()) return std::unexpected(fieldError(f, "expected list of strings, got " + typeName(j)));
+  std::vector<std::string> out;
+  for (const auto& e : j) {
+    if (!e.is_string()) return std::unexpected(fieldError(f, "expected list of strings"));
+    out.push_back(e.get<std::string>());
+  }
+  c.*M = out;
+  return {};
+}
+
+const std::vector<std::pair<const char*, Reader>>& readers() {
+  static const std::vector<std::pair<const char*, Reader>> r = {
+      {"staticPodPath", &readString<&Config::static_pod_path>},
+      {"fileCheckFrequency", &readDuration<&Config::file_check_frequency>},
+      {"containerRuntimeEndpoint", &readString<&Config::container_runtime_endpoint>},
+      {"imageServiceEndpoint", &readString<&Config::image_service_endpoint>},
+      {"syncFrequency", &readDuration<&Config::sync_frequency>},
+      {"podLogsDir", &readString<&Config::pod_logs_dir>},
+      {"maxPods", &readInt<&Config::max_pods>},
+      {"cgroupDriver", &readString<&Config::cgroup_driver>},
+      {"cgroupRoot", &readString<&Config::cgroup_root>},
+      {"clusterDNS", &readStrings<&Config::cluster_dns>},
+      {"clusterDomain", &readString<&Config::cluster_domain>},
+      {"resolvConf", &readString<&Config::resolv_conf>},
+      {"runtimeRequestTimeout", &readDuration<&Config::runtime_request_timeout>},
+      {"podCIDR", &readString<&Config::pod_cidr>},
+      {"containerLogMaxSize", &readString<&Config::container_log_max_size>},
+      {"containerLogMaxFiles", &readInt<&Config::container_log_max_files>},
+      {"failSwapOn", &readBool<&Config::fail_swap_on>},
+      {"address", &readString<&Config::address>},
+      {"port", &readInt<&Config::port>},
+      {"healthzBindAddress", &readString<&Config::healthz_bind_address>},
+      {"healthzPort", &readInt<&Config::healthz_port>},
+      {"readOnlyPort", &readInt<&Config::read_only_port>},
+      {"nodeStatusUpdateFrequency", &readDuration<&Config::node_status_update_frequency>},
+      {"nodeStatusReportFrequency", &readDuration<&Config::node_status_report_frequency>},
+      {"nodeLeaseDurationSeconds", &readInt<&Config::node_lease_duration_seconds>},
+  };
+  return r;
+}
+
+}  // namespace
+
+Result<std::chrono::milliseconds> parseDuration(std::string_view s) {
+  auto bad = [&] {
+    return fail(ErrorCode::InvalidArgument, "invalid duration \"" + std::string(s) + "\"");
+  };
+  if (s.empty()) return bad();
+  if (s == "0") return std::chrono::milliseconds(0);
+  long double total_ms = 0;
+  size_t i = 0;
+  bool neg = false;
+  if (s[0] == '-' || s[0] == '+') neg = s[i++] == '-';
+  if (i == s.size()) return bad();
+  while (i < s.size()) {
+    size_t start = i;
+    while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) ++i;
+    if (start == i) return bad();
+    long double v = 0;
+    try {
+      v = std::stold(std::string(s.substr(start, i - start)));
+    } catch (...) {
+      return bad();
+    }
+    size_t ustart = i;
+    while (i < s.size() && !((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) ++i;
+    const std::string_view unit = s.substr(ustart, i - ustart);
+    long double mult = 0;
+    if (unit == "ns") mult = 1e-6L;
+    else if (unit == "us" || unit == "µs") mult = 1e-3L;
+    else if (unit == "ms") mult = 1;
+    else if (unit == "s") mult = 1000;
+    else if (unit == "m") mult = 60'000;
+    else if (unit == "h") mult = 3'600'000;
+    else return bad();
+    total_ms += v * mult;
+  }
+  if (total_ms > 9e15L) return bad();
+  const auto ms = static_cast<int64_t>(total_ms);
+  return std::chrono::milliseconds(neg ? -ms : ms);
+}
+
+Status loadConfigText(std::string_view text, Config& cfg) {
+  auto js = yamlToJson(text);
+  if (!js) return std::unexpected(js.error());
+  const json j = json::parse(*js);
+  if (!j.is_object()) return fail(ErrorCode::InvalidArgument, "config: expected a mapping");
+  const std::string kind = j.value("kind", "");
+  const std::string api = j.value("apiVersion", "");
+  if (kind != "KubeletConfiguration")
+    return fail(ErrorCode::InvalidArgument,
+                "config: kind must be \"KubeletConfiguration\", got \"" + kind + "\"");
+  if (api != "kubelet.config.k8s.io/v1beta1")
+    return fail(ErrorCode::InvalidArgument,
+                "config: apiVersion must be \"kubelet.config.k8s.io/v1beta1\", got \"" + api + "\"");
+  cfg.ignored_fields.clear();
+  for (const auto& [key, value] : j.items()) {
+    if (key == "kind" || key == "apiVersion") continue;
+    const auto& r = readers();
+    auto it = std::find_if(r.begin(), r.end(), [&](const auto& p) { return key == p.first; });
+    if (it == r.end()) {
+      cfg.ignored_fields.push_back(key);
+      continue;
+    }
+    if (value.is_null()) continue;  // explicit null: keep the default
+    if (auto s = it->second(value, key, cfg); !s) return s;
+  }
+  return {};
+}
+
+Status loadConfigFile(const std::string& path, Config& cfg) {
+  std::ifstream in(path);
+  if (!in) return fail(ErrorCode::NotFound, "config file \"" + path + "\": cannot open");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (auto s = loadConfigText(ss.str(), cfg); !s)
+    return std::unexpected(s.error().wrap("config file \"" + path + "\""));
+  return {};
+}
+
+Status validateConfig(const Config& c) {
+  if (c.cgroup_driver == "systemd")
+    return fail(ErrorCode::InvalidArgument,
+                "cgroupDriver \"systemd\" is not supported by nodelet yet: use \"cgroupfs\" (and "
+                "SystemdCgroup = false in containerd's runc options)");
+  if (c.cgroup_driver != "cgroupfs")
+    return fail(ErrorCode::InvalidArgument,
+                "cgroupDriver must be \"cgroupfs\" or \"systemd\", got \"" + c.cgroup_driver + "\"");
+  if (c.max_pods < 1) return fail(ErrorCode::InvalidArgument, "maxPods must be at least 1");
+  for (auto [name, port] : {std::pair{"port", c.port}, {"healthzPort", c.healthz_port},
+                            {"readOnlyPort", c.read_only_port}}) {
+    if (port < 0 || port > 65535)
+      return fail(ErrorCode::InvalidArgument, std::string(name) + " must be in 0..65535");
+  }
+  if (c.file_check_frequency.count() <= 0)
+    return fail(ErrorCode::InvalidArgument, "fileCheckFrequency must be positive");
+  if (c.sync_frequency.count() <= 0)
+    return fail(ErrorCode::InvalidArgument, "syncFrequency must be positive");
+  if (c.runtime_request_timeout.count() <= 0)
+    return fail(ErrorCode::InvalidArgument, "runtimeRequestTimeout must be positive");
+  if (c.container_log_max_files < 2)
+    return fail(ErrorCode::InvalidArgument, "containerLogMaxFiles must be at least 2");
+  if (c.root_dir.empty() || c.root_dir[0] != '/')
+    return fail(ErrorCode::InvalidArgument, "--root-dir must be an absolute path");
+  if (c.pod_logs_dir.empty() || c.pod_logs_dir[0] != '/')
+    return fail(ErrorCode::InvalidArgument, "podLogsDir must be an absolute path");
+  return {};
+}
+
+std::string nodeName(const Config& cfg) {
+  std::string n = cfg.hostname_override;
+  if (n.empty()) {
+    char buf[256] = {};
+    if (gethostname(buf, sizeof buf - 1) == 0) n = buf;
+  }
+  std::transform(n.begin(), n.end(), n.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  return n;
+}
+
+}  // namespace nodelet::agent

@@ -1,0 +1,71 @@
+#pragma once
+// nodelet's configuration: the subset of kubelet.config.k8s.io/v1beta1 KubeletConfiguration it
+// honours, with the kubelet's defaults, plus the kubelet command-line flags users type.
+// Precedence as in the kubelet: defaults < --config file < flags.
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/core/error.h"
+
+namespace nodelet::agent {
+
+struct Config {
+  // ---- KubeletConfiguration fields ----
+  std::string static_pod_path;
+  std::chrono::milliseconds file_check_frequency{std::chrono::seconds(20)};
+  std::string container_runtime_endpoint{"unix:///run/containerd/containerd.sock"};
+  std::string image_service_endpoint;  // empty: same as the runtime endpoint
+  std::chrono::milliseconds sync_frequency{std::chrono::minutes(1)};
+  std::string pod_logs_dir{"/var/log/pods"};
+  int32_t max_pods{110};
+  std::string cgroup_driver{"cgroupfs"};
+  std::string cgroup_root;  // "" = the root cgroup; pods go under <cgroupRoot>/kubepods
+  std::vector<std::string> cluster_dns;
+  std::string cluster_domain;
+  std::string resolv_conf{"/etc/resolv.conf"};
+  std::chrono::milliseconds runtime_request_timeout{std::chrono::minutes(2)};
+  std::string pod_cidr;
+  std::string container_log_max_size{"10Mi"};
+  int32_t container_log_max_files{5};
+  bool fail_swap_on{true};
+  std::string address{"0.0.0.0"};
+  int32_t port{10250};
+  std::string healthz_bind_address{"127.0.0.1"};
+  int32_t healthz_port{10248};
+  int32_t read_only_port{0};
+  std::chrono::milliseconds node_status_update_frequency{std::chrono::seconds(10)};
+  std::chrono::milliseconds node_status_report_frequency{std::chrono::minutes(5)};
+  int32_t node_lease_duration_seconds{40};
+
+  // ---- flags only ----
+  std::string config_file;
+  std::string hostname_override;
+  std::string root_dir{"/var/lib/nodelet"};
+  std::string kubeconfig;
+  std::string node_ip;
+  int verbosity{0};
+
+  // Fields of the file nodelet does not know; warned about once at start-up.
+  std::vector<std::string> ignored_fields;
+
+  std::string imageEndpoint() const {
+    return image_service_endpoint.empty() ? container_runtime_endpoint : image_service_endpoint;
+  }
+};
+
+// Parses a KubeletConfiguration (YAML or JSON) on top of `cfg`. Wrong types are errors naming
+// the field; unknown fields are collected in cfg.ignored_fields.
+Status loadConfigText(std::string_view text, Config& cfg);
+Status loadConfigFile(const std::string& path, Config& cfg);
+// Checks the merged configuration: unsupported values get a clear error.
+Status validateConfig(const Config& cfg);
+
+// Go duration syntax as the kubelet's config and flags accept it: "20s", "1m30s", "500ms", "2h".
+Result<std::chrono::milliseconds> parseDuration(std::string_view s);
+
+// The node's name: --hostname-override, else the host name, lowercased (as the kubelet does).
+std::string nodeName(const Config& cfg);
+
+}  // namespace nodelet::agent

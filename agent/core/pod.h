@@ -1,0 +1,323 @@
+#pragma once
+// nodelet's own pod model: the parts of core/v1 Pod that a node agent acts on. Parsers
+// (staticpods/, the API client) produce it; the agent, cri/ converters, probes/ and network/
+// consume it. No third-party types here.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/core/clock.h"
+
+namespace nodelet::api {
+
+using StringMap = std::map<std::string, std::string>;
+
+// A port given by number or by a container port's name ("http").
+struct IntOrString {
+  bool is_int{true};
+  int32_t int_value{0};
+  std::string str_value;
+  bool operator==(const IntOrString&) const = default;
+};
+
+struct ObjectMeta {
+  std::string name;
+  std::string generate_name;
+  std::string namespace_;
+  std::string uid;
+  std::string resource_version;
+  StringMap labels;
+  StringMap annotations;
+  std::optional<SysTime> creation_timestamp;
+  std::optional<SysTime> deletion_timestamp;
+  std::optional<int64_t> deletion_grace_period_seconds;
+  bool operator==(const ObjectMeta&) const = default;
+};
+
+struct ContainerPort {
+  std::string name;
+  int32_t container_port{0};
+  int32_t host_port{0};
+  std::string host_ip;
+  std::string protocol{"TCP"};
+  bool operator==(const ContainerPort&) const = default;
+};
+
+struct EnvVar {
+  enum class Source { Value, FieldRef, ResourceFieldRef, ConfigMapKeyRef, SecretKeyRef };
+  std::string name;
+  Source source{Source::Value};
+  std::string value;       // Value
+  std::string field_path;  // FieldRef: metadata.name, status.podIP, ...; ResourceFieldRef: resource
+  std::string container_name;  // ResourceFieldRef
+  std::string divisor;         // ResourceFieldRef
+  std::string ref_name;        // ConfigMapKeyRef/SecretKeyRef object name
+  std::string ref_key;
+  bool optional{false};
+  bool operator==(const EnvVar&) const = default;
+};
+
+struct ExecAction {
+  std::vector<std::string> command;
+  bool operator==(const ExecAction&) const = default;
+};
+struct HttpHeader {
+  std::string name;
+  std::string value;
+  bool operator==(const HttpHeader&) const = default;
+};
+struct HttpGetAction {
+  std::string path;
+  IntOrString port;
+  std::string host;
+  std::string scheme{"HTTP"};
+  std::vector<HttpHeader> http_headers;
+  bool operator==(const HttpGetAction&) const = default;
+};
+struct TcpSocketAction {
+  IntOrString port;
+  std::string host;
+  bool operator==(const TcpSocketAction&) const = default;
+};
+struct GrpcAction {
+  int32_t port{0};
+  std::optional<std::string> service;
+  bool operator==(const GrpcAction&) const = default;
+};
+struct SleepAction {
+  int64_t seconds{0};
+  bool operator==(const SleepAction&) const = default;
+};
+
+// A probe's or lifecycle hook's handler: exactly one of the actions is set.
+struct Handler {
+  std::optional<ExecAction> exec;
+  std::optional<HttpGetAction> http_get;
+  std::optional<TcpSocketAction> tcp_socket;
+  std::optional<GrpcAction> grpc;
+  std::optional<SleepAction> sleep;
+  bool operator==(const Handler&) const = default;
+};
+
+struct Probe {
+  Handler handler;
+  int32_t initial_delay_seconds{0};
+  int32_t timeout_seconds{1};
+  int32_t period_seconds{10};
+  int32_t success_threshold{1};
+  int32_t failure_threshold{3};
+  std::optional<int64_t> termination_grace_period_seconds;
+  bool operator==(const Probe&) const = default;
+};
+
+struct Lifecycle {
+  std::optional<Handler> post_start;
+  std::optional<Handler> pre_stop;
+  bool operator==(const Lifecycle&) const = default;
+};
+
+struct ResourceRequirements {
+  StringMap limits;    // "cpu" -> "500m", "memory" -> "64Mi"
+  StringMap requests;
+  bool operator==(const ResourceRequirements&) const = default;
+};
+
+struct VolumeMount {
+  std::string name;
+  std::string mount_path;
+  bool read_only{false};
+  std::string sub_path;
+  std::string sub_path_expr;
+  std::string mount_propagation;  // None | HostToContainer | Bidirectional
+  bool operator==(const VolumeMount&) const = default;
+};
+
+struct Capabilities {
+  std::vector<std::string> add;
+  std::vector<std::string> drop;
+  bool operator==(const Capabilities&) const = default;
+};
+
+struct SecurityContext {
+  std::optional<int64_t> run_as_user;
+  std::optional<int64_t> run_as_group;
+  std::optional<bool> run_as_non_root;
+  std::optional<bool> privileged;
+  std::optional<bool> read_only_root_filesystem;
+  std::optional<bool> allow_privilege_escalation;
+  std::optional<Capabilities> capabilities;
+  bool operator==(const SecurityContext&) const = default;
+};
+
+struct Container {
+  std::string name;
+  std::string image;
+  std::vector<std::string> command;
+  std::vector<std::string> args;
+  std::string working_dir;
+  std::vector<ContainerPort> ports;
+  std::vector<EnvVar> env;
+  ResourceRequirements resources;
+  std::vector<VolumeMount> volume_mounts;
+  std::optional<Probe> liveness_probe;
+  std::optional<Probe> readiness_probe;
+  std::optional<Probe> startup_probe;
+  std::optional<Lifecycle> lifecycle;
+  std::string termination_message_path{"/dev/termination-log"};
+  std::string termination_message_policy{"File"};
+  std::string image_pull_policy;  // Always | IfNotPresent | Never (defaulted from the tag)
+  std::optional<SecurityContext> security_context;
+  bool stdin_{false};
+  bool stdin_once{false};
+  bool tty{false};
+  // Init containers only: "Always" makes a restartable init container (a sidecar).
+  std::optional<std::string> restart_policy;
+  bool operator==(const Container&) const = default;
+};
+
+struct Volume {
+  enum class Kind { EmptyDir, HostPath, Other };
+  std::string name;
+  Kind kind{Kind::Other};
+  std::string other_kind;  // the source's field name when Kind::Other ("configMap", ...)
+  std::string medium;      // emptyDir: "" or "Memory"
+  std::string size_limit;  // emptyDir
+  std::string path;        // hostPath
+  std::string host_path_type;
+  bool operator==(const Volume&) const = default;
+};
+
+struct PodDnsConfigOption {
+  std::string name;
+  std::optional<std::string> value;
+  bool operator==(const PodDnsConfigOption&) const = default;
+};
+struct PodDnsConfig {
+  std::vector<std::string> nameservers;
+  std::vector<std::string> searches;
+  std::vector<PodDnsConfigOption> options;
+  bool operator==(const PodDnsConfig&) const = default;
+};
+struct HostAlias {
+  std::string ip;
+  std::vector<std::string> hostnames;
+  bool operator==(const HostAlias&) const = default;
+};
+
+struct PodSecurityContext {
+  std::optional<int64_t> run_as_user;
+  std::optional<int64_t> run_as_group;
+  std::optional<bool> run_as_non_root;
+  std::vector<int64_t> supplemental_groups;
+  std::optional<int64_t> fs_group;
+  std::vector<std::pair<std::string, std::string>> sysctls;
+  bool operator==(const PodSecurityContext&) const = default;
+};
+
+struct PodSpec {
+  std::vector<Container> init_containers;
+  std::vector<Container> containers;
+  std::vector<Volume> volumes;
+  std::string restart_policy{"Always"};
+  std::optional<int64_t> termination_grace_period_seconds{30};
+  std::optional<int64_t> active_deadline_seconds;
+  std::string dns_policy{"ClusterFirst"};
+  std::optional<PodDnsConfig> dns_config;
+  std::string node_name;
+  std::string service_account_name;
+  bool host_network{false};
+  bool host_pid{false};
+  bool host_ipc{false};
+  std::string hostname;
+  std::string subdomain;
+  std::vector<HostAlias> host_aliases;
+  std::optional<PodSecurityContext> security_context;
+  std::optional<bool> enable_service_links;
+  std::optional<int32_t> priority;
+  std::string priority_class_name;
+  bool operator==(const PodSpec&) const = default;
+};
+
+// ---- status ------------------------------------------------------------------------------
+struct ContainerStateWaiting {
+  std::string reason;
+  std::string message;
+  bool operator==(const ContainerStateWaiting&) const = default;
+};
+struct ContainerStateRunning {
+  std::optional<SysTime> started_at;
+  bool operator==(const ContainerStateRunning&) const = default;
+};
+struct ContainerStateTerminated {
+  int32_t exit_code{0};
+  int32_t signal{0};
+  std::string reason;
+  std::string message;
+  std::optional<SysTime> started_at;
+  std::optional<SysTime> finished_at;
+  std::string container_id;
+  bool operator==(const ContainerStateTerminated&) const = default;
+};
+// Exactly one member set, or none (an unknown state).
+struct ContainerState {
+  std::optional<ContainerStateWaiting> waiting;
+  std::optional<ContainerStateRunning> running;
+  std::optional<ContainerStateTerminated> terminated;
+  bool operator==(const ContainerState&) const = default;
+};
+
+struct ContainerStatus {
+  std::string name;
+  ContainerState state;
+  ContainerState last_state;
+  bool ready{false};
+  int32_t restart_count{0};
+  std::string image;
+  std::string image_id;
+  std::string container_id;
+  std::optional<bool> started;
+  bool operator==(const ContainerStatus&) const = default;
+};
+
+struct PodCondition {
+  std::string type;
+  std::string status;  // "True" | "False" | "Unknown"
+  std::string reason;
+  std::string message;
+  std::optional<SysTime> last_transition_time;
+  std::optional<SysTime> last_probe_time;
+  bool operator==(const PodCondition&) const = default;
+};
+
+struct PodStatus {
+  std::string phase{"Pending"};
+  std::vector<PodCondition> conditions;
+  std::string message;
+  std::string reason;
+  std::string host_ip;
+  std::vector<std::string> host_ips;
+  std::string pod_ip;
+  std::vector<std::string> pod_ips;
+  std::optional<SysTime> start_time;
+  std::vector<ContainerStatus> init_container_statuses;
+  std::vector<ContainerStatus> container_statuses;
+  std::string qos_class;
+  bool operator==(const PodStatus&) const = default;
+};
+
+struct Pod {
+  ObjectMeta metadata;
+  PodSpec spec;
+  PodStatus status;
+  bool operator==(const Pod&) const = default;
+
+  std::string fullName() const { return metadata.name + "_" + metadata.namespace_; }
+};
+
+// Restartable init containers (sidecars) are init containers with restartPolicy Always.
+bool isSidecar(const Container& c);
+const Container* findContainer(const PodSpec& spec, const std::string& name);
+
+}  // namespace nodelet::api

@@ -1,0 +1,30 @@
+#pragma once
+// The command line: the kubelet's flags (same names, same --flag=value / --flag value forms,
+// -v N), plus nodelet's own subcommands.
+//   nodelet [flags]                 run the agent
+//   nodelet check [-o yaml|json] FILE...   validate manifests, print pods as nodelet runs them
+//   nodelet pods [--root-dir DIR]   the pods this node runs, like `kubectl get pods -o wide`
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "agent/config.h"
+
+namespace nodelet::agent {
+
+enum class Command { Run, Check, Pods, Help, Version };
+
+struct Args {
+  Command command{Command::Run};
+  std::vector<std::string> positional;  // files for `check`
+  std::string output{"yaml"};           // `check -o`
+  std::vector<std::pair<std::string, std::string>> flags;  // in order, names without dashes
+};
+
+// Syntax only: unknown flags and missing values are errors here.
+Result<Args> parseArgs(const std::vector<std::string>& argv);
+// Applies parsed flags over `cfg` (after the --config file): flags win.
+Status applyFlags(const Args& args, Config& cfg);
+std::string usage();
+
+}  // namespace nodelet::agent
