@@ -1,23 +1,327 @@
 #include "agent/app.h"
 
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "agent/agent.h"
 #include "agent/config.h"
+#include "agent/core/api_json.h"
 #include "agent/core/log.h"
+#include "agent/core/yaml_json.h"
+#include "agent/events.h"
 #include "agent/flags.h"
+#include "agent/node_info.h"
+#include "agent/runtime_manager.h"
+#include "agent/server.h"
+#include "agent/status_manager.h"
 #include "nodelet/version.h"
+#include "staticpods/file_source.h"
 
 namespace nodelet::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+int die(const std::string& msg, int code = 1) {
+  std::fprintf(stderr, "nodelet: %s\n", msg.c_str());
+  return code;
+}
+
+std::string readFile(const std::string& path, bool* ok = nullptr) {
+  std::ifstream in(path, std::ios::binary);
+  if (ok) *ok = static_cast<bool>(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// ---- nodelet check ----------------------------------------------------------------------------
+int runCheck(const Args& args, const Config& cfg) {
+  if (args.positional.empty()) return die("check: give one or more manifest files", 2);
+  int rc = 0;
+  std::vector<std::string> objects;
+  for (const auto& file : args.positional) {
+    bool ok = false;
+    const std::string content = readFile(file, &ok);
+    if (!ok) {
+      std::fprintf(stderr, "%s: cannot read file\n", file.c_str());
+      rc = 1;
+      continue;
+    }
+    std::error_code ec;
+    const std::string abs = fs::absolute(file, ec).lexically_normal().string();
+    auto sp = staticpods::parseManifest(content, {nodeName(cfg), abs, RealClock::instance().systemNow()});
+    if (!sp) {
+      std::fprintf(stderr, "%s: %s\n", file.c_str(), sp.error().message.c_str());
+      rc = 1;
+      continue;
+    }
+    objects.push_back(sp->object_json);
+  }
+  if (args.output == "json") {
+    if (objects.size() == 1) {
+      std::printf("%s\n", nlohmann::json::parse(objects[0]).dump(2).c_str());
+    } else if (!objects.empty()) {
+      nlohmann::json list = {{"apiVersion", "v1"}, {"kind", "List"}, {"items", nlohmann::json::array()}};
+      for (const auto& o : objects) list["items"].push_back(nlohmann::json::parse(o));
+      std::printf("%s\n", list.dump(2).c_str());
+    }
+  } else {
+    for (size_t i = 0; i < objects.size(); ++i)
+      std::printf("%s%s", i ? "---\n" : "", jsonToYaml(objects[i]).c_str());
+  }
+  return rc;
+}
+
+// ---- nodelet pods -----------------------------------------------------------------------------
+std::string age(std::optional<SysTime> since, SysTime now) {
+  if (!since) return "<unknown>";
+  const auto s = std::chrono::duration_cast<std::chrono::seconds>(now - *since).count();
+  if (s < 120) return std::to_string(std::max<int64_t>(s, 0)) + "s";
+  if (s < 3600) return std::to_string(s / 60) + "m" + (s < 600 ? std::to_string(s % 60) + "s" : "");
+  if (s < 86400) return std::to_string(s / 3600) + "h";
+  return std::to_string(s / 86400) + "d";
+}
+
+// The STATUS column as kubectl prints it.
+std::string displayStatus(const api::Pod& p) {
+  std::string reason = p.status.reason.empty() ? p.status.phase : p.status.reason;
+  bool initializing = false;
+  const auto& inits = p.status.init_container_statuses;
+  for (size_t i = 0; i < inits.size(); ++i) {
+    const auto& c = inits[i];
+    const api::Container* spec = api::findContainer(p.spec, c.name);
+    if (c.state.terminated && c.state.terminated->exit_code == 0) continue;
+    if (spec && api::isSidecar(*spec) && c.started.value_or(false)) continue;
+    if (c.state.terminated) {
+      reason = "Init:" + (c.state.terminated->reason.empty()
+                              ? "ExitCode:" + std::to_string(c.state.terminated->exit_code)
+                              : c.state.terminated->reason);
+    } else if (c.state.waiting && !c.state.waiting->reason.empty() && c.state.waiting->reason != "PodInitializing") {
+      reason = "Init:" + c.state.waiting->reason;
+    } else {
+      reason = "Init:" + std::to_string(i) + "/" + std::to_string(inits.size());
+    }
+    initializing = true;
+    break;
+  }
+  if (!initializing) {
+    bool has_running = false;
+    for (auto it = p.status.container_statuses.rbegin(); it != p.status.container_statuses.rend(); ++it) {
+      if (it->state.waiting && !it->state.waiting->reason.empty()) {
+        reason = it->state.waiting->reason;
+      } else if (it->state.terminated) {
+        reason = it->state.terminated->reason.empty()
+                     ? "ExitCode:" + std::to_string(it->state.terminated->exit_code)
+                     : it->state.terminated->reason;
+      } else if (it->ready && it->state.running) {
+        has_running = true;
+      }
+    }
+    if (reason == "Completed" && has_running) reason = "Running";
+  }
+  return reason;
+}
+
+int runPods(const Config& cfg) {
+  bool ok = false;
+  const std::string path = cfg.root_dir + "/status/pods.json";
+  const std::string text = readFile(path, &ok);
+  if (!ok) return die("no pod status at " + path + " (is nodelet running with --root-dir " + cfg.root_dir + "?)");
+  nlohmann::json list = nlohmann::json::parse(text, nullptr, false);
+  if (!list.is_object() || !list.contains("items")) return die(path + ": not a PodList");
+  const SysTime now = RealClock::instance().systemNow();
+  std::vector<std::vector<std::string>> rows = {
+      {"NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"}};
+  for (const auto& item : list["items"]) {
+    auto pod = api::decodePod(item.dump());
+    if (!pod) continue;
+    // decodePod reads spec and metadata; the status comes from the snapshot as written.
+    auto st = item.contains("status") ? item["status"] : nlohmann::json::object();
+    int ready = 0, restarts = 0;
+    const auto& cs = st.value("containerStatuses", nlohmann::json::array());
+    for (const auto& c : cs) {
+      ready += c.value("ready", false) ? 1 : 0;
+      restarts += c.value("restartCount", 0);
+    }
+    for (const auto& c : st.value("initContainerStatuses", nlohmann::json::array())) restarts += c.value("restartCount", 0);
+    // Rebuild the typed status for the STATUS column.
+    api::Pod full = *pod;
+    auto wrapped = api::decodePod(nlohmann::json{{"spec", item["spec"]}, {"metadata", item["metadata"]}}.dump());
+    (void)wrapped;
+    full.status.phase = st.value("phase", "");
+    full.status.reason = st.value("reason", "");
+    auto decodeCs = [](const nlohmann::json& arr) {
+      std::vector<api::ContainerStatus> out;
+      for (const auto& c : arr) {
+        api::ContainerStatus s;
+        s.name = c.value("name", "");
+        s.ready = c.value("ready", false);
+        s.started = c.value("started", false);
+        const auto& state = c.value("state", nlohmann::json::object());
+        if (state.contains("waiting")) s.state.waiting = api::ContainerStateWaiting{state["waiting"].value("reason", ""), ""};
+        if (state.contains("running")) s.state.running = api::ContainerStateRunning{};
+        if (state.contains("terminated")) {
+          api::ContainerStateTerminated t;
+          t.exit_code = state["terminated"].value("exitCode", 0);
+          t.reason = state["terminated"].value("reason", "");
+          s.state.terminated = t;
+        }
+        out.push_back(s);
+      }
+      return out;
+    };
+    full.status.container_statuses = decodeCs(cs);
+    full.status.init_container_statuses = decodeCs(st.value("initContainerStatuses", nlohmann::json::array()));
+    std::optional<SysTime> start;
+    if (st.contains("startTime")) {
+      if (auto t = api::parseTime(st["startTime"].get<std::string>())) start = *t;
+    }
+    rows.push_back({pod->metadata.namespace_, pod->metadata.name,
+                    std::to_string(ready) + "/" + std::to_string(pod->spec.containers.size()),
+                    displayStatus(full), std::to_string(restarts), age(start, now),
+                    st.value("podIP", "<none>"), pod->spec.node_name.empty() ? "<none>" : pod->spec.node_name});
+  }
+  std::vector<size_t> width(rows[0].size(), 0);
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  for (const auto& r : rows) {
+    std::string line;
+    for (size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 3, ' ');
+    }
+    std::printf("%s\n", line.c_str());
+  }
+  return 0;
+}
+
+// ---- nodelet (the agent) ----------------------------------------------------------------------
+int runAgent(Config cfg, sigset_t signals) {
+  for (const auto& f : cfg.ignored_fields)
+    (void)f;
+  if (!cfg.ignored_fields.empty()) {
+    std::string list;
+    for (const auto& f : cfg.ignored_fields) list += (list.empty() ? "" : ", ") + f;
+    NODELET_LOG(warn, Agent, "config file: ignoring fields nodelet does not support: {}", list);
+  }
+  if (!cfg.kubeconfig.empty())
+    return die("--kubeconfig: cluster mode is not supported by this version of nodelet yet; run "
+               "standalone with --pod-manifest-path or staticPodPath");
+  if (cfg.fail_swap_on && swapOn())
+    return die("running with swap on is not supported, please disable swap or set --fail-swap-on flag to false");
+  const std::string node = nodeName(cfg);
+  std::string node_ip = cfg.node_ip.empty() ? defaultRouteIp() : cfg.node_ip;
+  if (node_ip.empty()) node_ip = "127.0.0.1";
+  std::error_code ec;
+  fs::create_directories(cfg.root_dir, ec);
+  if (ec) return die("--root-dir " + cfg.root_dir + ": " + ec.message());
+  fs::permissions(cfg.root_dir, fs::perms::owner_all, ec);
+  fs::create_directories(cfg.pod_logs_dir, ec);
+  NODELET_LOG(info, Agent, "nodelet {} (Kubernetes {}) starting as node {} ({})", kVersion, kKubeVersion, node, node_ip);
+
+  RealClock& clock = RealClock::instance();
+  cri::GrpcOptions ro;
+  ro.endpoint = cfg.container_runtime_endpoint;
+  ro.request_timeout = cfg.runtime_request_timeout;
+  cri::GrpcOptions io = ro;
+  io.endpoint = cfg.imageEndpoint();
+  auto services = cri::connectGrpc(ro, io);
+  if (!services) return die(services.error().message);
+  for (int attempt = 0;; ++attempt) {
+    auto v = services->runtime->version();
+    if (v) {
+      NODELET_LOG(info, Agent, "container runtime {} {} (CRI {})", v->runtime_name, v->runtime_version, v->runtime_api_version);
+      break;
+    }
+    if (attempt % 10 == 0) NODELET_LOG(warn, Agent, "waiting for the container runtime at {}: {}", cfg.container_runtime_endpoint, v.error().message);
+    timespec ts{1, 0};
+    if (sigtimedwait(&signals, nullptr, &ts) > 0) return 0;
+  }
+
+  RuntimeManagerOptions rmo;
+  rmo.node_name = node;
+  rmo.root_dir = cfg.root_dir;
+  rmo.pod_logs_dir = cfg.pod_logs_dir;
+  rmo.cgroup_root = cfg.cgroup_root;
+  rmo.dns.cluster_dns = cfg.cluster_dns;
+  rmo.dns.cluster_domain = cfg.cluster_domain;
+  if (!cfg.resolv_conf.empty()) {
+    bool ok = false;
+    const std::string text = readFile(cfg.resolv_conf, &ok);
+    if (ok) rmo.dns.host = network::parseResolvConf(text);
+    else NODELET_LOG(warn, Network, "resolvConf {} cannot be read: pods with dnsPolicy Default get no nameservers", cfg.resolv_conf);
+  }
+  rmo.node_ip = node_ip;
+  rmo.node_cpu_milli = cpuMilli();
+  rmo.node_memory_bytes = memoryBytes();
+
+  LocalEventRecorder events(clock);
+  StatusManager statuses(cfg.root_dir + "/status/pods.json");
+  RuntimeManager runtime(*services->runtime, *services->image, clock, events, rmo);
+  AgentOptions ao;
+  ao.resync_period = cfg.sync_frequency;
+  ao.max_pods = cfg.max_pods;
+  ao.node_ip = node_ip;
+  Agent agent(runtime, statuses, events, clock, ao);
+
+  NodeServer server({[&] { return std::pair{agent.healthy(), agent.healthMessage()}; },
+                     [&] { return api::encodePodList(statuses.pods()); }});
+  if (cfg.healthz_port > 0) {
+    if (auto s = server.startHealthz(cfg.healthz_bind_address, cfg.healthz_port); !s) return die(s.error().message);
+  }
+  if (cfg.read_only_port > 0) {
+    if (auto s = server.startReadOnly(cfg.address, cfg.read_only_port); !s) return die(s.error().message);
+  }
+
+  std::unique_ptr<staticpods::FileSource> files;
+  if (!cfg.static_pod_path.empty()) {
+    NODELET_LOG(info, StaticPods, "watching static pod manifests in {}", cfg.static_pod_path);
+    files = std::make_unique<staticpods::FileSource>(cfg.static_pod_path, node, clock, cfg.file_check_frequency);
+    files->start([&agent](staticpods::FileSnapshot s) { agent.onFileSnapshot(s); });
+  } else {
+    NODELET_LOG(warn, Agent, "no pod source configured (staticPodPath / --pod-manifest-path): no pods will run");
+    agent.onFileSnapshot({});
+  }
+  std::jthread loop([&agent](std::stop_token st) { agent.run(st); });
+  sd_notify(0, "READY=1\nSTATUS=running");
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  NODELET_LOG(info, Agent, "signal {}: shutting down (pods keep running)", sig);
+  sd_notify(0, "STOPPING=1");
+  if (files) files->stop();
+  loop.request_stop();
+  loop.join();
+  agent.workers().stop();
+  statuses.flush();
+  server.stop();
+  return 0;
+}
+
+}  // namespace
 
 int runMain(int argc, char** argv) {
+  // Signals are taken synchronously by the main thread: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
   std::vector<std::string> argv_s(argv, argv + argc);
   auto args = parseArgs(argv_s);
-  if (!args) {
-    std::fprintf(stderr, "nodelet: %s\n", args.error().message.c_str());
-    return 2;
-  }
+  if (!args) return die(args.error().message, 2);
   switch (args->command) {
     case Command::Help:
       std::fputs(usage().c_str(), stdout);
@@ -31,24 +335,16 @@ int runMain(int argc, char** argv) {
       break;
   }
   Config cfg;
-  if (auto s = applyFlags(*args, cfg); !s) {  // --config may come from the flags
-    std::fprintf(stderr, "nodelet: %s\n", s.error().message.c_str());
-    return 2;
-  }
+  if (auto s = applyFlags(*args, cfg); !s) return die(s.error().message, 2);
   if (!cfg.config_file.empty()) {
-    if (auto s = loadConfigFile(cfg.config_file, cfg); !s) {
-      std::fprintf(stderr, "nodelet: %s\n", s.error().message.c_str());
-      return 2;
-    }
+    if (auto s = loadConfigFile(cfg.config_file, cfg); !s) return die(s.error().message, 2);
     (void)applyFlags(*args, cfg);  // flags win over the file
   }
-  if (auto s = validateConfig(cfg); !s) {
-    std::fprintf(stderr, "nodelet: %s\n", s.error().message.c_str());
-    return 2;
-  }
+  if (auto s = validateConfig(cfg); !s) return die(s.error().message, 2);
   log::setVerbosity(cfg.verbosity);
-  std::fprintf(stderr, "nodelet: the agent itself is not built yet in this revision\n");
-  return 1;
+  if (args->command == Command::Check) return runCheck(*args, cfg);
+  if (args->command == Command::Pods) return runPods(cfg);
+  return runAgent(std::move(cfg), signals);
 }
 
 }  // namespace nodelet::agent

@@ -83,6 +83,16 @@ class In {
   std::string path_;
 };
 
+uint64_t fnv1a64(std::string_view data) {
+  uint64_t h = 14695981039346656037ull;
+  for (char c : data) {
+    const auto ch = static_cast<unsigned char>(c);
+    h ^= ch;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
 Handler decodeHandler(const In& in) {
   in.expectObject();
   Handler h;
@@ -274,6 +284,7 @@ Container decodeContainer(const In& in) {
   in.b("stdinOnce", c.stdin_once);
   in.b("tty", c.tty);
   if (in.has("restartPolicy")) c.restart_policy = in.at("restartPolicy").str();
+  c.hash = fnv1a64(in.raw().dump());
   return c;
 }
 

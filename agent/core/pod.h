@@ -174,6 +174,9 @@ struct Container {
   bool tty{false};
   // Init containers only: "Always" makes a restartable init container (a sidecar).
   std::optional<std::string> restart_policy;
+  // FNV-1a 64 of the container's canonical JSON, set by decodePod: a changed spec is a changed
+  // hash, and the runtime manager restarts that container (io.kubernetes.container.hash).
+  uint64_t hash{0};
   bool operator==(const Container&) const = default;
 };
 

@@ -62,7 +62,10 @@ json toJson(const YAML::Node& n, int depth) {
 }
 
 void emit(YAML::Emitter& out, const json& j) {
-  if (j.is_object()) {
+  if ((j.is_object() || j.is_array()) && j.empty()) {
+    out << YAML::Flow << (j.is_object() ? YAML::BeginMap : YAML::BeginSeq)
+        << (j.is_object() ? YAML::EndMap : YAML::EndSeq);
+  } else if (j.is_object()) {
     out << YAML::BeginMap;
     for (const auto& [k, v] : j.items()) {
       out << YAML::Key << k << YAML::Value;

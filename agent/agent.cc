@@ -1,0 +1,239 @@
+#include "agent/agent.h"
+
+#include "agent/core/log.h"
+#include "agent/pod_status.h"
+
+namespace nodelet::agent {
+
+Agent::Agent(RuntimeManager& runtime, StatusManager& statuses, EventRecorder& events, Clock& clock,
+             AgentOptions options)
+    : runtime_(runtime),
+      statuses_(statuses),
+      events_(events),
+      clock_(clock),
+      o_(std::move(options)),
+      workers_(*this, clock, o_.worker_threads) {}
+
+Agent::~Agent() { workers_.stop(); }
+
+void Agent::rejectPod(const api::Pod& pod, const std::string& reason, const std::string& message) {
+  events_.record(podRef(pod), "Warning", reason, message);
+  api::PodStatus s;
+  s.phase = "Failed";
+  s.reason = reason;
+  s.message = message;
+  statuses_.setPodStatus(pod, s);
+}
+
+void Agent::onFileSnapshot(const staticpods::FileSnapshot& snap) {
+  std::lock_guard g(mu_);
+  // Manifest problems: one event per file and message, not one per rescan.
+  std::set<std::pair<std::string, std::string>> now_errors;
+  for (const auto& e : snap.errors) {
+    now_errors.insert({e.path, e.message});
+    if (!reported_errors_.contains({e.path, e.message})) {
+      events_.record({"Node", "", "", "", ""}, "Warning", "FailedStaticPodManifest",
+                     "manifest " + e.path + ": " + e.message);
+    }
+  }
+  reported_errors_ = std::move(now_errors);
+
+  std::map<std::string, const api::Pod*> next;
+  for (const auto& sp : snap.pods) next[sp.pod.metadata.uid] = &sp.pod;
+  for (auto it = desired_.begin(); it != desired_.end();) {
+    if (next.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    NODELET_LOG(info, Agent, "pod {} ({}) removed from its source", it->second.fullName(), it->first);
+    if (rejected_.erase(it->first)) {
+      statuses_.removePod(it->first);
+    } else {
+      workers_.updatePod({PodUpdate::Type::Kill, it->first, it->second, std::nullopt, true});
+    }
+    it = desired_.erase(it);
+  }
+  for (const auto& [uid, pod] : next) {
+    auto cur = desired_.find(uid);
+    if (cur != desired_.end() && cur->second.spec == pod->spec && cur->second.metadata.labels == pod->metadata.labels)
+      continue;
+    const bool is_new = cur == desired_.end();
+    desired_[uid] = *pod;
+    if (is_new) {
+      // Admission: the node's pod limit (the kubelet's OutOfpods).
+      const size_t admitted = desired_.size() - rejected_.size() - 1;
+      if (admitted >= static_cast<size_t>(o_.max_pods)) {
+        rejected_.insert(uid);
+        rejectPod(*pod, "OutOfpods", "Node didn't have enough resource: pods, requested: 1, used: " +
+                                         std::to_string(admitted) + ", capacity: " + std::to_string(o_.max_pods));
+        continue;
+      }
+      NODELET_LOG(info, Agent, "pod {} ({}) added", pod->fullName(), uid);
+    }
+    if (!rejected_.contains(uid)) workers_.updatePod({PodUpdate::Type::Sync, uid, *pod, std::nullopt, true});
+  }
+  sources_ready_ = true;
+}
+
+std::set<std::string> Agent::relist() {
+  std::set<std::string> changed;
+  auto pods = runtime_.listPods();
+  if (!pods) {
+    if (runtime_ok_.exchange(false) || runtime_error_ != pods.error().message)
+      NODELET_LOG(error, Agent, "relist: {}", pods.error().message);
+    std::lock_guard g(mu_);
+    runtime_error_ = pods.error().message;
+    return changed;
+  }
+  runtime_ok_ = true;
+  std::map<std::string, std::string> sigs;
+  for (const auto& [uid, p] : *pods) {
+    std::string sig;
+    for (const auto& s : p.sandboxes) sig += s.id + (s.state == cri::SandboxState::Ready ? "R;" : "N;");
+    for (const auto& c : p.containers) sig += c.status.id + ":" + std::string(cri::toString(c.status.state)) + ";";
+    sigs[uid] = std::move(sig);
+  }
+  std::lock_guard g(mu_);
+  for (const auto& [uid, sig] : sigs) {
+    auto it = relist_signatures_.find(uid);
+    if (it == relist_signatures_.end() || it->second != sig) changed.insert(uid);
+  }
+  for (const auto& [uid, sig] : relist_signatures_)
+    if (!sigs.contains(uid)) changed.insert(uid);
+  relist_signatures_ = std::move(sigs);
+  for (const auto& uid : changed) {
+    auto d = desired_.find(uid);
+    if (d != desired_.end() && !rejected_.contains(uid))
+      workers_.updatePod({PodUpdate::Type::Sync, uid, d->second, std::nullopt, true});
+  }
+  return changed;
+}
+
+void Agent::housekeeping() {
+  std::set<std::string> orphans;
+  {
+    std::lock_guard g(mu_);
+    if (!sources_ready_) return;  // until every source has spoken, nothing is an orphan
+    for (const auto& [uid, sig] : relist_signatures_)
+      if (!desired_.contains(uid) && !workers_.known(uid)) orphans.insert(uid);
+  }
+  for (const auto& uid : orphans) {
+    NODELET_LOG(info, Agent, "pod {} runs but is not wanted: terminating it", uid);
+    workers_.updatePod({PodUpdate::Type::Kill, uid, std::nullopt, std::nullopt, true});
+  }
+}
+
+void Agent::requestRelist() {
+  {
+    std::lock_guard g(mu_);
+    wake_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool Agent::healthy() const {
+  const auto last = MonoTime(Duration(last_loop_ns_.load()));
+  return runtime_ok_ && clock_.monotonicNow() - last < std::chrono::minutes(2);
+}
+
+std::string Agent::healthMessage() const {
+  if (!runtime_ok_) {
+    std::lock_guard g(mu_);
+    return "container runtime is down: " + runtime_error_;
+  }
+  if (!healthy()) return "sync loop is stuck";
+  return "ok";
+}
+
+void Agent::run(std::stop_token stop) {
+  MonoTime next_relist = clock_.monotonicNow();
+  MonoTime next_housekeeping = next_relist + o_.housekeeping_period;
+  MonoTime next_resync = next_relist + o_.resync_period;
+  std::stop_callback wake(stop, [this] { requestRelist(); });
+  while (!stop.stop_requested()) {
+    MonoTime now = clock_.monotonicNow();
+    last_loop_ns_ = std::chrono::duration_cast<Duration>(now.time_since_epoch()).count();
+    bool forced = false;
+    {
+      std::lock_guard g(mu_);
+      forced = wake_;
+      wake_ = false;
+    }
+    if (forced || now >= next_relist) {
+      relist();
+      next_relist = clock_.monotonicNow() + o_.relist_period;
+    }
+    if (now >= next_housekeeping) {
+      housekeeping();
+      next_housekeeping = now + o_.housekeeping_period;
+    }
+    if (now >= next_resync) {
+      std::lock_guard g(mu_);
+      for (const auto& [uid, pod] : desired_)
+        if (!rejected_.contains(uid)) workers_.updatePod({PodUpdate::Type::Sync, uid, pod, std::nullopt, true});
+      next_resync = now + o_.resync_period;
+    }
+    MonoTime deadline = std::min({next_relist, next_housekeeping, next_resync});
+    if (auto due = workers_.tick()) deadline = std::min(deadline, *due);
+    statuses_.flush();
+    std::unique_lock l(mu_);
+    if (!wake_ && !stop.stop_requested()) clock_.waitUntil(cv_, l, deadline);
+  }
+}
+
+void Agent::publishStatus(const api::Pod& pod, const PodRuntimeStatus& st,
+                          const std::map<std::string, Waiting>& waiting) {
+  auto prev = statuses_.podStatus(pod.metadata.uid);
+  StatusInput in;
+  in.pod = &pod;
+  in.runtime = &st;
+  in.waiting = &waiting;
+  in.previous = prev ? &*prev : nullptr;
+  in.runtime_name = runtime_.runtimeName();
+  in.host_ip = o_.node_ip;
+  in.now = clock_.systemNow();
+  statuses_.setPodStatus(pod, computePodStatus(in));
+}
+
+SyncOutcome Agent::syncPod(const api::Pod& pod) {
+  SyncOutcome out;
+  auto st = runtime_.podStatus(pod.metadata.uid);
+  if (!st) {
+    out.error = std::unexpected(st.error());
+    out.requeue_after = std::chrono::seconds(1);
+    return out;
+  }
+  SyncResult r = runtime_.syncPod(pod, *st);
+  out.requeue_after = r.requeue_after;
+  out.pod_done = r.pod_done;
+  out.error = r.error;
+  // Read back what the sync changed, so the status is current without waiting for a relist.
+  auto after = runtime_.podStatus(pod.metadata.uid);
+  const PodRuntimeStatus& now = after ? *after : *st;
+  publishStatus(pod, now, r.waiting);
+  runtime_.garbageCollect(now);
+  return out;
+}
+
+Status Agent::syncTerminatingPod(const std::string& uid, const api::Pod* pod, std::optional<int64_t> grace) {
+  auto st = runtime_.podStatus(uid);
+  if (!st) return std::unexpected(st.error());
+  auto s = runtime_.killPod(pod, *st, grace);
+  if (s && pod) {
+    auto after = runtime_.podStatus(uid);
+    if (after) publishStatus(*pod, *after, {});
+  }
+  return s;
+}
+
+Status Agent::syncTerminatedPod(const std::string& uid, const api::Pod* pod, bool remove) {
+  if (!remove) return {};
+  auto st = runtime_.podStatus(uid);
+  if (!st) return std::unexpected(st.error());
+  if (auto s = runtime_.removePod(*st); !s) return s;
+  statuses_.removePod(uid);
+  if (pod) NODELET_LOG(info, Agent, "pod {} ({}) terminated and removed", pod->fullName(), uid);
+  return {};
+}
+
+}  // namespace nodelet::agent

@@ -1,0 +1,83 @@
+#pragma once
+// The agent: desired pods from the sources, the sync loop (PLEG relist, housekeeping, resync,
+// delayed retries), the pod workers, and the PodSyncer that runs one pod through the runtime
+// manager and publishes its status.
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stop_token>
+#include <string>
+
+#include "agent/events.h"
+#include "agent/pod_workers.h"
+#include "agent/runtime_manager.h"
+#include "agent/status_manager.h"
+#include "staticpods/file_source.h"
+
+namespace nodelet::agent {
+
+struct AgentOptions {
+  Duration relist_period{std::chrono::seconds(1)};
+  Duration housekeeping_period{std::chrono::seconds(2)};
+  Duration resync_period{std::chrono::minutes(1)};  // syncFrequency
+  int32_t max_pods{110};
+  size_t worker_threads{4};
+  std::string node_ip;
+};
+
+class Agent final : public PodSyncer {
+ public:
+  Agent(RuntimeManager& runtime, StatusManager& statuses, EventRecorder& events, Clock& clock,
+        AgentOptions options);
+  ~Agent() override;
+
+  // The file source's snapshot: the full set of static pods (a SET, in kubelet terms).
+  void onFileSnapshot(const staticpods::FileSnapshot& snap);
+  // The sync loop; returns when `stop` is requested. Pods keep running.
+  void run(std::stop_token stop);
+  // Wakes the loop for an immediate relist (a container was seen to exit).
+  void requestRelist();
+  // For /healthz: the loop has turned recently and the runtime answered its last relist.
+  bool healthy() const;
+  std::string healthMessage() const;
+
+  // nodelet::agent::PodSyncer
+  SyncOutcome syncPod(const api::Pod& pod) override;
+  Status syncTerminatingPod(const std::string& uid, const api::Pod* pod,
+                            std::optional<int64_t> grace_seconds) override;
+  Status syncTerminatedPod(const std::string& uid, const api::Pod* pod, bool remove) override;
+
+  PodWorkers& workers() { return workers_; }
+  // One relist now (the PLEG): returns the UIDs whose runtime state changed.
+  std::set<std::string> relist();
+  void housekeeping();
+
+ private:
+  void publishStatus(const api::Pod& pod, const PodRuntimeStatus& st,
+                     const std::map<std::string, Waiting>& waiting);
+  void rejectPod(const api::Pod& pod, const std::string& reason, const std::string& message);
+
+  RuntimeManager& runtime_;
+  StatusManager& statuses_;
+  EventRecorder& events_;
+  Clock& clock_;
+  AgentOptions o_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool wake_{false};
+  std::map<std::string, api::Pod> desired_;  // by UID
+  std::set<std::string> rejected_;           // admitted = desired - rejected
+  bool sources_ready_{false};
+  std::map<std::string, std::string> relist_signatures_;  // uid -> runtime state signature
+  std::set<std::pair<std::string, std::string>> reported_errors_;  // (file, message)
+  std::atomic<int64_t> last_loop_ns_{0};
+  std::atomic<bool> runtime_ok_{true};
+  std::string runtime_error_;
+
+  PodWorkers workers_;  // last: its threads call back into this object
+};
+
+}  // namespace nodelet::agent

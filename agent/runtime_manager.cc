@@ -1,0 +1,806 @@
+#include "agent/runtime_manager.h"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "agent/core/log.h"
+#include "agent/core/quantity.h"
+#include "agent/labels.h"
+#include "agent/pod_status.h"
+
+namespace nodelet::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The kubelet never gives a container less than this to stop (minimumGracePeriodInSeconds).
+constexpr int64_t kMinGraceSeconds = 2;
+// Paths the kubelet masks / makes read-only in unprivileged containers (DefaultProcMount).
+const std::vector<std::string> kMaskedPaths = {
+    "/proc/asound",       "/proc/acpi",        "/proc/kcore",       "/proc/keys",
+    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+    "/proc/scsi",         "/sys/firmware",     "/sys/devices/virtual/powercap"};
+const std::vector<std::string> kReadonlyPaths = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                                                 "/proc/sysrq-trigger"};
+
+bool writeFileAtomic(const fs::path& path, const std::string& content, mode_t mode) {
+  const fs::path tmp = path.string() + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return false;
+  const bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
+  ::fsync(fd);
+  ::close(fd);
+  return ok && ::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+std::string readSmallFile(const fs::path& path, size_t max) {
+  std::ifstream in(path, std::ios::binary);
+  std::string s(max, '\0');
+  in.read(s.data(), static_cast<std::streamsize>(max));
+  s.resize(static_cast<size_t>(in.gcount()));
+  return s;
+}
+
+cri::Labels withUid(cri::Labels l, const std::string& uid) {
+  l[labels::kPodUid] = uid;
+  return l;
+}
+
+RuntimeContainer fromList(const cri::Container& c) {
+  RuntimeContainer r;
+  r.status.id = c.id;
+  r.status.name = c.name;
+  r.status.attempt = c.attempt;
+  r.status.state = c.state;
+  r.status.created_at = c.created_at;
+  r.status.image = c.image;
+  r.status.image_ref = c.image_ref;
+  r.status.labels = c.labels;
+  r.status.annotations = c.annotations;
+  r.sandbox_id = c.pod_sandbox_id;
+  r.restart_count = static_cast<int32_t>(labels::intAnnotation(c.annotations, labels::kRestartCount).value_or(0));
+  auto h = c.annotations.find(labels::kContainerHash);
+  if (h != c.annotations.end()) r.hash = h->second;
+  auto t = c.labels.find(labels::kContainerType);
+  r.type = t == c.labels.end() ? "app" : t->second;
+  return r;
+}
+
+void sortNewestFirst(PodRuntimeStatus& p) {
+  std::stable_sort(p.sandboxes.begin(), p.sandboxes.end(),
+                   [](const auto& a, const auto& b) { return a.created_at > b.created_at; });
+  std::stable_sort(p.containers.begin(), p.containers.end(), [](const auto& a, const auto& b) {
+    return a.status.created_at > b.status.created_at;
+  });
+}
+
+cri::NamespaceOptions namespaces(const api::PodSpec& s) {
+  cri::NamespaceOptions n;
+  n.network = s.host_network ? cri::NamespaceMode::Node : cri::NamespaceMode::Pod;
+  n.pid = s.host_pid ? cri::NamespaceMode::Node : cri::NamespaceMode::Container;
+  n.ipc = s.host_ipc ? cri::NamespaceMode::Node : cri::NamespaceMode::Pod;
+  return n;
+}
+
+Result<std::string> fieldValue(const api::Pod& pod, const std::string& path, const std::string& pod_ip,
+                               const std::string& host_ip) {
+  auto keyed = [&](const std::string& prefix, const api::StringMap& m) -> std::optional<std::string> {
+    if (!path.starts_with(prefix + "['") || !path.ends_with("']")) return std::nullopt;
+    const std::string key = path.substr(prefix.size() + 2, path.size() - prefix.size() - 4);
+    auto it = m.find(key);
+    return it == m.end() ? "" : it->second;
+  };
+  if (path == "metadata.name") return pod.metadata.name;
+  if (path == "metadata.namespace") return pod.metadata.namespace_;
+  if (path == "metadata.uid") return pod.metadata.uid;
+  if (path == "spec.nodeName") return pod.spec.node_name;
+  if (path == "spec.serviceAccountName") return pod.spec.service_account_name;
+  if (path == "status.hostIP" || path == "status.hostIPs") return host_ip;
+  if (path == "status.podIP" || path == "status.podIPs") return pod.spec.host_network ? host_ip : pod_ip;
+  if (auto v = keyed("metadata.labels", pod.metadata.labels)) return *v;
+  if (auto v = keyed("metadata.annotations", pod.metadata.annotations)) return *v;
+  return fail(ErrorCode::InvalidArgument, "unsupported fieldRef fieldPath \"" + path + "\"");
+}
+
+Result<std::string> resourceValue(const api::Pod& pod, const api::Container& self, const api::EnvVar& e,
+                                  int64_t node_cpu_milli, int64_t node_memory) {
+  const api::Container* c = &self;
+  if (!e.container_name.empty()) {
+    c = api::findContainer(pod.spec, e.container_name);
+    if (!c) return fail(ErrorCode::InvalidArgument, "resourceFieldRef: no container \"" + e.container_name + "\"");
+  }
+  const std::string& r = e.field_path;
+  const bool limit = r.starts_with("limits.");
+  const std::string res = r.substr(r.find('.') + 1);
+  const auto& m = limit ? c->resources.limits : c->resources.requests;
+  const bool cpu = res == "cpu";
+  int64_t milli = 0;
+  auto it = m.find(res);
+  if (it != m.end()) {
+    auto v = api::parseQuantityMilli(it->second);
+    if (!v) return std::unexpected(v.error());
+    milli = *v;
+  } else if (limit) {  // no limit: the node's allocatable
+    milli = cpu ? node_cpu_milli : node_memory * 1000;
+  } else if (auto l = c->resources.limits.find(res); l != c->resources.limits.end()) {
+    auto v = api::parseQuantityMilli(l->second);  // requests default to limits
+    if (v) milli = *v;
+  }
+  auto div = api::parseQuantityMilli(e.divisor.empty() ? "1" : e.divisor);
+  if (!div || *div <= 0) return fail(ErrorCode::InvalidArgument, "resourceFieldRef: invalid divisor");
+  const int64_t value = (milli + *div - 1) / *div;
+  return std::to_string(cpu ? std::max<int64_t>(value, 1) : value);
+}
+
+}  // namespace
+
+std::string expandVars(const std::string& in, const std::map<std::string, std::string>& vars) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '$' || i + 1 >= in.size()) {
+      out += in[i];
+      continue;
+    }
+    if (in[i + 1] == '$') {  // "$$" is an escaped "$"
+      out += '$';
+      ++i;
+      continue;
+    }
+    if (in[i + 1] == '(') {
+      const auto close = in.find(')', i + 2);
+      if (close != std::string::npos) {
+        const std::string name = in.substr(i + 2, close - i - 2);
+        auto it = vars.find(name);
+        if (it != vars.end()) {
+          out += it->second;
+        } else {
+          out += in.substr(i, close - i + 1);
+        }
+        i = close;
+        continue;
+      }
+    }
+    out += in[i];
+  }
+  return out;
+}
+
+std::string podCgroupParent(const std::string& cgroup_root, const std::string& qos, const std::string& uid) {
+  std::string root = cgroup_root;
+  while (!root.empty() && root.back() == '/') root.pop_back();
+  std::string p = root + "/kubepods";
+  if (qos == "Burstable") p += "/burstable";
+  else if (qos == "BestEffort") p += "/besteffort";
+  return p + "/pod" + uid;
+}
+
+cri::LinuxResources containerResources(const api::Pod& pod, const api::Container& c, int64_t node_memory) {
+  cri::LinuxResources r;
+  auto milli = [](const api::StringMap& m, const char* k) -> std::optional<int64_t> {
+    auto it = m.find(k);
+    if (it == m.end()) return std::nullopt;
+    auto v = api::parseQuantityMilli(it->second);
+    return v ? std::optional(*v) : std::nullopt;
+  };
+  auto cpu_req = milli(c.resources.requests, "cpu");
+  auto cpu_lim = milli(c.resources.limits, "cpu");
+  if (!cpu_req && cpu_lim) cpu_req = cpu_lim;
+  // cpu.shares from the request (MilliCPUToShares: min 2), CFS quota from the limit (min 1 ms).
+  r.cpu_shares = cpu_req ? std::max<int64_t>(2, *cpu_req * 1024 / 1000) : 2;
+  if (cpu_lim) {
+    r.cpu_period = 100000;
+    r.cpu_quota = std::max<int64_t>(1000, *cpu_lim * 100000 / 1000);
+  }
+  auto mem_lim = milli(c.resources.limits, "memory");
+  if (mem_lim) r.memory_limit_in_bytes = *mem_lim / 1000;
+  const std::string qos = qosClass(pod.spec);
+  if (qos == "Guaranteed") {
+    r.oom_score_adj = -997;
+  } else if (qos == "BestEffort") {
+    r.oom_score_adj = 1000;
+  } else {
+    auto mem_req = milli(c.resources.requests, "memory");
+    if (!mem_req) mem_req = mem_lim;
+    const int64_t req = mem_req ? *mem_req / 1000 : 0;
+    int64_t adj = 1000 - (1000 * req) / std::max<int64_t>(node_memory, 1);
+    r.oom_score_adj = std::clamp<int64_t>(adj, 3, 999);
+  }
+  return r;
+}
+
+RuntimeManager::RuntimeManager(cri::RuntimeService& runtime, cri::ImageService& images, Clock& clock,
+                               EventRecorder& events, RuntimeManagerOptions options)
+    : runtime_(runtime), images_(images), clock_(clock), events_(events), o_(std::move(options)) {
+  if (auto v = runtime_.version()) runtime_name_ = v->runtime_name;
+}
+
+std::string RuntimeManager::podDir(const std::string& uid) const { return o_.root_dir + "/pods/" + uid; }
+
+std::string RuntimeManager::cgroupParent(const api::Pod& pod) const {
+  return podCgroupParent(o_.cgroup_root, qosClass(pod.spec), pod.metadata.uid);
+}
+
+Result<std::map<std::string, PodRuntimeStatus>> RuntimeManager::listPods() {
+  const auto owned = labels::ownedSelector(o_.node_name);
+  auto sbs = runtime_.listPodSandbox({.label_selector = owned});
+  if (!sbs) return std::unexpected(sbs.error());
+  auto cs = runtime_.listContainers({.label_selector = owned});
+  if (!cs) return std::unexpected(cs.error());
+  std::map<std::string, PodRuntimeStatus> pods;
+  for (const auto& s : *sbs) {
+    auto uid = s.labels.find(labels::kPodUid);
+    if (uid == s.labels.end()) continue;
+    auto& p = pods[uid->second];
+    p.uid = uid->second;
+    p.name = s.metadata.name;
+    p.namespace_ = s.metadata.namespace_;
+    p.sandboxes.push_back({s.id, s.metadata.attempt, s.state, s.created_at, "", {}});
+  }
+  for (const auto& c : *cs) {
+    auto uid = c.labels.find(labels::kPodUid);
+    if (uid == c.labels.end()) continue;
+    auto& p = pods[uid->second];
+    p.uid = uid->second;
+    p.containers.push_back(fromList(c));
+  }
+  for (auto& [uid, p] : pods) sortNewestFirst(p);
+  return pods;
+}
+
+Result<PodRuntimeStatus> RuntimeManager::podStatus(const std::string& uid) {
+  const auto sel = withUid(labels::ownedSelector(o_.node_name), uid);
+  auto sbs = runtime_.listPodSandbox({.label_selector = sel});
+  if (!sbs) return std::unexpected(sbs.error());
+  auto cs = runtime_.listContainers({.label_selector = sel});
+  if (!cs) return std::unexpected(cs.error());
+  PodRuntimeStatus p;
+  p.uid = uid;
+  for (const auto& s : *sbs) {
+    p.name = s.metadata.name;
+    p.namespace_ = s.metadata.namespace_;
+    p.sandboxes.push_back({s.id, s.metadata.attempt, s.state, s.created_at, "", {}});
+  }
+  for (const auto& c : *cs) {
+    RuntimeContainer rc = fromList(c);
+    auto st = runtime_.containerStatus(c.id, false);
+    if (!st) {
+      if (st.error().code == ErrorCode::NotFound) continue;  // removed meanwhile
+      return std::unexpected(st.error());
+    }
+    rc.status = *st;
+    if (rc.exited() && rc.status.message.empty()) {
+      // The container's termination message, as the kubelet reads it back.
+      const fs::path f = fs::path(podDir(uid)) / "containers" / rc.status.name /
+                         std::to_string(rc.restart_count);
+      rc.status.message = readSmallFile(f, 4096);
+    }
+    p.containers.push_back(std::move(rc));
+  }
+  sortNewestFirst(p);
+  if (!p.sandboxes.empty() && p.sandboxes[0].state == cri::SandboxState::Ready) {
+    auto ss = runtime_.podSandboxStatus(p.sandboxes[0].id, false);
+    if (ss) {
+      p.sandboxes[0].ip = ss->ip;
+      p.sandboxes[0].additional_ips = ss->additional_ips;
+      p.sandboxes[0].state = ss->state;
+    }
+  }
+  return p;
+}
+
+cri::PodSandboxConfig RuntimeManager::sandboxConfig(const api::Pod& pod, uint32_t attempt) {
+  cri::PodSandboxConfig c;
+  c.metadata = {pod.metadata.name, pod.metadata.uid, pod.metadata.namespace_, attempt};
+  // runc refuses a hostname without a private UTS namespace: none for hostNetwork pods.
+  if (!pod.spec.host_network) c.hostname = network::podHostname(pod);
+  c.log_directory = o_.pod_logs_dir + "/" + pod.metadata.namespace_ + "_" + pod.metadata.name + "_" + pod.metadata.uid;
+  c.dns_config = network::podDnsConfig(pod, o_.dns).config;
+  for (const auto* list : {&pod.spec.init_containers, &pod.spec.containers}) {
+    for (const auto& ctr : *list) {
+      for (const auto& p : ctr.ports) {
+        if (p.host_port == 0) continue;
+        c.port_mappings.push_back({p.protocol == "UDP"    ? cri::Protocol::Udp
+                                   : p.protocol == "SCTP" ? cri::Protocol::Sctp
+                                                          : cri::Protocol::Tcp,
+                                   p.container_port, p.host_port, p.host_ip});
+      }
+    }
+  }
+  c.labels = labels::sandboxLabels(pod, o_.node_name);
+  c.annotations = labels::sandboxAnnotations(pod);
+  c.cgroup_parent = cgroupParent(pod);
+  c.security.namespaces = namespaces(pod.spec);
+  if (const auto& sc = pod.spec.security_context) {
+    c.security.run_as_user = sc->run_as_user;
+    c.security.run_as_group = sc->run_as_group;
+    c.security.supplemental_groups = sc->supplemental_groups;
+    if (sc->fs_group) c.security.supplemental_groups.push_back(*sc->fs_group);
+    for (const auto& [k, v] : sc->sysctls) c.sysctls[k] = v;
+  }
+  c.security.seccomp = cri::SecurityProfile{cri::SecurityProfile::Type::Unconfined, ""};
+  return c;
+}
+
+Result<std::string> RuntimeManager::ensureImage(const api::Pod& pod, const api::Container& c,
+                                                const cri::PodSandboxConfig& sandbox) {
+  const auto ref = containerRef(pod, c.name);
+  auto present = images_.imageStatus(c.image);
+  if (!present) return std::unexpected(present.error().wrap("ImageStatus"));
+  if (*present && c.image_pull_policy != "Always") {
+    events_.record(ref, "Normal", "Pulled", "Container image \"" + c.image + "\" already present on machine");
+    return (*present)->id;
+  }
+  if (!*present && c.image_pull_policy == "Never") {
+    const std::string msg = "Container image \"" + c.image + "\" is not present with pull policy of Never";
+    events_.record(ref, "Warning", "ErrImageNeverPull", msg);
+    return fail(ErrorCode::FailedPrecondition, "ErrImageNeverPull: " + msg);
+  }
+  const MonoTime now = clock_.monotonicNow();
+  const std::string key = "image:" + c.image;
+  if (image_backoff_.inBackoffSince(key, now, now + Duration(1))) {
+    events_.record(ref, "Normal", "BackOff", "Back-off pulling image \"" + c.image + "\"");
+    return fail(ErrorCode::Unavailable, "ImagePullBackOff: Back-off pulling image \"" + c.image + "\"");
+  }
+  events_.record(ref, "Normal", "Pulling", "Pulling image \"" + c.image + "\"");
+  const MonoTime start = clock_.monotonicNow();
+  auto pulled = images_.pullImage(c.image, nullptr, &sandbox);
+  if (!pulled) {
+    image_backoff_.next(key, clock_.monotonicNow());
+    events_.record(ref, "Warning", "Failed",
+                   "Failed to pull image \"" + c.image + "\": " + pulled.error().message);
+    return fail(ErrorCode::Unavailable, "ErrImagePull: " + pulled.error().message);
+  }
+  image_backoff_.reset(key);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.monotonicNow() - start).count();
+  events_.record(ref, "Normal", "Pulled",
+                 "Successfully pulled image \"" + c.image + "\" in " + std::to_string(ms) + "ms");
+  return *pulled;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> RuntimeManager::containerEnv(
+    const api::Pod& pod, const api::Container& c, const std::string& pod_ip) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::map<std::string, std::string> vars;
+  for (const auto& e : c.env) {
+    std::string value;
+    switch (e.source) {
+      case api::EnvVar::Source::Value:
+        value = expandVars(e.value, vars);
+        break;
+      case api::EnvVar::Source::FieldRef: {
+        auto v = fieldValue(pod, e.field_path, pod_ip, o_.node_ip);
+        if (!v) return std::unexpected(v.error().wrap("env " + e.name));
+        value = *v;
+        break;
+      }
+      case api::EnvVar::Source::ResourceFieldRef: {
+        auto v = resourceValue(pod, c, e, o_.node_cpu_milli, o_.node_memory_bytes);
+        if (!v) return std::unexpected(v.error().wrap("env " + e.name));
+        value = *v;
+        break;
+      }
+      case api::EnvVar::Source::ConfigMapKeyRef:
+      case api::EnvVar::Source::SecretKeyRef: {
+        if (e.optional) continue;
+        const bool cm = e.source == api::EnvVar::Source::ConfigMapKeyRef;
+        return fail(ErrorCode::NotFound, std::string(cm ? "configmap" : "secret") + " \"" + e.ref_name +
+                                             "\" not found");
+      }
+    }
+    vars[e.name] = value;
+    out.emplace_back(e.name, value);
+  }
+  return out;
+}
+
+Result<std::vector<cri::Mount>> RuntimeManager::containerMounts(const api::Pod& pod, const api::Container& c,
+                                                                const std::string&, int32_t restart_count) {
+  std::vector<cri::Mount> mounts;
+  const fs::path pdir = podDir(pod.metadata.uid);
+  bool user_hosts = false, user_termination = false;
+  for (const auto& m : c.volume_mounts) {
+    const api::Volume* v = nullptr;
+    for (const auto& vol : pod.spec.volumes)
+      if (vol.name == m.name) v = &vol;
+    if (!v) return fail(ErrorCode::InvalidArgument, "volume \"" + m.name + "\" not found");
+    fs::path host;
+    std::error_code ec;
+    if (v->kind == api::Volume::Kind::EmptyDir) {
+      host = pdir / "volumes" / "kubernetes.io~empty-dir" / v->name;
+      fs::create_directories(host, ec);
+      ::chmod(host.c_str(), 0777);
+      if (v->medium == "Memory") {
+        // tmpfs, sized by sizeLimit when given (mounted once; unmounted with the pod).
+        std::string opts = "mode=0777";
+        if (!v->size_limit.empty())
+          if (auto b = api::parseQuantity(v->size_limit)) opts += ",size=" + std::to_string(*b);
+        struct stat a {}, b {};
+        const bool mounted = ::stat(host.c_str(), &a) == 0 && ::stat(host.parent_path().c_str(), &b) == 0 &&
+                             a.st_dev != b.st_dev;
+        if (!mounted && ::mount("tmpfs", host.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) != 0)
+          return fail(ErrorCode::Internal, "mount tmpfs for emptyDir \"" + v->name + "\": " + strerror(errno));
+      }
+    } else if (v->kind == api::Volume::Kind::HostPath) {
+      host = v->path;
+      struct stat st {};
+      const bool exists = ::stat(host.c_str(), &st) == 0;
+      const std::string& t = v->host_path_type;
+      auto bad = [&](const char* what) {
+        return fail(ErrorCode::FailedPrecondition,
+                    "hostPath type check failed: " + v->path + " is not " + what);
+      };
+      if (t == "DirectoryOrCreate" && !exists) {
+        fs::create_directories(host, ec);
+        if (ec) return fail(ErrorCode::Internal, "create " + v->path + ": " + ec.message());
+        ::chmod(host.c_str(), 0755);
+      } else if (t == "FileOrCreate" && !exists) {
+        fs::create_directories(host.parent_path(), ec);
+        const int fd = ::open(host.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        if (fd < 0) return fail(ErrorCode::Internal, "create " + v->path + ": " + strerror(errno));
+        ::close(fd);
+      } else if (t == "Directory" && !(exists && S_ISDIR(st.st_mode))) {
+        return bad("a directory");
+      } else if (t == "File" && !(exists && S_ISREG(st.st_mode))) {
+        return bad("a file");
+      } else if (t == "Socket" && !(exists && S_ISSOCK(st.st_mode))) {
+        return bad("a socket file");
+      } else if (t == "CharDevice" && !(exists && S_ISCHR(st.st_mode))) {
+        return bad("a character device");
+      } else if (t == "BlockDevice" && !(exists && S_ISBLK(st.st_mode))) {
+        return bad("a block device");
+      }
+    } else {
+      return fail(ErrorCode::InvalidArgument, "volume \"" + v->name + "\": unsupported type " + v->other_kind);
+    }
+    if (!m.sub_path.empty()) {
+      const fs::path base = fs::weakly_canonical(host, ec);
+      fs::path sub = fs::weakly_canonical(host / m.sub_path, ec);
+      const auto rel = sub.lexically_relative(base);
+      if (ec || rel.empty() || *rel.begin() == "..")
+        return fail(ErrorCode::InvalidArgument, "subPath \"" + m.sub_path + "\" escapes volume \"" + v->name + "\"");
+      if (!fs::exists(sub)) fs::create_directories(sub, ec);
+      host = sub;
+    }
+    cri::Mount cm;
+    cm.container_path = m.mount_path;
+    cm.host_path = host.string();
+    cm.readonly = m.read_only;
+    cm.propagation = m.mount_propagation == "Bidirectional"     ? cri::MountPropagation::Bidirectional
+                     : m.mount_propagation == "HostToContainer" ? cri::MountPropagation::HostToContainer
+                                                                : cri::MountPropagation::Private;
+    mounts.push_back(cm);
+    user_hosts = user_hosts || m.mount_path == "/etc/hosts";
+    user_termination = user_termination || m.mount_path == c.termination_message_path;
+  }
+  if (!pod.spec.host_network && !user_hosts) {
+    cri::Mount hosts;
+    hosts.container_path = "/etc/hosts";
+    hosts.host_path = (pdir / "etc-hosts").string();
+    mounts.push_back(hosts);
+  }
+  if (!user_termination && !c.termination_message_path.empty()) {
+    // The container writes its termination message here; nodelet reads it when it exits.
+    const fs::path dir = pdir / "containers" / c.name;
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    const fs::path f = dir / std::to_string(restart_count);
+    const int fd = ::open(f.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd >= 0) {
+      ::fchmod(fd, 0666);
+      ::close(fd);
+      cri::Mount tm;
+      tm.container_path = c.termination_message_path;
+      tm.host_path = f.string();
+      mounts.push_back(tm);
+    }
+  }
+  return mounts;
+}
+
+RuntimeManager::StartResult RuntimeManager::startContainer(const api::Pod& pod, const api::Container& c,
+                                                           const char* type, const std::string& sandbox_id,
+                                                           const cri::PodSandboxConfig& sandbox,
+                                                           const std::string& pod_ip,
+                                                           const PodRuntimeStatus& status) {
+  const auto ref = containerRef(pod, c.name);
+  const RuntimeContainer* prev = status.latest(c.name);
+  const int32_t restart_count = prev ? prev->restart_count + 1 : 0;
+
+  auto image = ensureImage(pod, c, sandbox);
+  if (!image) {
+    const auto& m = image.error().message;
+    const auto colon = m.find(':');
+    const std::string reason = colon != std::string::npos && (m.starts_with("ErrImage") || m.starts_with("ImagePull"))
+                                   ? m.substr(0, colon)
+                                   : "ErrImagePull";
+    return {false, {reason, colon != std::string::npos ? m.substr(colon + 2) : m}};
+  }
+  auto env = containerEnv(pod, c, pod_ip);
+  if (!env) {
+    events_.record(ref, "Warning", "Failed", "Error: " + env.error().message);
+    return {false, {"CreateContainerConfigError", env.error().message}};
+  }
+  auto mounts = containerMounts(pod, c, pod_ip, restart_count);
+  if (!mounts) {
+    events_.record(ref, "Warning", "Failed", "Error: " + mounts.error().message);
+    return {false, {"CreateContainerConfigError", mounts.error().message}};
+  }
+  std::map<std::string, std::string> vars(env->begin(), env->end());
+  cri::ContainerConfig cc;
+  cc.name = c.name;
+  cc.attempt = static_cast<uint32_t>(restart_count);
+  cc.image = c.image;
+  for (const auto& s : c.command) cc.command.push_back(expandVars(s, vars));
+  for (const auto& s : c.args) cc.args.push_back(expandVars(s, vars));
+  cc.working_dir = c.working_dir;
+  cc.envs = std::move(*env);
+  cc.mounts = std::move(*mounts);
+  cc.labels = labels::containerLabels(pod, c, o_.node_name, type);
+  cc.annotations = labels::containerAnnotations(pod, c, restart_count);
+  cc.log_path = c.name + "/" + std::to_string(restart_count) + ".log";
+  cc.stdin_ = c.stdin_;
+  cc.stdin_once = c.stdin_once;
+  cc.tty = c.tty;
+  cc.resources = containerResources(pod, c, o_.node_memory_bytes);
+  auto& sec = cc.security;
+  sec.namespaces = namespaces(pod.spec);
+  if (const auto& psc = pod.spec.security_context) {
+    sec.run_as_user = psc->run_as_user;
+    sec.run_as_group = psc->run_as_group;
+    sec.supplemental_groups = psc->supplemental_groups;
+    if (psc->fs_group) sec.supplemental_groups.push_back(*psc->fs_group);
+  }
+  if (const auto& sc = c.security_context) {
+    if (sc->run_as_user) sec.run_as_user = sc->run_as_user;
+    if (sc->run_as_group) sec.run_as_group = sc->run_as_group;
+    sec.privileged = sc->privileged.value_or(false);
+    sec.readonly_rootfs = sc->read_only_root_filesystem.value_or(false);
+    sec.no_new_privs = sc->allow_privilege_escalation.has_value() && !*sc->allow_privilege_escalation;
+    if (sc->capabilities) {
+      sec.add_capabilities = sc->capabilities->add;
+      sec.drop_capabilities = sc->capabilities->drop;
+    }
+  }
+  if (!sec.privileged) {
+    sec.masked_paths = kMaskedPaths;
+    sec.readonly_paths = kReadonlyPaths;
+  }
+  sec.seccomp = cri::SecurityProfile{cri::SecurityProfile::Type::Unconfined, ""};
+
+  auto id = runtime_.createContainer(sandbox_id, cc, sandbox);
+  if (!id) {
+    events_.record(ref, "Warning", "Failed", "Error: " + id.error().message);
+    return {false, {"CreateContainerError", id.error().message}};
+  }
+  events_.record(ref, "Normal", "Created", "Created container: " + c.name);
+  if (prev && prev->exited()) {
+    // A restart: the next one waits longer (the kubelet's crash-loop back-off).
+    const MonoTime finished = toMonotonic(prev->status.finished_at, clock_.monotonicNow(), clock_.systemNow());
+    crash_backoff_.next(backoffKey(pod, c), finished);
+  }
+  if (auto s = runtime_.startContainer(*id); !s) {
+    events_.record(ref, "Warning", "Failed", "Error: " + s.error().message);
+    return {false, {"RunContainerError", s.error().message}};
+  }
+  events_.record(ref, "Normal", "Started", "Started container " + c.name);
+  if (c.lifecycle && c.lifecycle->post_start && c.lifecycle->post_start->exec) {
+    const auto timeout = std::chrono::seconds(pod.spec.termination_grace_period_seconds.value_or(30));
+    auto r = runtime_.execSync(*id, c.lifecycle->post_start->exec->command, timeout);
+    if (!r || r->exit_code != 0) {
+      const std::string msg = !r ? r.error().message : "exit code " + std::to_string(r->exit_code) + ": " + r->stdout_ + r->stderr_;
+      events_.record(ref, "Warning", "FailedPostStartHook", "PostStartHook failed: " + msg);
+      (void)runtime_.stopContainer(*id, kMinGraceSeconds);
+      return {false, {"PostStartHookError", msg}};
+    }
+  }
+  return {true, {}};
+}
+
+SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& status) {
+  SyncResult res;
+  // After a restart of nodelet the back-off continues from what the runtime shows.
+  for (const auto* list : {&pod.spec.init_containers, &pod.spec.containers}) {
+    for (const auto& c : *list) {
+      const RuntimeContainer* last = status.latest(c.name);
+      if (last && last->exited() && last->restart_count > 0)
+        crash_backoff_.seed(backoffKey(pod, c), last->restart_count,
+                            toMonotonic(last->status.finished_at, clock_.monotonicNow(), clock_.systemNow()));
+    }
+  }
+  const PodActions a = computePodActions(pod, status, {clock_.monotonicNow(), clock_.systemNow(), &crash_backoff_});
+  res.waiting = a.waiting;
+  res.requeue_after = a.requeue_after;
+  res.pod_done = a.pod_done;
+  if (a.kill_pod) {
+    if (a.create_sandbox)
+      events_.record(podRef(pod), "Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.");
+    if (auto s = killPod(&pod, status); !s) {
+      res.error = s;
+      return res;
+    }
+  }
+  const int64_t grace = pod.spec.termination_grace_period_seconds.value_or(30);
+  for (const auto& k : a.containers_to_kill) {
+    for (const auto& c : status.containers) {
+      if (c.status.id != k.id) continue;
+      if (!k.message.empty()) events_.record(containerRef(pod, k.name), "Normal", "Killing", k.message);
+      if (c.running()) stopContainer(&pod, c, grace);
+      else (void)runtime_.removeContainer(c.status.id);
+    }
+  }
+  if (a.pod_done || (!a.create_sandbox && a.sandbox_id.empty())) return res;
+
+  std::string sandbox_id = a.sandbox_id;
+  const uint32_t attempt = a.create_sandbox ? a.attempt : status.currentSandbox()->attempt;
+  const cri::PodSandboxConfig sandbox = sandboxConfig(pod, attempt);
+  std::string pod_ip;
+  if (a.create_sandbox) {
+    std::error_code ec;
+    fs::create_directories(sandbox.log_directory, ec);
+    fs::create_directories(podDir(pod.metadata.uid), ec);
+    for (const auto& [reason, msg] : network::podDnsConfig(pod, o_.dns).warnings)
+      events_.record(podRef(pod), "Warning", reason, msg);
+    auto id = runtime_.runPodSandbox(sandbox, o_.runtime_handler);
+    if (!id) {
+      events_.record(podRef(pod), "Warning", "FailedCreatePodSandBox",
+                     "Failed to create pod sandbox: " + id.error().message);
+      res.error = std::unexpected(id.error().wrap("RunPodSandbox"));
+      res.requeue_after = std::chrono::seconds(2);
+      return res;
+    }
+    sandbox_id = *id;
+    if (!pod.spec.host_network) {
+      if (auto ss = runtime_.podSandboxStatus(sandbox_id, false)) pod_ip = ss->ip;
+    }
+  } else if (const auto* sb = status.currentSandbox()) {
+    pod_ip = sb->ip;
+  }
+  if (!pod.spec.host_network) {
+    const fs::path hosts = fs::path(podDir(pod.metadata.uid)) / "etc-hosts";
+    if (a.create_sandbox || !fs::exists(hosts)) {
+      std::vector<std::string> ips;
+      if (!pod_ip.empty()) ips.push_back(pod_ip);
+      std::error_code ec;
+      fs::create_directories(hosts.parent_path(), ec);
+      writeFileAtomic(hosts, network::managedHostsFile(ips, network::podHostname(pod), "", pod.spec.host_aliases), 0644);
+    }
+  }
+  // A new sandbox starts from a clean slate: containers of older sandboxes are history only.
+  for (const auto& name : a.init_to_start) {
+    const api::Container* c = api::findContainer(pod.spec, name);
+    if (!c) continue;
+    auto r = startContainer(pod, *c, api::isSidecar(*c) ? "sidecar" : "init", sandbox_id, sandbox, pod_ip, status);
+    if (!r.ok) {
+      res.waiting[name] = r.waiting;
+      if (!res.requeue_after) res.requeue_after = std::chrono::seconds(2);
+      break;  // init containers go one at a time
+    }
+  }
+  for (const auto& name : a.containers_to_start) {
+    const api::Container* c = api::findContainer(pod.spec, name);
+    if (!c) continue;
+    auto r = startContainer(pod, *c, "app", sandbox_id, sandbox, pod_ip, status);
+    if (!r.ok) {
+      res.waiting[name] = r.waiting;
+      if (!res.requeue_after) res.requeue_after = std::chrono::seconds(2);
+    }
+  }
+  return res;
+}
+
+void RuntimeManager::stopContainer(const api::Pod* pod, const RuntimeContainer& c, int64_t grace) {
+  const MonoTime start = clock_.monotonicNow();
+  if (pod) events_.record(containerRef(*pod, c.status.name), "Normal", "Killing", "Stopping container " + c.status.name);
+  const api::Container* spec = pod ? api::findContainer(pod->spec, c.status.name) : nullptr;
+  if (spec && spec->lifecycle && spec->lifecycle->pre_stop && spec->lifecycle->pre_stop->exec) {
+    auto r = runtime_.execSync(c.status.id, spec->lifecycle->pre_stop->exec->command,
+                               std::chrono::seconds(std::max<int64_t>(grace, 1)));
+    if ((!r || r->exit_code != 0) && pod) {
+      events_.record(containerRef(*pod, c.status.name), "Warning", "FailedPreStopHook",
+                     "PreStopHook failed: " + (!r ? r.error().message : "exit code " + std::to_string(r->exit_code)));
+    }
+  } else if (spec && spec->lifecycle && spec->lifecycle->pre_stop && spec->lifecycle->pre_stop->sleep) {
+    (void)runtime_.execSync(c.status.id, {"sleep", std::to_string(spec->lifecycle->pre_stop->sleep->seconds)},
+                            std::chrono::seconds(std::max<int64_t>(grace, 1)));
+  }
+  const int64_t spent = std::chrono::duration_cast<std::chrono::seconds>(clock_.monotonicNow() - start).count();
+  const int64_t left = std::max(kMinGraceSeconds, grace - spent);
+  if (auto s = runtime_.stopContainer(c.status.id, grace == 0 ? 0 : left); !s) {
+    NODELET_LOG(warn, Agent, "StopContainer {} ({}): {}", c.status.id, c.status.name, s.error().message);
+  }
+}
+
+Status RuntimeManager::killPod(const api::Pod* pod, const PodRuntimeStatus& st, std::optional<int64_t> grace_override) {
+  int64_t grace = 30;
+  if (pod && pod->spec.termination_grace_period_seconds) grace = *pod->spec.termination_grace_period_seconds;
+  else if (!st.containers.empty())
+    grace = labels::intAnnotation(st.containers[0].status.annotations, labels::kTerminationGracePeriod).value_or(30);
+  if (grace_override) grace = *grace_override;
+  std::vector<const RuntimeContainer*> mains, sidecars;
+  for (const auto& c : st.containers) {
+    if (!c.running() && c.status.state != cri::ContainerState::Created) continue;
+    (c.type == "sidecar" ? sidecars : mains).push_back(&c);
+  }
+  {  // app and init containers stop in parallel
+    std::vector<std::jthread> stops;
+    for (const auto* c : mains) stops.emplace_back([this, pod, c, grace] { stopContainer(pod, *c, grace); });
+  }
+  // Sidecars after them, in reverse order of the spec.
+  if (pod) {
+    std::vector<const RuntimeContainer*> ordered;
+    for (auto it = pod->spec.init_containers.rbegin(); it != pod->spec.init_containers.rend(); ++it)
+      for (const auto* c : sidecars)
+        if (c->status.name == it->name) ordered.push_back(c);
+    for (const auto* c : sidecars)
+      if (std::find(ordered.begin(), ordered.end(), c) == ordered.end()) ordered.push_back(c);
+    sidecars = ordered;
+  }
+  for (const auto* c : sidecars) stopContainer(pod, *c, grace);
+  Status result;
+  for (const auto& s : st.sandboxes) {
+    if (s.state != cri::SandboxState::Ready) continue;
+    if (auto r = runtime_.stopPodSandbox(s.id); !r) result = std::unexpected(r.error().wrap("StopPodSandbox"));
+  }
+  return result;
+}
+
+Status RuntimeManager::removePod(const PodRuntimeStatus& st) {
+  Status result;
+  for (const auto& c : st.containers) {
+    if (auto r = runtime_.removeContainer(c.status.id); !r && r.error().code != ErrorCode::NotFound)
+      result = std::unexpected(r.error().wrap("RemoveContainer"));
+  }
+  for (const auto& s : st.sandboxes) {
+    if (auto r = runtime_.stopPodSandbox(s.id); !r) result = std::unexpected(r.error().wrap("StopPodSandbox"));
+    if (auto r = runtime_.removePodSandbox(s.id); !r) result = std::unexpected(r.error().wrap("RemovePodSandbox"));
+  }
+  if (!result) return result;
+  if (st.uid.empty() || st.uid.find('/') != std::string::npos || st.uid.starts_with(".")) return result;
+  // The pod's directory (unmount memory-backed emptyDirs first), its logs and its cgroup.
+  std::error_code ec;
+  const fs::path empty_dirs = fs::path(podDir(st.uid)) / "volumes" / "kubernetes.io~empty-dir";
+  if (fs::is_directory(empty_dirs, ec)) {
+    for (const auto& e : fs::directory_iterator(empty_dirs, ec)) ::umount2(e.path().c_str(), MNT_DETACH);
+  }
+  fs::remove_all(podDir(st.uid), ec);
+  if (!st.name.empty()) fs::remove_all(o_.pod_logs_dir + "/" + st.namespace_ + "_" + st.name + "_" + st.uid, ec);
+  for (const char* qos : {"Guaranteed", "Burstable", "BestEffort"}) {
+    const std::string rel = podCgroupParent(o_.cgroup_root, qos, st.uid);
+    for (const auto& h : fs::directory_iterator("/sys/fs/cgroup", ec)) {
+      const fs::path d = h.path() / rel.substr(1);
+      if (fs::is_directory(d)) {
+        // Container cgroups are gone with the containers; only empty directories remain.
+        for (const auto& sub : fs::directory_iterator(d, ec))
+          if (sub.is_directory()) ::rmdir(sub.path().c_str());
+        ::rmdir(d.c_str());
+      }
+    }
+  }
+  return result;
+}
+
+void RuntimeManager::garbageCollect(const PodRuntimeStatus& st) {
+  std::map<std::string, int> dead_seen;
+  for (const auto& c : st.containers) {  // newest first
+    if (!c.exited()) continue;
+    if (++dead_seen[c.status.name] > 1) (void)runtime_.removeContainer(c.status.id);
+  }
+  for (size_t i = 1; i < st.sandboxes.size(); ++i) {
+    const auto& s = st.sandboxes[i];
+    if (s.state == cri::SandboxState::Ready) continue;
+    bool in_use = false;
+    for (const auto& c : st.containers) in_use = in_use || (c.sandbox_id == s.id && c.running());
+    if (in_use) continue;
+    (void)runtime_.removePodSandbox(s.id);
+  }
+}
+
+}  // namespace nodelet::agent

@@ -1,0 +1,104 @@
+#pragma once
+// The half of a pod sync that talks to the runtime: reads a pod's sandboxes and containers,
+// carries out the planner's actions (sandbox, images, containers), kills pods gracefully
+// (preStop, grace period, sidecars last), and removes what a gone pod leaves behind.
+#include <map>
+#include <optional>
+#include <string>
+
+#include "agent/backoff.h"
+#include "agent/core/clock.h"
+#include "agent/core/pod.h"
+#include "agent/events.h"
+#include "agent/planner.h"
+#include "agent/runtime_pod.h"
+#include "cri/runtime_service.h"
+#include "network/dns.h"
+
+namespace nodelet::agent {
+
+struct RuntimeManagerOptions {
+  std::string node_name;
+  std::string root_dir{"/var/lib/nodelet"};
+  std::string pod_logs_dir{"/var/log/pods"};
+  std::string cgroup_root;  // pods go under <cgroupRoot>/kubepods/...
+  network::DnsSettings dns;
+  std::string node_ip;
+  std::string runtime_handler;
+  int64_t node_cpu_milli{1000};    // for resourceFieldRef without a limit
+  int64_t node_memory_bytes{1 << 30};
+};
+
+struct SyncResult {
+  std::map<std::string, Waiting> waiting;
+  std::optional<Duration> requeue_after;
+  bool pod_done{false};
+  Status error;
+};
+
+class RuntimeManager {
+ public:
+  RuntimeManager(cri::RuntimeService& runtime, cri::ImageService& images, Clock& clock,
+                 EventRecorder& events, RuntimeManagerOptions options);
+
+  // Every pod this nodelet owns (by UID), from one ListPodSandbox and one ListContainers: what
+  // the PLEG compares. Container details (exit codes, times) are not filled.
+  Result<std::map<std::string, PodRuntimeStatus>> listPods();
+  // One pod in full: sandbox IPs and every container's status.
+  Result<PodRuntimeStatus> podStatus(const std::string& uid);
+
+  SyncResult syncPod(const api::Pod& pod, const PodRuntimeStatus& status);
+  // Stops the pod's containers (preStop hooks, then StopContainer with the remaining grace;
+  // app containers in parallel, then sidecars in reverse order) and its sandboxes.
+  Status killPod(const api::Pod* pod, const PodRuntimeStatus& status,
+                 std::optional<int64_t> grace_override = std::nullopt);
+  // Removes the containers and sandboxes of a killed pod, and its pod directory and cgroup.
+  Status removePod(const PodRuntimeStatus& status);
+  // Dead containers beyond the newest per name, and dead sandboxes other than the newest.
+  void garbageCollect(const PodRuntimeStatus& status);
+
+  std::string runtimeName() const { return runtime_name_; }
+  Backoff& crashBackoff() { return crash_backoff_; }
+
+ private:
+  struct StartResult {
+    bool ok{false};
+    Waiting waiting;
+  };
+  cri::PodSandboxConfig sandboxConfig(const api::Pod& pod, uint32_t attempt);
+  StartResult startContainer(const api::Pod& pod, const api::Container& c, const char* type,
+                             const std::string& sandbox_id, const cri::PodSandboxConfig& sandbox,
+                             const std::string& pod_ip, const PodRuntimeStatus& status);
+  Result<std::string> ensureImage(const api::Pod& pod, const api::Container& c,
+                                  const cri::PodSandboxConfig& sandbox);
+  Result<std::vector<std::pair<std::string, std::string>>> containerEnv(const api::Pod& pod,
+                                                                        const api::Container& c,
+                                                                        const std::string& pod_ip);
+  Result<std::vector<cri::Mount>> containerMounts(const api::Pod& pod, const api::Container& c,
+                                                  const std::string& pod_ip, int32_t restart_count);
+  void stopContainer(const api::Pod* pod, const RuntimeContainer& c, int64_t grace_seconds);
+  std::string podDir(const std::string& uid) const;
+  std::string cgroupParent(const api::Pod& pod) const;
+
+  cri::RuntimeService& runtime_;
+  cri::ImageService& images_;
+  Clock& clock_;
+  EventRecorder& events_;
+  RuntimeManagerOptions o_;
+  Backoff crash_backoff_{std::chrono::seconds(10), std::chrono::seconds(300)};
+  Backoff image_backoff_{std::chrono::seconds(10), std::chrono::seconds(300)};
+  std::string runtime_name_{"containerd"};
+};
+
+// $(VAR) expansion as the kubelet does it: defined names are replaced, "$$" is a literal "$",
+// anything else (an undefined name, an unclosed reference) stays as written.
+std::string expandVars(const std::string& in, const std::map<std::string, std::string>& vars);
+// The cgroupfs parent of a pod: <root>/kubepods[/burstable|/besteffort]/pod<uid>.
+std::string podCgroupParent(const std::string& cgroup_root, const std::string& qos,
+                            const std::string& uid);
+// Linux resources for a container from its requests and limits (cpu shares, CFS quota, memory
+// limit, oom_score_adj by QoS).
+cri::LinuxResources containerResources(const api::Pod& pod, const api::Container& c,
+                                       int64_t node_memory_bytes);
+
+}  // namespace nodelet::agent

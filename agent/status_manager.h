@@ -1,0 +1,34 @@
+#pragma once
+// The pods' statuses as last computed, for everything that reports them: /pods, `nodelet pods`
+// (through an atomic snapshot file under the root dir, readable by root only), and in cluster
+// mode the API server.
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/core/pod.h"
+
+namespace nodelet::agent {
+
+class StatusManager {
+ public:
+  explicit StatusManager(std::string snapshot_path = "") : snapshot_path_(std::move(snapshot_path)) {}
+
+  void setPodStatus(const api::Pod& pod, api::PodStatus status);
+  void removePod(const std::string& uid);
+  std::optional<api::PodStatus> podStatus(const std::string& uid) const;
+  // Every pod with its status, sorted by namespace and name.
+  std::vector<api::Pod> pods() const;
+  // Writes the snapshot if anything changed since the last write.
+  void flush();
+
+ private:
+  std::string snapshot_path_;
+  mutable std::mutex mu_;
+  std::map<std::string, api::Pod> pods_;  // by UID, status included
+  bool dirty_{false};
+};
+
+}  // namespace nodelet::agent

@@ -1,0 +1,359 @@
+#include "staticpods/manifest.h"
+
+#include <openssl/evp.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+
+#include "agent/core/api_json.h"
+#include "agent/core/quantity.h"
+#include "agent/core/yaml_json.h"
+
+namespace nodelet::staticpods {
+namespace {
+
+using nlohmann::json;
+
+std::string sha256Hex(std::string_view data, size_t hex_len) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len && out.size() < hex_len; ++i) {
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 0xf];
+  }
+  return out;
+}
+
+bool hasExplicitTag(const std::string& image) {
+  // The tag is after the last ':' that follows the last '/' (a registry port is not a tag).
+  const auto slash = image.rfind('/');
+  const auto colon = image.rfind(':');
+  return colon != std::string::npos && (slash == std::string::npos || colon > slash);
+}
+
+void defaultProbe(json& p) {
+  if (!p.is_object()) return;
+  if (!p.contains("timeoutSeconds")) p["timeoutSeconds"] = 1;
+  if (!p.contains("periodSeconds")) p["periodSeconds"] = 10;
+  if (!p.contains("successThreshold")) p["successThreshold"] = 1;
+  if (!p.contains("failureThreshold")) p["failureThreshold"] = 3;
+  if (p.contains("httpGet") && p["httpGet"].is_object()) {
+    auto& h = p["httpGet"];
+    if (!h.contains("scheme")) h["scheme"] = "HTTP";
+    if (!h.contains("path")) h["path"] = "/";
+  }
+}
+
+void defaultContainer(json& c, bool host_network) {
+  if (!c.is_object()) return;
+  if (!c.contains("terminationMessagePath")) c["terminationMessagePath"] = "/dev/termination-log";
+  if (!c.contains("terminationMessagePolicy")) c["terminationMessagePolicy"] = "File";
+  if (!c.contains("imagePullPolicy") && c.contains("image") && c["image"].is_string()) {
+    const std::string image = c["image"];
+    const bool latest = !hasExplicitTag(image) || image.ends_with(":latest");
+    const bool digest = image.find('@') != std::string::npos;
+    c["imagePullPolicy"] = (latest && !digest) ? "Always" : "IfNotPresent";
+  }
+  if (!c.contains("resources")) c["resources"] = json::object();
+  if (c.contains("ports") && c["ports"].is_array()) {
+    for (auto& p : c["ports"]) {
+      if (!p.is_object()) continue;
+      if (!p.contains("protocol")) p["protocol"] = "TCP";
+      // With host networking the host port is the container port.
+      if (host_network && !p.contains("hostPort") && p.contains("containerPort"))
+        p["hostPort"] = p["containerPort"];
+    }
+  }
+  for (const char* probe : {"livenessProbe", "readinessProbe", "startupProbe"})
+    if (c.contains(probe)) defaultProbe(c[probe]);
+  if (c.contains("env") && c["env"].is_array()) {
+    for (auto& e : c["env"]) {
+      if (e.is_object() && e.contains("valueFrom") && e["valueFrom"].is_object() &&
+          e["valueFrom"].contains("fieldRef") && e["valueFrom"]["fieldRef"].is_object() &&
+          !e["valueFrom"]["fieldRef"].contains("apiVersion"))
+        e["valueFrom"]["fieldRef"]["apiVersion"] = "v1";
+    }
+  }
+}
+
+// The API server's defaulting, for the fields a node agent depends on.
+void applyApiDefaults(json& obj) {
+  auto& meta = obj["metadata"];
+  if (!meta.is_object()) return;
+  if (!meta.contains("namespace") || meta["namespace"] == "") meta["namespace"] = "default";
+  auto& spec = obj["spec"];
+  if (!spec.is_object()) return;
+  if (!spec.contains("restartPolicy")) spec["restartPolicy"] = "Always";
+  if (!spec.contains("terminationGracePeriodSeconds")) spec["terminationGracePeriodSeconds"] = 30;
+  if (!spec.contains("dnsPolicy")) spec["dnsPolicy"] = "ClusterFirst";
+  if (!spec.contains("schedulerName")) spec["schedulerName"] = "default-scheduler";
+  if (!spec.contains("securityContext")) spec["securityContext"] = json::object();
+  if (!spec.contains("enableServiceLinks")) spec["enableServiceLinks"] = true;
+  const bool host_network = spec.value("hostNetwork", false) == true;
+  for (const char* list : {"initContainers", "containers"}) {
+    if (spec.contains(list) && spec[list].is_array())
+      for (auto& c : spec[list]) defaultContainer(c, host_network);
+  }
+  if (spec.contains("volumes") && spec["volumes"].is_array()) {
+    for (auto& v : spec["volumes"]) {
+      if (v.is_object() && v.contains("hostPath") && v["hostPath"].is_object() &&
+          !v["hostPath"].contains("type"))
+        v["hostPath"]["type"] = "";
+    }
+  }
+}
+
+// The kubelet's file-source defaulting (after the content hash is taken).
+void applyStaticPodDefaults(json& obj, const ManifestContext& ctx, const std::string& uid) {
+  auto& meta = obj["metadata"];
+  meta["name"] = meta["name"].get<std::string>() + "-" + ctx.node_name;
+  meta["uid"] = uid;
+  auto& ann = meta["annotations"];
+  if (!ann.is_object()) ann = json::object();
+  ann["kubernetes.io/config.hash"] = uid;
+  ann["kubernetes.io/config.source"] = "file";
+  ann["kubernetes.io/config.seen"] = api::formatTime(ctx.seen);
+  obj["spec"]["nodeName"] = ctx.node_name;
+  // Static pods tolerate every NoExecute taint, so node problems never evict them.
+  auto& tol = obj["spec"]["tolerations"];
+  if (!tol.is_array()) tol = json::array();
+  const json everything = {{"operator", "Exists"}, {"effect", "NoExecute"}};
+  bool present = false;
+  for (const auto& t : tol) present = present || t == everything;
+  if (!present) tol.push_back(everything);
+  obj["status"] = {{"phase", "Pending"}};
+}
+
+const std::regex& dns1123Label() {
+  static const std::regex r("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$");
+  return r;
+}
+const std::regex& dns1123Subdomain() {
+  static const std::regex r("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$");
+  return r;
+}
+
+void checkProbe(const std::optional<api::Probe>& p, const std::string& path, bool must_succeed_once,
+                std::vector<std::string>& errs) {
+  if (!p) return;
+  if (p->period_seconds < 1) errs.push_back(path + ".periodSeconds: must be at least 1");
+  if (p->timeout_seconds < 1) errs.push_back(path + ".timeoutSeconds: must be at least 1");
+  if (p->failure_threshold < 1) errs.push_back(path + ".failureThreshold: must be at least 1");
+  if (p->success_threshold < 1) errs.push_back(path + ".successThreshold: must be at least 1");
+  if (must_succeed_once && p->success_threshold != 1)
+    errs.push_back(path + ".successThreshold: must be 1");
+  if (p->initial_delay_seconds < 0) errs.push_back(path + ".initialDelaySeconds: must be >= 0");
+  if (p->termination_grace_period_seconds && *p->termination_grace_period_seconds < 1)
+    errs.push_back(path + ".terminationGracePeriodSeconds: must be > 0");
+}
+
+void checkContainer(const api::Container& c, const std::string& path, bool init,
+                    const std::set<std::string>& volumes, std::vector<std::string>& errs) {
+  if (c.name.empty()) {
+    errs.push_back(path + ".name: Required value");
+  } else if (c.name.size() > 63 || !std::regex_match(c.name, dns1123Label())) {
+    errs.push_back(path + ".name: Invalid value \"" + c.name +
+                   "\": must be a DNS-1123 label (lowercase alphanumerics and '-', at most 63)");
+  }
+  if (c.image.empty()) errs.push_back(path + ".image: Required value");
+  if (c.image != "" && c.image.find_first_of(" \t\n") != std::string::npos)
+    errs.push_back(path + ".image: Invalid value: must not contain whitespace");
+  for (const auto& policy : {c.image_pull_policy}) {
+    if (policy != "Always" && policy != "IfNotPresent" && policy != "Never")
+      errs.push_back(path + ".imagePullPolicy: Unsupported value \"" + policy +
+                     "\": supported values: \"Always\", \"IfNotPresent\", \"Never\"");
+  }
+  std::set<std::string> port_names;
+  for (size_t i = 0; i < c.ports.size(); ++i) {
+    const auto& p = c.ports[i];
+    const std::string pp = path + ".ports[" + std::to_string(i) + "]";
+    if (p.container_port < 1 || p.container_port > 65535)
+      errs.push_back(pp + ".containerPort: must be between 1 and 65535");
+    if (p.host_port < 0 || p.host_port > 65535)
+      errs.push_back(pp + ".hostPort: must be between 0 and 65535");
+    if (p.protocol != "TCP" && p.protocol != "UDP" && p.protocol != "SCTP")
+      errs.push_back(pp + ".protocol: Unsupported value \"" + p.protocol + "\"");
+    if (!p.name.empty() && !port_names.insert(p.name).second)
+      errs.push_back(pp + ".name: Duplicate value \"" + p.name + "\"");
+  }
+  for (size_t i = 0; i < c.env.size(); ++i) {
+    const auto& e = c.env[i];
+    if (e.name.empty() || e.name.find('=') != std::string::npos)
+      errs.push_back(path + ".env[" + std::to_string(i) + "].name: Invalid value \"" + e.name + "\"");
+  }
+  for (const auto& [k, v] : c.resources.limits) {
+    if (!api::parseQuantity(v)) errs.push_back(path + ".resources.limits." + k + ": invalid quantity \"" + v + "\"");
+  }
+  for (const auto& [k, v] : c.resources.requests) {
+    if (!api::parseQuantity(v)) errs.push_back(path + ".resources.requests." + k + ": invalid quantity \"" + v + "\"");
+  }
+  std::set<std::string> mount_paths;
+  for (size_t i = 0; i < c.volume_mounts.size(); ++i) {
+    const auto& m = c.volume_mounts[i];
+    const std::string mp = path + ".volumeMounts[" + std::to_string(i) + "]";
+    if (!volumes.contains(m.name)) errs.push_back(mp + ".name: Not found: \"" + m.name + "\"");
+    if (m.mount_path.empty() || m.mount_path[0] != '/')
+      errs.push_back(mp + ".mountPath: must be an absolute path");
+    else if (!mount_paths.insert(m.mount_path).second)
+      errs.push_back(mp + ".mountPath: must be unique");
+    if (!m.sub_path.empty() && (m.sub_path[0] == '/' || m.sub_path == ".." ||
+                                m.sub_path.starts_with("../") || m.sub_path.find("/../") != std::string::npos ||
+                                m.sub_path.ends_with("/..")))
+      errs.push_back(mp + ".subPath: must be a relative path without '..'");
+  }
+  if (init) {
+    if (c.restart_policy && *c.restart_policy != "Always")
+      errs.push_back(path + ".restartPolicy: Unsupported value \"" + *c.restart_policy +
+                     "\": supported values: \"Always\"");
+    if (!api::isSidecar(c) && (c.liveness_probe || c.readiness_probe || c.startup_probe))
+      errs.push_back(path + ": probes are allowed only on restartable init containers");
+  } else if (c.restart_policy) {
+    errs.push_back(path + ".restartPolicy: Forbidden: only init containers may set restartPolicy");
+  }
+  checkProbe(c.liveness_probe, path + ".livenessProbe", true, errs);
+  checkProbe(c.readiness_probe, path + ".readinessProbe", false, errs);
+  checkProbe(c.startup_probe, path + ".startupProbe", true, errs);
+  if (c.termination_message_policy != "File" && c.termination_message_policy != "FallbackToLogsOnError")
+    errs.push_back(path + ".terminationMessagePolicy: Unsupported value \"" +
+                   c.termination_message_policy + "\"");
+}
+
+}  // namespace
+
+std::vector<std::string> validatePod(const api::Pod& pod) {
+  std::vector<std::string> errs;
+  const auto& m = pod.metadata;
+  if (m.name.empty()) {
+    errs.push_back("metadata.name: Required value");
+  } else if (m.name.size() > 253 || !std::regex_match(m.name, dns1123Subdomain())) {
+    errs.push_back("metadata.name: Invalid value \"" + m.name +
+                   "\": must be a DNS-1123 subdomain (lowercase alphanumerics, '-' and '.')");
+  }
+  if (m.namespace_.size() > 63 || !std::regex_match(m.namespace_, dns1123Label()))
+    errs.push_back("metadata.namespace: Invalid value \"" + m.namespace_ + "\": must be a DNS-1123 label");
+  const auto& s = pod.spec;
+  if (s.containers.empty()) errs.push_back("spec.containers: Required value");
+  std::set<std::string> volumes;
+  for (size_t i = 0; i < s.volumes.size(); ++i) {
+    const auto& v = s.volumes[i];
+    const std::string vp = "spec.volumes[" + std::to_string(i) + "]";
+    if (v.name.empty() || v.name.size() > 63 || !std::regex_match(v.name, dns1123Label()))
+      errs.push_back(vp + ".name: Invalid value \"" + v.name + "\": must be a DNS-1123 label");
+    else if (!volumes.insert(v.name).second)
+      errs.push_back(vp + ".name: Duplicate value \"" + v.name + "\"");
+    switch (v.kind) {
+      case api::Volume::Kind::EmptyDir:
+        if (!v.medium.empty() && v.medium != "Memory")
+          errs.push_back(vp + ".emptyDir.medium: Unsupported value \"" + v.medium + "\"");
+        if (!v.size_limit.empty() && !api::parseQuantity(v.size_limit))
+          errs.push_back(vp + ".emptyDir.sizeLimit: invalid quantity \"" + v.size_limit + "\"");
+        break;
+      case api::Volume::Kind::HostPath: {
+        if (v.path.empty() || v.path[0] != '/')
+          errs.push_back(vp + ".hostPath.path: must be an absolute path");
+        static const std::set<std::string> kTypes = {"", "DirectoryOrCreate", "Directory",
+                                                     "FileOrCreate", "File", "Socket",
+                                                     "CharDevice", "BlockDevice"};
+        if (!kTypes.contains(v.host_path_type))
+          errs.push_back(vp + ".hostPath.type: Unsupported value \"" + v.host_path_type + "\"");
+        break;
+      }
+      case api::Volume::Kind::Other:
+        errs.push_back(vp + "." + v.other_kind + ": Unsupported volume type: nodelet supports "
+                       "emptyDir and hostPath volumes in this version");
+        break;
+    }
+  }
+  std::set<std::string> names;
+  auto each = [&](const std::vector<api::Container>& list, const char* field, bool init) {
+    for (size_t i = 0; i < list.size(); ++i) {
+      const std::string path = std::string("spec.") + field + "[" + std::to_string(i) + "]";
+      checkContainer(list[i], path, init, volumes, errs);
+      if (!list[i].name.empty() && !names.insert(list[i].name).second)
+        errs.push_back(path + ".name: Duplicate value \"" + list[i].name + "\"");
+    }
+  };
+  each(s.init_containers, "initContainers", true);
+  each(s.containers, "containers", false);
+  if (s.restart_policy != "Always" && s.restart_policy != "OnFailure" && s.restart_policy != "Never")
+    errs.push_back("spec.restartPolicy: Unsupported value \"" + s.restart_policy +
+                   "\": supported values: \"Always\", \"OnFailure\", \"Never\"");
+  if (s.dns_policy != "ClusterFirst" && s.dns_policy != "ClusterFirstWithHostNet" &&
+      s.dns_policy != "Default" && s.dns_policy != "None")
+    errs.push_back("spec.dnsPolicy: Unsupported value \"" + s.dns_policy + "\"");
+  if (s.dns_policy == "None" && !s.dns_config)
+    errs.push_back("spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None");
+  if (s.termination_grace_period_seconds && *s.termination_grace_period_seconds < 0)
+    errs.push_back("spec.terminationGracePeriodSeconds: must be >= 0");
+  if (s.active_deadline_seconds && *s.active_deadline_seconds < 1)
+    errs.push_back("spec.activeDeadlineSeconds: must be at least 1");
+  if (s.host_network) {
+    for (const auto* list : {&s.init_containers, &s.containers})
+      for (const auto& c : *list)
+        for (const auto& p : c.ports)
+          if (p.host_port != 0 && p.host_port != p.container_port)
+            errs.push_back("spec.containers[*].ports.hostPort: must match containerPort when hostNetwork is true");
+  }
+  return errs;
+}
+
+Result<StaticPod> parseManifest(std::string_view content, const ManifestContext& ctx) {
+  if (content.size() > kMaxManifestBytes)
+    return fail(ErrorCode::InvalidArgument, "manifest is " + std::to_string(content.size()) +
+                                                " bytes, more than the " +
+                                                std::to_string(kMaxManifestBytes) + " allowed");
+  auto text = yamlToJson(content);
+  if (!text) return std::unexpected(text.error());
+  json obj = json::parse(*text, nullptr, false);
+  if (!obj.is_object()) return fail(ErrorCode::InvalidArgument, "expected a Pod object");
+  const std::string kind = obj.value("kind", "");
+  const std::string api_version = obj.value("apiVersion", "");
+  if (kind != "Pod")
+    return fail(ErrorCode::InvalidArgument, "kind: expected \"Pod\", got \"" + kind + "\"");
+  if (api_version != "v1")
+    return fail(ErrorCode::InvalidArgument, "apiVersion: expected \"v1\", got \"" + api_version + "\"");
+  if (!obj.contains("metadata") || !obj["metadata"].is_object())
+    return fail(ErrorCode::InvalidArgument, "metadata: Required value");
+  if (!obj["metadata"].contains("name") || !obj["metadata"]["name"].is_string() ||
+      obj["metadata"]["name"] == "")
+    return fail(ErrorCode::InvalidArgument, "metadata.name: Required value");
+  applyApiDefaults(obj);
+
+  // Type-check and validate before naming, so errors speak of the file's own name.
+  auto typed = api::decodePod(obj.dump());
+  if (!typed) return std::unexpected(typed.error());
+  auto errs = validatePod(*typed);
+  if (!errs.empty()) {
+    std::string msg = errs[0];
+    for (size_t i = 1; i < errs.size(); ++i) msg += "; " + errs[i];
+    return fail(ErrorCode::InvalidArgument, msg);
+  }
+
+  std::string uid = obj["metadata"].value("uid", "");
+  if (uid.empty()) {
+    // Content + node + path: any edit, another node or another file is another pod.
+    uid = sha256Hex(obj.dump() + "\nhost:" + ctx.node_name + "\nfile:" + ctx.source_path, 32);
+  }
+  applyStaticPodDefaults(obj, ctx, uid);
+  const std::string final_name = obj["metadata"]["name"];
+  if (final_name.size() > 253)
+    return fail(ErrorCode::InvalidArgument, "metadata.name: \"" + final_name +
+                                                "\" (with the node name) is longer than 253");
+  auto pod = api::decodePod(obj.dump());
+  if (!pod) return std::unexpected(pod.error());
+  return StaticPod{std::move(*pod), obj.dump(), ctx.source_path};
+}
+
+bool isManifestCandidate(std::string_view name) {
+  if (name.empty() || name[0] == '.') return false;  // dotfiles, .#emacs locks, .swp
+  if (name.ends_with("~") || name.ends_with(".swp") || name.ends_with(".swx") ||
+      name.ends_with(".tmp") || name.ends_with(".bak"))
+    return false;
+  return true;
+}
+
+}  // namespace nodelet::staticpods
