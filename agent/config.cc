@@ -112,8 +112,9 @@ Result<std::chrono::milliseconds> parseDuration(std::string_view s) {
   if (i == s.size()) return bad();
   while (i < s.size()) {
     size_t start = i;
-    while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) ++i;
-    if (start == i) return bad();
+    int dots = 0;
+    while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) dots += s[i++] == '.';
+    if (start == i || dots > 1) return bad();
     long double v = 0;
     try {
       v = std::stold(std::string(s.substr(start, i - start)));

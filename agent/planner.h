@@ -18,11 +18,13 @@ struct ContainerToKill {
   std::string name;
   std::string reason;   // for the Killing event
   std::string message;
+  bool operator==(const ContainerToKill&) const = default;
 };
 
 struct Waiting {
   std::string reason;  // CrashLoopBackOff, PodInitializing, ...
   std::string message;
+  bool operator==(const Waiting&) const = default;
 };
 
 struct PodActions {

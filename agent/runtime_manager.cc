@@ -76,8 +76,10 @@ RuntimeContainer fromList(const cri::Container& c) {
 void sortNewestFirst(PodRuntimeStatus& p) {
   std::stable_sort(p.sandboxes.begin(), p.sandboxes.end(),
                    [](const auto& a, const auto& b) { return a.created_at > b.created_at; });
+  // Newest first; on equal creation times the higher restart count is the newer container.
   std::stable_sort(p.containers.begin(), p.containers.end(), [](const auto& a, const auto& b) {
-    return a.status.created_at > b.status.created_at;
+    if (a.status.created_at != b.status.created_at) return a.status.created_at > b.status.created_at;
+    return a.restart_count > b.restart_count;
   });
 }
 

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <nlohmann/json.hpp>
+#include <algorithm>
 #include <regex>
 #include <set>
 
@@ -110,7 +111,9 @@ void applyApiDefaults(json& obj) {
 // The kubelet's file-source defaulting (after the content hash is taken).
 void applyStaticPodDefaults(json& obj, const ManifestContext& ctx, const std::string& uid) {
   auto& meta = obj["metadata"];
-  meta["name"] = meta["name"].get<std::string>() + "-" + ctx.node_name;
+  std::string node = ctx.node_name;
+  std::transform(node.begin(), node.end(), node.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  meta["name"] = meta["name"].get<std::string>() + "-" + node;
   meta["uid"] = uid;
   auto& ann = meta["annotations"];
   if (!ann.is_object()) ann = json::object();

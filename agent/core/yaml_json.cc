@@ -1,9 +1,13 @@
 #include "agent/core/yaml_json.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <nlohmann/json.hpp>
+#include <map>
+#include <optional>
 #include <regex>
+#include <sstream>
 
 namespace nodelet {
 namespace {
@@ -32,34 +36,102 @@ json resolvePlain(const std::string& s) {
   return s;
 }
 
-json toJson(const YAML::Node& n, int depth) {
-  if (depth > 64) throw std::runtime_error("document nested deeper than 64 levels");
-  switch (n.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      return nullptr;
-    case YAML::NodeType::Scalar:
-      // Tag "!" marks a quoted (non-plain) scalar: always a string.
-      if (n.Tag() == "!" || n.Tag() == "tag:yaml.org,2002:str") return n.Scalar();
-      return resolvePlain(n.Scalar());
-    case YAML::NodeType::Sequence: {
-      json a = json::array();
-      for (const auto& item : n) a.push_back(toJson(item, depth + 1));
-      return a;
+// Builds JSON straight from the parser's events. yaml-cpp's own loaders are not used: on some
+// malformed input (a top-level ',' for one) its parser yields an endless stream of empty
+// documents, and LoadAll collects them until memory runs out. Here documents are counted and
+// every node (aliases expanded) is counted against a cap, so hostile input fails fast.
+constexpr size_t kMaxNodes = 200'000;
+constexpr size_t kMaxDepth = 64;
+
+class JsonBuilder final : public YAML::EventHandler {
+ public:
+  std::optional<json> root;
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t anchor) override {
+    if (expectingKey()) throw std::runtime_error("mapping keys must not be null");
+    add(nullptr, anchor, 1);
+  }
+  void OnAlias(const YAML::Mark&, YAML::anchor_t anchor) override {
+    auto it = anchors_.find(anchor);
+    if (it == anchors_.end()) throw std::runtime_error("unknown alias");
+    if (expectingKey()) {
+      if (!it->second.first.is_string()) throw std::runtime_error("mapping keys must be scalars");
+      stack_.back().key = it->second.first.get<std::string>();
+      return;
     }
-    case YAML::NodeType::Map: {
-      json o = json::object();
-      for (const auto& kv : n) {
-        if (!kv.first.IsScalar()) throw std::runtime_error("mapping keys must be scalars");
-        const std::string key = kv.first.Scalar();
-        if (o.contains(key)) throw std::runtime_error("duplicate key \"" + key + "\"");
-        o[key] = toJson(kv.second, depth + 1);
-      }
-      return o;
+    add(it->second.first, 0, it->second.second);
+  }
+  void OnScalar(const YAML::Mark&, const std::string& tag, YAML::anchor_t anchor,
+                const std::string& value) override {
+    if (expectingKey()) {
+      auto& top = stack_.back();
+      if (top.value.contains(value)) throw std::runtime_error("duplicate key \"" + value + "\"");
+      top.key = value;
+      if (anchor) anchors_[anchor] = {json(value), 1};
+      return;
+    }
+    // Tag "!" marks a quoted (non-plain) scalar: always a string.
+    const bool plain = tag == "?" || tag.empty();
+    add(plain ? resolvePlain(value) : json(value), anchor, 1);
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    push(json::array(), anchor);
+  }
+  void OnSequenceEnd() override { pop(); }
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    push(json::object(), anchor);
+  }
+  void OnMapEnd() override { pop(); }
+
+ private:
+  struct Frame {
+    json value;
+    YAML::anchor_t anchor;
+    size_t nodes_at_start;
+    std::optional<std::string> key;
+  };
+  bool expectingKey() const { return !stack_.empty() && stack_.back().value.is_object() && !stack_.back().key; }
+  void count(size_t n) {
+    nodes_ += n;
+    if (nodes_ > kMaxNodes) throw std::runtime_error("document expands to more than 200000 nodes");
+  }
+  void push(json v, YAML::anchor_t anchor) {
+    if (expectingKey()) throw std::runtime_error("mapping keys must be scalars");
+    if (stack_.size() >= kMaxDepth) throw std::runtime_error("document nested deeper than 64 levels");
+    count(1);
+    stack_.push_back({std::move(v), anchor, nodes_, std::nullopt});
+  }
+  void pop() {
+    Frame f = std::move(stack_.back());
+    stack_.pop_back();
+    const size_t size = nodes_ - f.nodes_at_start + 1;
+    nodes_ -= size;  // add() counts the finished collection as a whole
+    add(std::move(f.value), f.anchor, size);
+  }
+  void add(json v, YAML::anchor_t anchor, size_t size) {
+    count(size);
+    if (anchor) anchors_[anchor] = {v, size};
+    if (stack_.empty()) {
+      root = std::move(v);
+      return;
+    }
+    auto& top = stack_.back();
+    if (top.value.is_object()) {
+      top.value[*top.key] = std::move(v);
+      top.key.reset();
+    } else {
+      top.value.push_back(std::move(v));
     }
   }
-  return nullptr;
-}
+
+  std::vector<Frame> stack_;
+  std::map<YAML::anchor_t, std::pair<json, size_t>> anchors_;
+  size_t nodes_{0};
+};
 
 void emit(YAML::Emitter& out, const json& j) {
   if ((j.is_object() || j.is_array()) && j.empty()) {
@@ -95,17 +167,18 @@ void emit(YAML::Emitter& out, const json& j) {
 
 Result<std::string> yamlToJson(std::string_view yaml) {
   try {
-    auto docs = YAML::LoadAll(std::string(yaml));
-    std::vector<YAML::Node> real;
-    for (auto& d : docs) {
-      if (!d.IsNull()) real.push_back(d);
+    std::istringstream in{std::string(yaml)};
+    YAML::Parser parser(in);
+    std::vector<json> docs;
+    // At most a few documents are looked at: one is wanted, a second is an error.
+    for (int i = 0; i < 4 && docs.size() < 2; ++i) {
+      JsonBuilder b;
+      if (!parser.HandleNextDocument(b)) break;
+      if (b.root && !b.root->is_null()) docs.push_back(std::move(*b.root));
     }
-    if (real.empty()) return fail(ErrorCode::InvalidArgument, "empty document");
-    if (real.size() > 1) {
-      return fail(ErrorCode::InvalidArgument,
-                  "found " + std::to_string(real.size()) + " documents, expected one");
-    }
-    return toJson(real.front(), 0).dump();
+    if (docs.empty()) return fail(ErrorCode::InvalidArgument, "empty document");
+    if (docs.size() > 1) return fail(ErrorCode::InvalidArgument, "found 2 documents, expected one");
+    return docs.front().dump();
   } catch (const YAML::Exception& e) {
     return fail(ErrorCode::InvalidArgument, std::string("invalid YAML: ") + e.what());
   } catch (const std::exception& e) {

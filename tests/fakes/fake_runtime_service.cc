@@ -132,6 +132,11 @@ std::optional<cri::PodSandboxConfig> FakeRuntimeService::sandboxConfig(const std
   return it->second.config;
 }
 
+std::vector<std::string> FakeRuntimeService::stoppedNames() const {
+  std::lock_guard g(mu_);
+  return stopped_names_;
+}
+
 Result<cri::VersionInfo> FakeRuntimeService::version() {
   std::lock_guard g(mu_);
   if (auto e = enter("Version")) return std::unexpected(*e);
@@ -259,6 +264,7 @@ Status FakeRuntimeService::stopContainer(const std::string& id, int64_t) {
   auto it = containers_.find(id);
   if (it == containers_.end()) return std::unexpected(notFound("container", id));
   auto& s = it->second.status;
+  stopped_names_.push_back(s.name);
   if (s.state == cri::ContainerState::Running || s.state == cri::ContainerState::Created) {
     s.state = cri::ContainerState::Exited;
     s.exit_code = 143;

@@ -38,6 +38,8 @@ class FakeRuntimeService final : public cri::RuntimeService {
   std::vector<cri::ContainerStatus> containers() const;
   std::map<std::string, cri::ContainerConfig> containerConfigs() const;
   std::optional<cri::PodSandboxConfig> sandboxConfig(const std::string& id) const;
+  // Names of the containers StopContainer was called for, in call order.
+  std::vector<std::string> stoppedNames() const;
 
   // cri::RuntimeService
   Result<cri::VersionInfo> version() override;
@@ -93,6 +95,7 @@ class FakeRuntimeService final : public cri::RuntimeService {
   std::map<std::string, SandboxRec> sandboxes_;
   std::map<std::string, ContainerRec> containers_;
   std::map<std::string, cri::ExecSyncResult> exec_script_;
+  std::vector<std::string> stopped_names_;
   std::string next_ip_{"10.86.0.2"};
   bool network_ready_{true};
   std::string network_reason_;

@@ -1,0 +1,289 @@
+// The agent end to end against the fake CRI: static pods in, sandboxes and containers out,
+// crash loops, removal, adoption after a restart, orphans, and what is never touched.
+// No real time: the simulated clock moves, the workers are waited for.
+#include "agent/agent.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "agent/labels.h"
+#include "tests/common/simulated_clock.h"
+#include "tests/common/temp_dir.h"
+#include "tests/fakes/fake_runtime_service.h"
+
+namespace nodelet::agent {
+namespace {
+
+const char* kWeb = R"yaml(apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  containers:
+  - name: app
+    image: localhost/nodelet/busybox:1.35
+    command: ["sh", "-c", "echo $(GREETING) from $(POD_NAME)"]
+    env:
+    - {name: GREETING, value: hello}
+    - name: POD_NAME
+      valueFrom: {fieldRef: {fieldPath: metadata.name}}
+    - {name: ESCAPED, value: "$$(GREETING)"}
+)yaml";
+
+const char* kSidecar = R"(apiVersion: v1
+kind: Pod
+metadata: {name: job}
+spec:
+  initContainers:
+  - {name: side, image: localhost/nodelet/busybox:1.35, restartPolicy: Always}
+  containers:
+  - {name: app, image: localhost/nodelet/busybox:1.35}
+)";
+
+class AgentTest : public ::testing::Test {
+ protected:
+  AgentTest() {
+    images_.addImage("localhost/nodelet/busybox:1.35");
+    opts_.node_name = "node-1";
+    opts_.root_dir = (dir_.path() / "root").string();
+    opts_.pod_logs_dir = (dir_.path() / "logs").string();
+    opts_.node_ip = "192.0.2.1";
+    start();
+  }
+  void start() {
+    agent_.reset();
+    runtime_ = std::make_unique<RuntimeManager>(rt_, images_, clock_, events_, opts_);
+    AgentOptions ao;
+    ao.node_ip = "192.0.2.1";
+    ao.max_pods = max_pods_;
+    agent_ = std::make_unique<Agent>(*runtime_, statuses_, events_, clock_, ao);
+  }
+  staticpods::StaticPod manifest(const std::string& text, const std::string& file = "/m/web.yaml") {
+    auto sp = staticpods::parseManifest(text, {"node-1", file, clock_.systemNow()});
+    EXPECT_TRUE(sp) << sp.error().message;
+    return *sp;
+  }
+  void apply(std::vector<staticpods::StaticPod> pods) {
+    staticpods::FileSnapshot s;
+    s.pods = std::move(pods);
+    agent_->onFileSnapshot(s);
+    settle();
+  }
+  void settle() {  // relist and let the workers finish, a few rounds
+    for (int i = 0; i < 3; ++i) {
+      agent_->workers().waitIdle();
+      agent_->relist();
+      agent_->workers().tick();
+    }
+    agent_->workers().waitIdle();
+  }
+  std::vector<cri::ContainerStatus> running() {
+    std::vector<cri::ContainerStatus> out;
+    for (const auto& c : rt_.containers())
+      if (c.state == cri::ContainerState::Running) out.push_back(c);
+    return out;
+  }
+  api::PodStatus status(const std::string& uid) { return statuses_.podStatus(uid).value_or(api::PodStatus{}); }
+  bool hasEvent(const std::string& reason, const std::string& message) {
+    for (const auto& e : events_.events())
+      if (e.reason == reason && e.message.find(message) != std::string::npos) return true;
+    return false;
+  }
+
+  testing::TempDir dir_;
+  testing::SimulatedClock clock_;
+  testing::FakeRuntimeService rt_{clock_};
+  testing::FakeImageService images_;
+  LocalEventRecorder events_{clock_};
+  StatusManager statuses_;
+  RuntimeManagerOptions opts_;
+  int32_t max_pods_{110};
+  std::unique_ptr<RuntimeManager> runtime_;
+  std::unique_ptr<Agent> agent_;
+};
+
+TEST_F(AgentTest, RunsAStaticPodTheWayTheKubeletDoes) {
+  auto web = manifest(kWeb);
+  apply({web});
+  auto sbs = rt_.sandboxes();
+  ASSERT_EQ(sbs.size(), 1u);
+  const auto& l = sbs[0].labels;
+  EXPECT_EQ(l.at("io.kubernetes.pod.name"), "web-node-1");
+  EXPECT_EQ(l.at("io.kubernetes.pod.namespace"), "default");
+  EXPECT_EQ(l.at("io.kubernetes.pod.uid"), web.pod.metadata.uid);
+  EXPECT_EQ(sbs[0].annotations.at("kubernetes.io/config.source"), "file");
+  auto sbc = rt_.sandboxConfig(sbs[0].id);
+  ASSERT_TRUE(sbc);
+  EXPECT_EQ(sbc->hostname, "web-node-1");
+  EXPECT_EQ(sbc->log_directory, opts_.pod_logs_dir + "/default_web-node-1_" + web.pod.metadata.uid);
+  EXPECT_TRUE(std::filesystem::is_directory(sbc->log_directory)) << "nodelet creates the pod log directory";
+  EXPECT_EQ(sbc->cgroup_parent, "/kubepods/besteffort/pod" + web.pod.metadata.uid);
+
+  auto run = running();
+  ASSERT_EQ(run.size(), 1u);
+  EXPECT_EQ(run[0].annotations.at("io.kubernetes.container.restartCount"), "0");
+  EXPECT_EQ(run[0].labels.at("io.kubernetes.container.name"), "app");
+  const auto cfg = rt_.containerConfigs().at(run[0].id);
+  EXPECT_EQ(cfg.log_path, "app/0.log");
+  EXPECT_EQ(cfg.command, (std::vector<std::string>{"sh", "-c", "echo hello from web-node-1"}));
+  const auto env = cfg.envs;
+  EXPECT_NE(std::find(env.begin(), env.end(), std::pair<std::string, std::string>{"ESCAPED", "$(GREETING)"}), env.end());
+  EXPECT_FALSE(cfg.security.masked_paths.empty()) << "unprivileged containers get the default masked paths";
+  bool hosts = false;
+  for (const auto& m : cfg.mounts) hosts = hosts || m.container_path == "/etc/hosts";
+  EXPECT_TRUE(hosts);
+
+  auto st = status(web.pod.metadata.uid);
+  EXPECT_EQ(st.phase, "Running");
+  EXPECT_EQ(st.pod_ip, "10.86.0.2");
+  EXPECT_TRUE(hasEvent("Pulled", "already present on machine"));
+  EXPECT_TRUE(hasEvent("Created", "Created container: app"));
+  EXPECT_TRUE(hasEvent("Started", "Started container app"));
+  // Nothing pulls an image that is present.
+  auto calls = images_.calls();
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), "PullImage"), 0);
+}
+
+TEST_F(AgentTest, ACrashingContainerRestartsWithBackoff) {
+  auto web = manifest(kWeb);
+  apply({web});
+  const auto first = running().at(0).id;
+  rt_.exitContainer(first, 1);
+  settle();
+  auto run = running();
+  ASSERT_EQ(run.size(), 1u) << "the first restart is immediate";
+  EXPECT_NE(run[0].id, first);
+  EXPECT_EQ(run[0].annotations.at("io.kubernetes.container.restartCount"), "1");
+  EXPECT_EQ(run[0].attempt, 1u);
+  EXPECT_EQ(status(web.pod.metadata.uid).container_statuses.at(0).restart_count, 1);
+
+  rt_.exitContainer(run[0].id, 1);
+  settle();
+  EXPECT_TRUE(running().empty()) << "the second restart waits 10 s";
+  auto st = status(web.pod.metadata.uid);
+  ASSERT_TRUE(st.container_statuses.at(0).state.waiting);
+  EXPECT_EQ(st.container_statuses[0].state.waiting->reason, "CrashLoopBackOff");
+  clock_.advance(std::chrono::seconds(9));
+  settle();
+  EXPECT_TRUE(running().empty());
+  clock_.advance(std::chrono::seconds(1));
+  settle();
+  ASSERT_EQ(running().size(), 1u);
+  EXPECT_EQ(running()[0].annotations.at("io.kubernetes.container.restartCount"), "2");
+  // Dead containers beyond the newest per name are collected.
+  EXPECT_LE(rt_.containers().size(), 2u);
+}
+
+TEST_F(AgentTest, ARemovedManifestStopsAndRemovesThePod) {
+  auto web = manifest(kWeb);
+  apply({web});
+  ASSERT_EQ(running().size(), 1u);
+  apply({});
+  EXPECT_TRUE(rt_.sandboxes().empty());
+  EXPECT_TRUE(rt_.containers().empty());
+  EXPECT_FALSE(statuses_.podStatus(web.pod.metadata.uid));
+  EXPECT_TRUE(hasEvent("Killing", "Stopping container app"));
+  EXPECT_FALSE(std::filesystem::exists(opts_.pod_logs_dir + "/default_web-node-1_" + web.pod.metadata.uid));
+}
+
+TEST_F(AgentTest, AnEditedManifestReplacesThePod) {
+  auto v1 = manifest(kWeb);
+  apply({v1});
+  std::string edited = kWeb;
+  edited.replace(edited.find("value: hello"), 12, "value: howdy");
+  auto v2 = manifest(edited);
+  ASSERT_NE(v1.pod.metadata.uid, v2.pod.metadata.uid);
+  apply({v2});
+  auto sbs = rt_.sandboxes();
+  ASSERT_EQ(sbs.size(), 1u);
+  EXPECT_EQ(sbs[0].labels.at("io.kubernetes.pod.uid"), v2.pod.metadata.uid);
+  ASSERT_EQ(running().size(), 1u);
+  EXPECT_EQ(rt_.containerConfigs().at(running()[0].id).command.back(), "echo howdy from web-node-1");
+}
+
+TEST_F(AgentTest, ARestartedAgentAdoptsRunningPods) {
+  auto web = manifest(kWeb);
+  apply({web});
+  const auto id = running().at(0).id;
+  start();  // a new nodelet process: nothing in memory
+  rt_.clearCalls();
+  apply({web});
+  EXPECT_EQ(rt_.countCalls("RunPodSandbox"), 0u);
+  EXPECT_EQ(rt_.countCalls("CreateContainer"), 0u);
+  EXPECT_EQ(rt_.countCalls("StopContainer"), 0u);
+  ASSERT_EQ(running().size(), 1u);
+  EXPECT_EQ(running()[0].id, id);
+  EXPECT_EQ(status(web.pod.metadata.uid).phase, "Running");
+}
+
+TEST_F(AgentTest, OrphansAreRemovedButForeignContainersAreNeverTouched) {
+  auto web = manifest(kWeb);
+  apply({web});
+  const std::string foreign = rt_.addForeignSandbox({"other", "u-x", "default", 0}, {{"app", "theirs"}});
+  rt_.addForeignContainer(foreign, "theirs", {}, cri::ContainerState::Running);
+  start();
+  apply({});  // the manifest is gone while nodelet was down
+  agent_->housekeeping();
+  settle();
+  auto sbs = rt_.sandboxes();
+  ASSERT_EQ(sbs.size(), 1u);
+  EXPECT_EQ(sbs[0].id, foreign) << "only the foreign sandbox is left";
+  EXPECT_EQ(running().size(), 1u);
+}
+
+TEST_F(AgentTest, SidecarsStartFirstAndStopLast) {
+  auto job = manifest(kSidecar, "/m/job.yaml");
+  apply({job});
+  std::vector<std::string> started;
+  for (const auto& [id, cfg] : rt_.containerConfigs()) started.push_back(cfg.name);
+  EXPECT_EQ(started.size(), 2u);
+  EXPECT_EQ(running().size(), 2u);
+  apply({});
+  EXPECT_EQ(rt_.stoppedNames(), (std::vector<std::string>{"app", "side"}));
+}
+
+TEST_F(AgentTest, ImagePullPolicies) {
+  std::string never = kWeb;
+  never.replace(never.find("    command:"), 0, "    imagePullPolicy: Never\n");
+  never.replace(never.find("localhost/nodelet/busybox:1.35"), 30, "localhost/absent:1");
+  auto p = manifest(never);
+  apply({p});
+  auto st = status(p.pod.metadata.uid);
+  ASSERT_TRUE(st.container_statuses.at(0).state.waiting);
+  EXPECT_EQ(st.container_statuses[0].state.waiting->reason, "ErrImageNeverPull");
+  EXPECT_TRUE(hasEvent("ErrImageNeverPull", "is not present with pull policy of Never"));
+
+  std::string always = kWeb;
+  always.replace(always.find("    command:"), 0, "    imagePullPolicy: Always\n");
+  auto q = manifest(always, "/m/always.yaml");
+  apply({q});
+  auto calls = images_.calls();
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), "PullImage"), 1);
+}
+
+TEST_F(AgentTest, PodsBeyondMaxPodsAreRejected) {
+  max_pods_ = 1;
+  start();
+  auto a = manifest(kWeb, "/m/a.yaml");
+  std::string second = kWeb;
+  second.replace(second.find("name: web"), 9, "name: two");
+  auto b = manifest(second, "/m/b.yaml");
+  apply({a, b});
+  EXPECT_EQ(rt_.sandboxes().size(), 1u);
+  auto rejected = status(b.pod.metadata.uid).phase == "Failed" ? b : a;
+  EXPECT_EQ(status(rejected.pod.metadata.uid).reason, "OutOfpods");
+}
+
+TEST_F(AgentTest, ARuntimeErrorIsRetried) {
+  rt_.injectError("RunPodSandbox", Error{ErrorCode::Unknown, "cni not ready"});
+  auto web = manifest(kWeb);
+  apply({web});
+  EXPECT_TRUE(rt_.sandboxes().empty());
+  EXPECT_TRUE(hasEvent("FailedCreatePodSandBox", "cni not ready"));
+  clock_.advance(std::chrono::seconds(2));
+  settle();
+  EXPECT_EQ(running().size(), 1u);
+}
+
+}  // namespace
+}  // namespace nodelet::agent

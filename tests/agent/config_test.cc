@@ -1,0 +1,164 @@
+// KubeletConfiguration and the kubelet's flags.
+#include <gtest/gtest.h>
+
+#include "agent/config.h"
+#include "agent/flags.h"
+
+namespace nodelet::agent {
+namespace {
+
+using std::chrono::milliseconds;
+
+TEST(DurationTest, GoSyntax) {
+  struct Case {
+    const char* s;
+    int64_t ms;
+  } cases[] = {{"20s", 20000}, {"1m", 60000},    {"1m30s", 90000}, {"500ms", 500},
+               {"2h", 7200000}, {"1.5s", 1500}, {"0", 0},         {"1h0m0s", 3600000}};
+  for (const auto& c : cases) EXPECT_EQ(parseDuration(c.s).value(), milliseconds(c.ms)) << c.s;
+  for (const char* bad : {"", "20", "s", "1x", "--1s", "1.2.3s"}) EXPECT_FALSE(parseDuration(bad)) << bad;
+}
+
+TEST(ConfigTest, ReadsTheFieldsNodeletHonours) {
+  Config c;
+  auto s = loadConfigText(R"(
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+staticPodPath: /etc/kubernetes/manifests
+fileCheckFrequency: 5s
+containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
+syncFrequency: 30s
+podLogsDir: /var/log/pods2
+maxPods: 20
+cgroupDriver: cgroupfs
+clusterDNS: [10.96.0.10]
+clusterDomain: cluster.local
+runtimeRequestTimeout: 1m
+podCIDR: 10.244.0.0/24
+containerLogMaxSize: 5Mi
+containerLogMaxFiles: 3
+failSwapOn: false
+readOnlyPort: 10255
+evictionHard: {memory.available: 100Mi}
+authentication: {anonymous: {enabled: false}}
+)", c);
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(c.static_pod_path, "/etc/kubernetes/manifests");
+  EXPECT_EQ(c.file_check_frequency, milliseconds(5000));
+  EXPECT_EQ(c.sync_frequency, milliseconds(30000));
+  EXPECT_EQ(c.pod_logs_dir, "/var/log/pods2");
+  EXPECT_EQ(c.max_pods, 20);
+  EXPECT_EQ(c.cluster_dns, (std::vector<std::string>{"10.96.0.10"}));
+  EXPECT_EQ(c.runtime_request_timeout, milliseconds(60000));
+  EXPECT_FALSE(c.fail_swap_on);
+  EXPECT_EQ(c.read_only_port, 10255);
+  EXPECT_EQ(c.ignored_fields, (std::vector<std::string>{"authentication", "evictionHard"}));
+  EXPECT_TRUE(validateConfig(c));
+}
+
+TEST(ConfigTest, DefaultsAreTheKubelets) {
+  Config c;
+  EXPECT_EQ(c.file_check_frequency, milliseconds(20000));
+  EXPECT_EQ(c.sync_frequency, milliseconds(60000));
+  EXPECT_EQ(c.max_pods, 110);
+  EXPECT_EQ(c.pod_logs_dir, "/var/log/pods");
+  EXPECT_EQ(c.healthz_port, 10248);
+  EXPECT_EQ(c.port, 10250);
+  EXPECT_EQ(c.read_only_port, 0);
+  EXPECT_EQ(c.root_dir, "/var/lib/nodelet");
+  EXPECT_EQ(c.imageEndpoint(), c.container_runtime_endpoint);
+}
+
+TEST(ConfigTest, ErrorsNameTheField) {
+  struct Case {
+    const char* body;
+    const char* error;
+  } cases[] = {
+      {"maxPods: many", "config field \"maxPods\": expected integer, got string"},
+      {"fileCheckFrequency: 20", "config field \"fileCheckFrequency\": expected duration string"},
+      {"syncFrequency: forever", "config field \"syncFrequency\": invalid duration \"forever\""},
+      {"clusterDNS: 10.96.0.10", "config field \"clusterDNS\": expected list of strings"},
+      {"failSwapOn: maybe", "config field \"failSwapOn\": expected boolean"},
+  };
+  for (const auto& c : cases) {
+    Config cfg;
+    auto s = loadConfigText(std::string("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n") + c.body, cfg);
+    ASSERT_FALSE(s) << c.body;
+    EXPECT_NE(s.error().message.find(c.error), std::string::npos) << s.error().message;
+  }
+  Config cfg;
+  EXPECT_FALSE(loadConfigText("apiVersion: v1\nkind: Pod\n", cfg));
+  EXPECT_FALSE(loadConfigText("kind: KubeletConfiguration\napiVersion: kubelet.config.k8s.io/v1\n", cfg));
+}
+
+TEST(ConfigTest, UnsupportedValuesAreRejectedClearly) {
+  Config c;
+  c.cgroup_driver = "systemd";
+  auto s = validateConfig(c);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("not supported"), std::string::npos);
+  c = Config{};
+  c.max_pods = 0;
+  EXPECT_FALSE(validateConfig(c));
+  c = Config{};
+  c.root_dir = "relative";
+  EXPECT_FALSE(validateConfig(c));
+}
+
+TEST(FlagsTest, TheKubeletsSpellings) {
+  auto a = parseArgs({"nodelet", "--config=/etc/k.yaml", "--pod-manifest-path", "/m", "-v=4", "--v", "5",
+                      "--fail-swap-on=false", "--cluster-dns=10.0.0.10,10.0.0.11", "--hostname-override", "Node1",
+                      "--runtime-request-timeout=30s", "--max-pods=12", "-root-dir=/r"});
+  ASSERT_TRUE(a) << a.error().message;
+  Config c;
+  ASSERT_TRUE(applyFlags(*a, c));
+  EXPECT_EQ(c.config_file, "/etc/k.yaml");
+  EXPECT_EQ(c.static_pod_path, "/m");
+  EXPECT_EQ(c.verbosity, 5);
+  EXPECT_FALSE(c.fail_swap_on);
+  EXPECT_EQ(c.cluster_dns, (std::vector<std::string>{"10.0.0.10", "10.0.0.11"}));
+  EXPECT_EQ(c.runtime_request_timeout, milliseconds(30000));
+  EXPECT_EQ(c.max_pods, 12);
+  EXPECT_EQ(c.root_dir, "/r");
+  EXPECT_EQ(nodeName(c), "node1");
+}
+
+TEST(FlagsTest, FlagsOverrideTheFile) {
+  Config c;
+  ASSERT_TRUE(loadConfigText("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmaxPods: 50\nstaticPodPath: /file\n", c));
+  ASSERT_TRUE(applyFlags(*parseArgs({"nodelet", "--max-pods=7"}), c));
+  EXPECT_EQ(c.max_pods, 7);
+  EXPECT_EQ(c.static_pod_path, "/file");
+}
+
+TEST(FlagsTest, MistakesAreErrors) {
+  for (std::vector<std::string> bad : std::vector<std::vector<std::string>>{
+           {"nodelet", "--no-such-flag"},
+           {"nodelet", "--config"},
+           {"nodelet", "stray"},
+           {"nodelet", "frobnicate"},
+           {"nodelet", "check", "-o", "xml", "f.yaml"}}) {
+    EXPECT_FALSE(parseArgs(bad)) << bad.back();
+  }
+  auto a = parseArgs({"nodelet", "--max-pods=lots"});
+  ASSERT_TRUE(a);
+  Config c;
+  EXPECT_FALSE(applyFlags(*a, c));
+  a = parseArgs({"nodelet", "--fail-swap-on=perhaps"});
+  EXPECT_FALSE(applyFlags(*a, c));
+}
+
+TEST(FlagsTest, Commands) {
+  EXPECT_EQ(parseArgs({"nodelet", "--version"})->command, Command::Version);
+  EXPECT_EQ(parseArgs({"nodelet", "-h"})->command, Command::Help);
+  auto check = parseArgs({"nodelet", "check", "-o", "json", "a.yaml", "b.yaml"});
+  ASSERT_TRUE(check);
+  EXPECT_EQ(check->command, Command::Check);
+  EXPECT_EQ(check->output, "json");
+  EXPECT_EQ(check->positional, (std::vector<std::string>{"a.yaml", "b.yaml"}));
+  EXPECT_EQ(parseArgs({"nodelet", "pods", "--root-dir", "/x"})->command, Command::Pods);
+  EXPECT_NE(usage().find("--pod-manifest-path"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace nodelet::agent
