@@ -12,7 +12,17 @@ Agent::Agent(RuntimeManager& runtime, StatusManager& statuses, EventRecorder& ev
       events_(events),
       clock_(clock),
       o_(std::move(options)),
-      workers_(*this, clock, o_.worker_threads) {}
+      workers_(*this, clock, o_.worker_threads) {
+  if (o_.watch_exits) exits_ = std::make_unique<ExitWatcher>([this] { requestRelist(); });
+}
+
+void Agent::watchRunning(const PodRuntimeStatus& st) {
+  if (!exits_) return;
+  for (const auto& c : st.containers) {
+    if (!c.running() || exits_->watching(c.status.id)) continue;
+    if (auto pid = runtime_.containerPid(c.status.id)) exits_->watch(c.status.id, *pid);
+  }
+}
 
 Agent::~Agent() { workers_.stop(); }
 
@@ -86,6 +96,15 @@ std::set<std::string> Agent::relist() {
     return changed;
   }
   runtime_ok_ = true;
+  if (exits_) {  // watch what runs (adopted containers too), forget what is gone
+    std::set<std::string> alive;
+    for (const auto& [uid, p] : *pods) {
+      for (const auto& c : p.containers)
+        if (c.running()) alive.insert(c.status.id);
+      watchRunning(p);
+    }
+    exits_->retain(alive);
+  }
   std::map<std::string, std::string> sigs;
   for (const auto& [uid, p] : *pods) {
     std::string sig;
@@ -211,6 +230,7 @@ SyncOutcome Agent::syncPod(const api::Pod& pod) {
   auto after = runtime_.podStatus(pod.metadata.uid);
   const PodRuntimeStatus& now = after ? *after : *st;
   publishStatus(pod, now, r.waiting);
+  watchRunning(now);
   runtime_.garbageCollect(now);
   return out;
 }

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "agent/events.h"
+#include "agent/exit_watcher.h"
 #include "agent/pod_workers.h"
 #include "agent/runtime_manager.h"
 #include "agent/status_manager.h"
@@ -24,6 +25,9 @@ struct AgentOptions {
   Duration resync_period{std::chrono::minutes(1)};  // syncFrequency
   int32_t max_pods{110};
   size_t worker_threads{4};
+  // Watch running containers' processes (pidfd) so exits are noticed at once. Off in unit tests,
+  // where containers have no processes.
+  bool watch_exits{true};
   std::string node_ip;
 };
 
@@ -58,6 +62,7 @@ class Agent final : public PodSyncer {
   void publishStatus(const api::Pod& pod, const PodRuntimeStatus& st,
                      const std::map<std::string, Waiting>& waiting);
   void rejectPod(const api::Pod& pod, const std::string& reason, const std::string& message);
+  void watchRunning(const PodRuntimeStatus& st);
 
   RuntimeManager& runtime_;
   StatusManager& statuses_;
@@ -77,6 +82,7 @@ class Agent final : public PodSyncer {
   std::atomic<bool> runtime_ok_{true};
   std::string runtime_error_;
 
+  std::unique_ptr<ExitWatcher> exits_;
   PodWorkers workers_;  // last: its threads call back into this object
 };
 

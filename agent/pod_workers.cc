@@ -187,6 +187,8 @@ void PodWorkers::process(const std::string& uid, PodUpdate u) {
       // Completed: stop what is left (sidecars, sandbox) but keep the pod while it is wanted.
       w->remove = false;
       w->pending = PodUpdate{PodUpdate::Type::Kill, uid, std::nullopt, std::nullopt, false};
+    } else if (out.requeue_after && *out.requeue_after <= Duration::zero()) {
+      if (!w->pending) w->pending = PodUpdate{PodUpdate::Type::Sync, uid, w->pod, std::nullopt, true};
     } else if (out.requeue_after || !out.error) {
       const Duration d = out.requeue_after.value_or(std::chrono::seconds(10));
       w->resync_at = clock_.monotonicNow() + d;

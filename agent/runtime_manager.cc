@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "agent/core/log.h"
@@ -228,6 +229,17 @@ std::string RuntimeManager::podDir(const std::string& uid) const { return o_.roo
 
 std::string RuntimeManager::cgroupParent(const api::Pod& pod) const {
   return podCgroupParent(o_.cgroup_root, qosClass(pod.spec), pod.metadata.uid);
+}
+
+std::optional<int> RuntimeManager::containerPid(const std::string& id) {
+  auto st = runtime_.containerStatus(id, true);
+  if (!st) return std::nullopt;
+  auto it = st->info.find("info");  // containerd: a JSON document with "pid"
+  if (it == st->info.end()) return std::nullopt;
+  auto j = nlohmann::json::parse(it->second, nullptr, false);
+  if (!j.is_object() || !j.contains("pid") || !j["pid"].is_number_integer()) return std::nullopt;
+  const int pid = j["pid"].get<int>();
+  return pid > 0 ? std::optional(pid) : std::nullopt;
 }
 
 Result<std::map<std::string, PodRuntimeStatus>> RuntimeManager::listPods() {
@@ -685,6 +697,8 @@ SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& 
       if (!res.requeue_after) res.requeue_after = std::chrono::seconds(2);
       break;  // init containers go one at a time
     }
+    // A sidecar counts as started once running: the next step need not wait for a relist.
+    if (api::isSidecar(*c)) res.requeue_after = Duration::zero();
   }
   for (const auto& name : a.containers_to_start) {
     const api::Container* c = api::findContainer(pod.spec, name);

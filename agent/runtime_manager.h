@@ -57,6 +57,8 @@ class RuntimeManager {
   // Dead containers beyond the newest per name, and dead sandboxes other than the newest.
   void garbageCollect(const PodRuntimeStatus& status);
 
+  // The pid of a running container's process (from the runtime's verbose status), if known.
+  std::optional<int> containerPid(const std::string& id);
   std::string runtimeName() const { return runtime_name_; }
   Backoff& crashBackoff() { return crash_backoff_; }
 

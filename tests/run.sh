@@ -11,6 +11,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 start=$(date +%s)
+tests/lint.sh
 packaging/install-deps.sh
 cmake --preset dev >/dev/null
 cmake --build --preset dev -j"$(nproc)"

@@ -56,6 +56,7 @@ class AgentTest : public ::testing::Test {
     AgentOptions ao;
     ao.node_ip = "192.0.2.1";
     ao.max_pods = max_pods_;
+    ao.watch_exits = false;
     agent_ = std::make_unique<Agent>(*runtime_, statuses_, events_, clock_, ao);
   }
   staticpods::StaticPod manifest(const std::string& text, const std::string& file = "/m/web.yaml") {

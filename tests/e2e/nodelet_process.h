@@ -1,0 +1,144 @@
+#pragma once
+// Runs the nodelet binary as a child process against the rig, in its own temp directories and
+// as its own node name (so tests never see each other's pods), and reads what it reports.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include "cri/runtime_service.h"
+#include "tests/common/temp_dir.h"
+#include "tests/e2e/e2e_env.h"
+
+namespace nodelet::e2e {
+
+class NodeletProcess {
+ public:
+  NodeletProcess() : node_("e2e-" + randomSuffix()) {
+    std::filesystem::create_directories(manifests());
+    cri::GrpcOptions o;
+    o.endpoint = env("NODELET_E2E_CRI_ENDPOINT");
+    o.request_timeout = std::chrono::seconds(30);
+    auto s = cri::connectGrpc(o, o);
+    if (s) runtime_ = std::move(s->runtime);
+  }
+  ~NodeletProcess() {
+    stop(SIGTERM);
+    cleanup();
+  }
+
+  const std::string& node() const { return node_; }
+  std::filesystem::path manifests() const { return dir_.path() / "manifests"; }
+  std::filesystem::path root() const { return dir_.path() / "root"; }
+  std::filesystem::path logs() const { return dir_.path() / "logs"; }
+  cri::RuntimeService& runtime() { return *runtime_; }
+
+  void start(const std::string& extra_config = "") {
+    const auto cfg = dir_.write("config.yaml",
+                                "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+                                "podLogsDir: " + logs().string() + "\nfailSwapOn: false\nhealthzPort: 0\n" + extra_config);
+    const std::string log = (dir_.path() / "nodelet.log").string();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      const std::string cgroup_root = "--cgroup-root=" + env("NODELET_E2E_CGROUP_PARENT", "/nodelet-rig");
+      const std::string endpoint = "--container-runtime-endpoint=" + env("NODELET_E2E_CRI_ENDPOINT");
+      const std::string path = "--pod-manifest-path=" + manifests().string();
+      const std::string rootdir = "--root-dir=" + root().string();
+      const std::string name = "--hostname-override=" + node_;
+      const std::string config = "--config=" + cfg.string();
+      ::execl(NODELET_BINARY, NODELET_BINARY, config.c_str(), path.c_str(), endpoint.c_str(),
+              rootdir.c_str(), name.c_str(), cgroup_root.c_str(), "-v=2", nullptr);
+      ::_exit(127);
+    }
+  }
+  void stop(int sig) {
+    if (pid_ <= 0) return;
+    ::kill(pid_, sig);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  std::string log() const {
+    std::ifstream in(dir_.path() / "nodelet.log");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+  // The pod named <name>-<node> in nodelet's status snapshot.
+  std::optional<nlohmann::json> pod(const std::string& name) const {
+    std::ifstream in(root() / "status" / "pods.json");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto list = nlohmann::json::parse(ss.str(), nullptr, false);
+    if (!list.is_object() || !list.contains("items")) return std::nullopt;
+    for (const auto& p : list["items"])
+      if (p["metadata"]["name"] == name + "-" + node_) return p;
+    return std::nullopt;
+  }
+  std::string phase(const std::string& name) const {
+    auto p = pod(name);
+    return p ? p->value("status", nlohmann::json::object()).value("phase", "") : "";
+  }
+  // The first container status of that name (app or init).
+  std::optional<nlohmann::json> container(const std::string& pod_name, const std::string& c) const {
+    auto p = pod(pod_name);
+    if (!p) return std::nullopt;
+    for (const char* list : {"containerStatuses", "initContainerStatuses"})
+      for (const auto& s : p->value("status", nlohmann::json::object()).value(list, nlohmann::json::array()))
+        if (s["name"] == c) return s;
+    return std::nullopt;
+  }
+  bool running(const std::string& pod_name, const std::string& c) const {
+    auto s = container(pod_name, c);
+    return s && s->contains("state") && (*s)["state"].contains("running");
+  }
+
+  // What the runtime holds for this node.
+  std::vector<cri::Container> containers() {
+    auto r = runtime_->listContainers({.label_selector = {{"nodelet.io/node", node_}}});
+    return r.value_or(std::vector<cri::Container>{});
+  }
+  std::vector<cri::PodSandbox> sandboxes() {
+    auto r = runtime_->listPodSandbox({.label_selector = {{"nodelet.io/node", node_}}});
+    return r.value_or(std::vector<cri::PodSandbox>{});
+  }
+  std::set<std::string> containerIds() {
+    std::set<std::string> ids;
+    for (const auto& c : containers()) ids.insert(c.id);
+    return ids;
+  }
+
+  void write(const std::string& file, const std::string& content) {
+    // Written elsewhere and renamed in, as editors and config tools do.
+    const auto tmp = manifests() / ("." + file + ".tmp");
+    std::ofstream(tmp) << content;
+    std::filesystem::rename(tmp, manifests() / file);
+  }
+  void remove(const std::string& file) { std::filesystem::remove(manifests() / file); }
+
+ private:
+  void cleanup() {
+    if (!runtime_) return;
+    for (const auto& s : sandboxes()) {
+      (void)runtime_->stopPodSandbox(s.id);
+      (void)runtime_->removePodSandbox(s.id);
+    }
+  }
+
+  testing::TempDir dir_;
+  std::string node_;
+  pid_t pid_{-1};
+  cri::RuntimeServicePtr runtime_;
+};
+
+}  // namespace nodelet::e2e
