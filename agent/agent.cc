@@ -13,7 +13,14 @@ Agent::Agent(RuntimeManager& runtime, StatusManager& statuses, EventRecorder& ev
       clock_(clock),
       o_(std::move(options)),
       workers_(*this, clock, o_.worker_threads) {
-  if (o_.watch_exits) exits_ = std::make_unique<ExitWatcher>([this] { requestRelist(); });
+  if (o_.watch_exits) exits_ = std::make_unique<ExitWatcher>([this] { onContainerExit(); });
+}
+
+int Agent::rotateLogs() {
+  if (!logs_) logs_ = std::make_unique<LogRotator>(runtime_.runtime(), clock_, o_.log_max_bytes, o_.log_max_files);
+  std::vector<std::pair<std::string, std::string>> running;
+  for (const auto& [id, path] : runtime_.runningLogPaths()) running.emplace_back(id, path);
+  return logs_->rotate(running);
 }
 
 void Agent::watchRunning(const PodRuntimeStatus& st) {
@@ -150,6 +157,12 @@ void Agent::requestRelist() {
   cv_.notify_all();
 }
 
+void Agent::onContainerExit() {
+  const auto until = clock_.monotonicNow() + o_.fast_relist_window;
+  fast_relist_until_ns_ = std::chrono::duration_cast<Duration>(until.time_since_epoch()).count();
+  requestRelist();
+}
+
 bool Agent::healthy() const {
   const auto last = MonoTime(Duration(last_loop_ns_.load()));
   return runtime_ok_ && clock_.monotonicNow() - last < std::chrono::minutes(2);
@@ -168,6 +181,7 @@ void Agent::run(std::stop_token stop) {
   MonoTime next_relist = clock_.monotonicNow();
   MonoTime next_housekeeping = next_relist + o_.housekeeping_period;
   MonoTime next_resync = next_relist + o_.resync_period;
+  MonoTime next_rotation = next_relist + o_.log_rotation_period;
   std::stop_callback wake(stop, [this] { requestRelist(); });
   while (!stop.stop_requested()) {
     MonoTime now = clock_.monotonicNow();
@@ -180,7 +194,8 @@ void Agent::run(std::stop_token stop) {
     }
     if (forced || now >= next_relist) {
       relist();
-      next_relist = clock_.monotonicNow() + o_.relist_period;
+      const bool fast = clock_.monotonicNow() < MonoTime(Duration(fast_relist_until_ns_.load()));
+      next_relist = clock_.monotonicNow() + (fast ? o_.fast_relist_period : o_.relist_period);
     }
     if (now >= next_housekeeping) {
       housekeeping();
@@ -192,7 +207,11 @@ void Agent::run(std::stop_token stop) {
         if (!rejected_.contains(uid)) workers_.updatePod({PodUpdate::Type::Sync, uid, pod, std::nullopt, true});
       next_resync = now + o_.resync_period;
     }
-    MonoTime deadline = std::min({next_relist, next_housekeeping, next_resync});
+    if (now >= next_rotation) {
+      rotateLogs();
+      next_rotation = now + o_.log_rotation_period;
+    }
+    MonoTime deadline = std::min({next_relist, next_housekeeping, next_resync, next_rotation});
     if (auto due = workers_.tick()) deadline = std::min(deadline, *due);
     statuses_.flush();
     std::unique_lock l(mu_);
@@ -230,7 +249,16 @@ SyncOutcome Agent::syncPod(const api::Pod& pod) {
   auto after = runtime_.podStatus(pod.metadata.uid);
   const PodRuntimeStatus& now = after ? *after : *st;
   publishStatus(pod, now, r.waiting);
-  watchRunning(now);
+  // New containers get their exit watch from the loop thread's relist (a verbose status call
+  // per container): kept off this worker, which may have more pods to start.
+  if (exits_) {
+    for (const auto& c : now.containers) {
+      if (c.running() && !exits_->watching(c.status.id)) {
+        requestRelist();
+        break;
+      }
+    }
+  }
   runtime_.garbageCollect(now);
   return out;
 }

@@ -12,6 +12,7 @@
 
 #include "agent/events.h"
 #include "agent/exit_watcher.h"
+#include "agent/log_rotation.h"
 #include "agent/pod_workers.h"
 #include "agent/runtime_manager.h"
 #include "agent/status_manager.h"
@@ -28,6 +29,13 @@ struct AgentOptions {
   // Watch running containers' processes (pidfd) so exits are noticed at once. Off in unit tests,
   // where containers have no processes.
   bool watch_exits{true};
+  // containerLogMaxSize / containerLogMaxFiles, checked every log_rotation_period.
+  int64_t log_max_bytes{10 * 1024 * 1024};
+  int32_t log_max_files{5};
+  Duration log_rotation_period{std::chrono::seconds(10)};
+  // After an exit: relist every fast_relist_period for fast_relist_window.
+  Duration fast_relist_period{std::chrono::milliseconds(20)};
+  Duration fast_relist_window{std::chrono::milliseconds(500)};
   std::string node_ip;
 };
 
@@ -41,8 +49,11 @@ class Agent final : public PodSyncer {
   void onFileSnapshot(const staticpods::FileSnapshot& snap);
   // The sync loop; returns when `stop` is requested. Pods keep running.
   void run(std::stop_token stop);
-  // Wakes the loop for an immediate relist (a container was seen to exit).
+  // Wakes the loop for an immediate relist.
   void requestRelist();
+  // A container's process exited: relist now, and often for a moment, since the runtime may
+  // record the exit a few milliseconds after the process is gone.
+  void onContainerExit();
   // For /healthz: the loop has turned recently and the runtime answered its last relist.
   bool healthy() const;
   std::string healthMessage() const;
@@ -57,6 +68,8 @@ class Agent final : public PodSyncer {
   // One relist now (the PLEG): returns the UIDs whose runtime state changed.
   std::set<std::string> relist();
   void housekeeping();
+  // Rotates the logs of running containers that outgrew containerLogMaxSize.
+  int rotateLogs();
 
  private:
   void publishStatus(const api::Pod& pod, const PodRuntimeStatus& st,
@@ -79,10 +92,12 @@ class Agent final : public PodSyncer {
   std::map<std::string, std::string> relist_signatures_;  // uid -> runtime state signature
   std::set<std::pair<std::string, std::string>> reported_errors_;  // (file, message)
   std::atomic<int64_t> last_loop_ns_{0};
+  std::atomic<int64_t> fast_relist_until_ns_{0};
   std::atomic<bool> runtime_ok_{true};
   std::string runtime_error_;
 
   std::unique_ptr<ExitWatcher> exits_;
+  std::unique_ptr<LogRotator> logs_;
   PodWorkers workers_;  // last: its threads call back into this object
 };
 

@@ -16,6 +16,7 @@
 #include "agent/config.h"
 #include "agent/core/api_json.h"
 #include "agent/core/log.h"
+#include "agent/core/quantity.h"
 #include "agent/core/yaml_json.h"
 #include "agent/events.h"
 #include "agent/flags.h"
@@ -272,6 +273,12 @@ int runAgent(Config cfg, sigset_t signals) {
   ao.resync_period = cfg.sync_frequency;
   ao.max_pods = cfg.max_pods;
   ao.node_ip = node_ip;
+  if (auto max = api::parseQuantity(cfg.container_log_max_size); max && *max > 0) {
+    ao.log_max_bytes = *max;
+  } else {
+    return die("containerLogMaxSize: invalid quantity \"" + cfg.container_log_max_size + "\"");
+  }
+  ao.log_max_files = cfg.container_log_max_files;
   Agent agent(runtime, statuses, events, clock, ao);
 
   NodeServer server({[&] { return std::pair{agent.healthy(), agent.healthMessage()}; },

@@ -31,12 +31,13 @@ const std::vector<std::string> kMaskedPaths = {
 const std::vector<std::string> kReadonlyPaths = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
                                                  "/proc/sysrq-trigger"};
 
+// Write-then-rename so a reader never sees half a file. No fsync: these files are regenerated
+// whenever they are missing, and an fsync on the pod-start path costs milliseconds.
 bool writeFileAtomic(const fs::path& path, const std::string& content, mode_t mode) {
   const fs::path tmp = path.string() + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return false;
   const bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
-  ::fsync(fd);
   ::close(fd);
   return ok && ::rename(tmp.c_str(), path.c_str()) == 0;
 }
@@ -240,6 +241,24 @@ std::optional<int> RuntimeManager::containerPid(const std::string& id) {
   if (!j.is_object() || !j.contains("pid") || !j["pid"].is_number_integer()) return std::nullopt;
   const int pid = j["pid"].get<int>();
   return pid > 0 ? std::optional(pid) : std::nullopt;
+}
+
+std::map<std::string, std::string> RuntimeManager::runningLogPaths() {
+  std::map<std::string, std::string> out;
+  auto cs = runtime_.listContainers({.state = cri::ContainerState::Running,
+                                     .label_selector = labels::ownedSelector(o_.node_name)});
+  if (!cs) return out;
+  for (const auto& c : *cs) {
+    auto it = log_paths_.find(c.id);
+    if (it == log_paths_.end()) {  // one status call per container, then remembered
+      auto st = runtime_.containerStatus(c.id, false);
+      if (!st) continue;
+      it = log_paths_.emplace(c.id, st->log_path).first;
+    }
+    out[c.id] = it->second;
+  }
+  std::erase_if(log_paths_, [&](const auto& kv) { return !out.contains(kv.first); });
+  return out;
 }
 
 Result<std::map<std::string, PodRuntimeStatus>> RuntimeManager::listPods() {

@@ -60,6 +60,9 @@ class RuntimeManager {
   // The pid of a running container's process (from the runtime's verbose status), if known.
   std::optional<int> containerPid(const std::string& id);
   std::string runtimeName() const { return runtime_name_; }
+  cri::RuntimeService& runtime() { return runtime_; }
+  // Log files of the running containers this nodelet owns (id -> path), from the runtime.
+  std::map<std::string, std::string> runningLogPaths();
   Backoff& crashBackoff() { return crash_backoff_; }
 
  private:
@@ -90,6 +93,7 @@ class RuntimeManager {
   Backoff crash_backoff_{std::chrono::seconds(10), std::chrono::seconds(300)};
   Backoff image_backoff_{std::chrono::seconds(10), std::chrono::seconds(300)};
   std::string runtime_name_{"containerd"};
+  std::map<std::string, std::string> log_paths_;  // container id -> log path (runningLogPaths)
 };
 
 // $(VAR) expansion as the kubelet does it: defined names are replaced, "$$" is a literal "$",

@@ -149,13 +149,7 @@ TEST_F(CriE2eTest, PodLifecycleWithNetworkExecAndLogs) {
   // The log file is in CRI format: "<RFC3339Nano> <stream> <F|P> <line>".
   const fs::path log = log_dir_ / "app/0.log";
   std::string content;
-  EXPECT_TRUE(waitFor([&] {
-    std::ifstream in(log);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    content = ss.str();
-    return content.find("to-stderr") != std::string::npos;
-  })) << content;
+  EXPECT_TRUE(waitForFileContaining(log.string(), "to-stderr", content)) << content;
   EXPECT_NE(content.find(" stdout F hello-from-nodelet\n"), std::string::npos) << content;
   EXPECT_NE(content.find(" stderr F to-stderr\n"), std::string::npos) << content;
   EXPECT_TRUE(rt_->reopenContainerLog(*cid));

@@ -5,7 +5,9 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <random>
 #include <string>
 #include <thread>
@@ -35,6 +37,22 @@ inline bool waitFor(const std::function<bool()>& pred,
     if (std::chrono::steady_clock::now() >= deadline) return false;  // NOLINT(real-time)
     std::this_thread::sleep_for(step);  // NOLINT(real-time)
   }
+}
+
+inline std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Waits (bounded) until the file at `path` contains `needle`; `content` gets what was read last.
+inline bool waitForFileContaining(const std::string& path, const std::string& needle, std::string& content,
+                                  std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  return waitFor([&] {
+    content = readFile(path);
+    return content.find(needle) != std::string::npos;
+  }, limit);
 }
 
 inline std::string randomSuffix() {

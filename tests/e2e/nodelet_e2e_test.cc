@@ -125,13 +125,7 @@ TEST_F(NodeletE2eTest, InitContainersRunInOrderBeforeTheApp) {
   const auto uid = (*n.pod("init"))["metadata"]["uid"].get<std::string>();
   const auto log = n.logs() / ("default_init-" + n.node() + "_" + uid) / "app" / "0.log";
   std::string content;
-  EXPECT_TRUE(waitFor([&] {
-    std::ifstream in(log);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    content = ss.str();
-    return content.find("order=") != std::string::npos;
-  }, seconds(10)));
+  EXPECT_TRUE(waitForFileContaining(log.string(), "order=", content));
   EXPECT_NE(content.find("stdout F order=12"), std::string::npos) << content;
 }
 
@@ -146,13 +140,8 @@ TEST_F(NodeletE2eTest, SidecarsStartBeforeAndStopAfterTheApp) {
   ASSERT_TRUE(waitFor([&] { return n.running("side", "app") && n.running("side", "proxy"); }, seconds(20)));
   const auto uid = (*n.pod("side"))["metadata"]["uid"].get<std::string>();
   std::string content;
-  EXPECT_TRUE(waitFor([&] {
-    std::ifstream in(n.logs() / ("default_side-" + n.node() + "_" + uid) / "app" / "0.log");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    content = ss.str();
-    return content.find("saw-sidecar") != std::string::npos;
-  }, seconds(10))) << content;
+  EXPECT_TRUE(waitForFileContaining((n.logs() / ("default_side-" + n.node() + "_" + uid) / "app" / "0.log").string(),
+                                    "saw-sidecar", content)) << content;
   // Removal: the app stops before the sidecar.
   const auto before = n.containers();
   n.remove("side.yaml");

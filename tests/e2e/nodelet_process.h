@@ -1,6 +1,7 @@
 #pragma once
 // Runs the nodelet binary as a child process against the rig, in its own temp directories and
 // as its own node name (so tests never see each other's pods), and reads what it reports.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -40,7 +41,7 @@ class NodeletProcess {
   std::filesystem::path logs() const { return dir_.path() / "logs"; }
   cri::RuntimeService& runtime() { return *runtime_; }
 
-  void start(const std::string& extra_config = "") {
+  void start(const std::string& extra_config = "", int verbosity = 2) {
     const auto cfg = dir_.write("config.yaml",
                                 "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
                                 "podLogsDir: " + logs().string() + "\nfailSwapOn: false\nhealthzPort: 0\n" + extra_config);
@@ -56,11 +57,13 @@ class NodeletProcess {
       const std::string rootdir = "--root-dir=" + root().string();
       const std::string name = "--hostname-override=" + node_;
       const std::string config = "--config=" + cfg.string();
+      const std::string v = "-v=" + std::to_string(verbosity);
       ::execl(NODELET_BINARY, NODELET_BINARY, config.c_str(), path.c_str(), endpoint.c_str(),
-              rootdir.c_str(), name.c_str(), cgroup_root.c_str(), "-v=2", nullptr);
+              rootdir.c_str(), name.c_str(), cgroup_root.c_str(), v.c_str(), nullptr);
       ::_exit(127);
     }
   }
+  pid_t pid() const { return pid_; }
   void stop(int sig) {
     if (pid_ <= 0) return;
     ::kill(pid_, sig);

@@ -13,6 +13,21 @@ bool matches(const cri::Labels& selector, const cri::Labels& labels) {
   return true;
 }
 
+cri::ContainerStats statsOf(const std::string& id, const cri::ContainerStatus& st) {
+  cri::ContainerStats s;
+  s.id = id;
+  s.name = st.name;
+  s.labels = st.labels;
+  return s;
+}
+
+cri::PodSandboxStats statsOf(const std::string& id, const cri::PodSandboxStatus& st) {
+  cri::PodSandboxStats s;
+  s.id = id;
+  s.metadata = st.metadata;
+  return s;
+}
+
 Error notFound(const std::string& what, const std::string& id) {
   return Error{ErrorCode::NotFound, what + " \"" + id + "\" not found"};
 }
@@ -359,11 +374,7 @@ Result<cri::ContainerStats> FakeRuntimeService::containerStats(const std::string
   if (auto e = enter("ContainerStats")) return std::unexpected(*e);
   auto it = containers_.find(id);
   if (it == containers_.end()) return std::unexpected(notFound("container", id));
-  cri::ContainerStats s;
-  s.id = id;
-  s.name = it->second.status.name;
-  s.labels = it->second.status.labels;
-  return s;
+  return statsOf(id, it->second.status);
 }
 
 Result<std::vector<cri::ContainerStats>> FakeRuntimeService::listContainerStats(
@@ -371,13 +382,7 @@ Result<std::vector<cri::ContainerStats>> FakeRuntimeService::listContainerStats(
   std::lock_guard g(mu_);
   if (auto e = enter("ListContainerStats")) return std::unexpected(*e);
   std::vector<cri::ContainerStats> out;
-  for (const auto& [id, r] : containers_) {
-    cri::ContainerStats s;
-    s.id = id;
-    s.name = r.status.name;
-    s.labels = r.status.labels;
-    out.push_back(s);
-  }
+  for (const auto& [id, r] : containers_) out.push_back(statsOf(id, r.status));
   return out;
 }
 
@@ -386,10 +391,7 @@ Result<cri::PodSandboxStats> FakeRuntimeService::podSandboxStats(const std::stri
   if (auto e = enter("PodSandboxStats")) return std::unexpected(*e);
   auto it = sandboxes_.find(id);
   if (it == sandboxes_.end()) return std::unexpected(notFound("sandbox", id));
-  cri::PodSandboxStats s;
-  s.id = id;
-  s.metadata = it->second.status.metadata;
-  return s;
+  return statsOf(id, it->second.status);
 }
 
 Result<std::vector<cri::PodSandboxStats>> FakeRuntimeService::listPodSandboxStats(
@@ -397,12 +399,7 @@ Result<std::vector<cri::PodSandboxStats>> FakeRuntimeService::listPodSandboxStat
   std::lock_guard g(mu_);
   if (auto e = enter("ListPodSandboxStats")) return std::unexpected(*e);
   std::vector<cri::PodSandboxStats> out;
-  for (const auto& [id, r] : sandboxes_) {
-    cri::PodSandboxStats s;
-    s.id = id;
-    s.metadata = r.status.metadata;
-    out.push_back(s);
-  }
+  for (const auto& [id, r] : sandboxes_) out.push_back(statsOf(id, r.status));
   return out;
 }
 

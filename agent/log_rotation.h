@@ -1,0 +1,30 @@
+#pragma once
+// Container log rotation with the kubelet's rules (containerLogMaxSize, containerLogMaxFiles):
+// when a running container's log file is larger than the maximum, it is renamed to
+// <file>.<UTC timestamp>, the runtime is asked to reopen the log (ReopenContainerLog), and the
+// oldest rotated files are deleted so that at most maxFiles files (the live one included) remain.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "agent/core/clock.h"
+#include "cri/runtime_service.h"
+
+namespace nodelet::agent {
+
+class LogRotator {
+ public:
+  LogRotator(cri::RuntimeService& runtime, Clock& clock, int64_t max_bytes, int32_t max_files)
+      : runtime_(runtime), clock_(clock), max_bytes_(max_bytes), max_files_(max_files) {}
+  // One pass over the running containers (log paths from the runtime). Returns how many logs
+  // were rotated.
+  int rotate(const std::vector<std::pair<std::string, std::string>>& container_logs);
+
+ private:
+  cri::RuntimeService& runtime_;
+  Clock& clock_;
+  int64_t max_bytes_;
+  int32_t max_files_;
+};
+
+}  // namespace nodelet::agent

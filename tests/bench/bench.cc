@@ -1,0 +1,224 @@
+// nodelet's overhead, measured side by side with the runtime it drives (one run, same machine):
+//   1. pod start: N manifests dropped into a running nodelet -> all containers RUNNING, next to
+//      the same CRI calls (RunPodSandbox, CreateContainer, StartContainer) issued directly with
+//      the same parallelism; nodelet's share = the difference per pod.
+//   2. a crashed container (SIGKILL from the host) -> its replacement RUNNING.
+//   3. an edited manifest -> the new pod's container RUNNING.
+//   4. nodelet's RSS and CPU while idle with 0 and with N pods.
+// A benchmark, not a test: it prints numbers and asserts nothing. Run it through
+// tests/bench/run.sh, which builds the release preset and starts the rig.
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <numeric>
+#include <thread>
+
+#include "tests/e2e/nodelet_process.h"
+
+namespace nodelet::e2e {
+namespace {
+
+using Clock = std::chrono::steady_clock;  // NOLINT(real-time): a benchmark measures real time
+using std::chrono::milliseconds;
+
+double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+std::string image() { return env("NODELET_E2E_APP_IMAGE", "localhost/nodelet/busybox:1.35"); }
+const char* kIdle = "trap 'exit 0' TERM; while true; do sleep 1 & wait $!; done";
+
+std::string manifest(const std::string& name, const std::string& marker = "") {
+  return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name + "}\nspec:\n  terminationGracePeriodSeconds: 5\n"
+         "  containers:\n  - name: app\n    image: " + image() + "\n    command: [\"sh\", \"-c\", \"" + kIdle +
+         (marker.empty() ? "" : " # " + marker) + "\"]\n";
+}
+
+// Polls the runtime (every 2 ms) until `n` containers of this node run; returns when they do.
+bool waitRunning(NodeletProcess& n, size_t want, std::chrono::seconds limit,
+                 const std::function<bool(const cri::Container&)>& match = nullptr) {
+  return waitFor([&] {
+    size_t running = 0;
+    for (const auto& c : n.containers())
+      if (c.state == cri::ContainerState::Running && (!match || match(c))) ++running;
+    return running >= want;
+  }, limit, milliseconds(2));
+}
+
+struct Usage {
+  double rss_mib;
+  double cpu_percent;
+};
+// CPU time of every thread of `pid` in ns (schedstat: exact, unlike 100 Hz ticks).
+uint64_t cpuNs(pid_t pid) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(t.path() / "schedstat");
+    uint64_t ns = 0;
+    if (in >> ns) total += ns;
+  }
+  return total;
+}
+
+Usage measureIdle(pid_t pid, std::chrono::seconds window) {
+  const uint64_t c0 = cpuNs(pid);
+  const auto start = Clock::now();
+  std::this_thread::sleep_for(window);  // NOLINT(real-time)
+  const uint64_t c1 = cpuNs(pid);
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  double rss = 0;
+  while (std::getline(status, line))
+    if (line.starts_with("VmRSS:")) rss = std::stod(line.substr(6)) / 1024.0;
+  return {rss, 100.0 * static_cast<double>(c1 - c0) / 1e9 / secs};
+}
+
+// The same pods, started with CRI calls directly: the runtime's own time, the floor.
+double directStart(cri::RuntimeService& rt, int pods, int parallel, const std::string& tag) {
+  std::atomic<int> next{0};
+  std::vector<std::string> sandboxes(static_cast<size_t>(pods));
+  const auto t0 = Clock::now();
+  {
+    std::vector<std::jthread> threads;
+    for (int t = 0; t < parallel; ++t) {
+      threads.emplace_back([&] {
+        for (int i = next++; i < pods; i = next++) {
+          const std::string uid = tag + "-" + std::to_string(i);
+          cri::PodSandboxConfig sb;
+          sb.metadata = {"direct-" + uid, uid, "default", 0};
+          sb.hostname = "direct-" + std::to_string(i);
+          sb.log_directory = "/var/log/nodelet-bench/" + uid;
+          sb.labels = {{"nodelet-bench", tag}};
+          sb.cgroup_parent = env("NODELET_E2E_CGROUP_PARENT", "/nodelet-rig") + "/kubepods/besteffort/pod" + uid;
+          sb.dns_config = cri::DnsConfig{{"10.96.0.10"}, {"default.svc.cluster.local"}, {"ndots:5"}};
+          std::filesystem::create_directories(sb.log_directory);
+          // The same extra requests nodelet (and the kubelet) make: sandbox status, files to mount.
+          std::ofstream(sb.log_directory + "/hosts") << "127.0.0.1\tlocalhost\n";
+          std::ofstream(sb.log_directory + "/termination-log") << "";
+          auto id = rt.runPodSandbox(sb, "");
+          if (!id) { std::fprintf(stderr, "direct RunPodSandbox: %s\n", id.error().message.c_str()); continue; }
+          sandboxes[static_cast<size_t>(i)] = *id;
+          cri::ContainerConfig c;
+          c.name = "app";
+          c.image = image();
+          c.command = {"sh", "-c", kIdle};
+          c.log_path = "app/0.log";
+          c.mounts = {{"/etc/hosts", sb.log_directory + "/hosts"}, {"/dev/termination-log", sb.log_directory + "/termination-log"}};
+          (void)rt.podSandboxStatus(*id, false);
+          auto cid = rt.createContainer(*id, c, sb);
+          if (cid) (void)rt.startContainer(*cid);
+        }
+      });
+    }
+  }
+  const double elapsed = ms(Clock::now() - t0);
+  for (const auto& id : sandboxes) {
+    if (id.empty()) continue;
+    (void)rt.stopPodSandbox(id);
+    (void)rt.removePodSandbox(id);
+  }
+  std::filesystem::remove_all("/var/log/nodelet-bench");
+  return elapsed;
+}
+
+double nodeletStart(NodeletProcess& n, int pods, const std::string& tag) {
+  const size_t already = n.containers().size();
+  const auto t0 = Clock::now();
+  for (int i = 0; i < pods; ++i) n.write(tag + std::to_string(i) + ".yaml", manifest(tag + std::to_string(i)));
+  if (!waitRunning(n, already + static_cast<size_t>(pods), std::chrono::seconds(120))) return -1;
+  return ms(Clock::now() - t0);
+}
+
+int run() {
+  if (env("NODELET_E2E_CRI_ENDPOINT").empty()) {
+    std::fprintf(stderr, "bench: run through tests/bench/run.sh (needs the rig)\n");
+    return 2;
+  }
+  const int kPods = 20, kParallel = 4;  // nodelet's worker pool has 4 threads
+  NodeletProcess n;
+  n.start("", 0);
+  if (!waitFor([&] { return std::filesystem::exists(n.root() / "status"); }, std::chrono::seconds(10))) {
+    // The status directory appears with the first snapshot; an empty node may not write one.
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // NOLINT(real-time): let it settle
+  const Usage idle0 = measureIdle(n.pid(), std::chrono::seconds(20));
+
+  // Warm-up (first pod pays for image unpack caches and the like), then 1 pod, then 20.
+  directStart(n.runtime(), 1, 1, "warm");
+  std::vector<double> d1, n1;
+  for (int i = 0; i < 5; ++i) {
+    d1.push_back(directStart(n.runtime(), 1, 1, "one" + std::to_string(i)));
+    n1.push_back(nodeletStart(n, 1, "one" + std::to_string(i) + "-"));
+  }
+  const double direct1 = median(d1), nodelet1 = median(n1);
+  const double direct20 = directStart(n.runtime(), kPods, kParallel, "twenty");
+  const double nodelet20 = nodeletStart(n, kPods, "twenty-");
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // NOLINT(real-time): let it settle
+  const Usage idle20 = measureIdle(n.pid(), std::chrono::seconds(20));
+
+  // Crash -> replacement running: SIGKILL five different pods' processes from the host.
+  std::vector<double> crash;
+  for (int i = 0; i < 5; ++i) {
+    const std::string pod = "twenty-" + std::to_string(i) + "-" + n.node();
+    std::string old_id;
+    for (const auto& c : n.containers())
+      if (c.state == cri::ContainerState::Running && c.labels.at("io.kubernetes.pod.name") == pod) old_id = c.id;
+    auto st = n.runtime().containerStatus(old_id, true);
+    if (!st || !st->info.contains("info")) continue;
+    const int pid = nlohmann::json::parse(st->info.at("info")).value("pid", 0);
+    const auto t0 = Clock::now();
+    ::kill(pid, SIGKILL);
+    if (waitRunning(n, 1, std::chrono::seconds(10), [&](const cri::Container& c) {
+          return c.labels.at("io.kubernetes.pod.name") == pod && c.id != old_id;
+        }))
+      crash.push_back(ms(Clock::now() - t0));
+  }
+
+  // Edit -> the new pod running (the old one stopped first, as the kubelet does).
+  std::vector<double> edit;
+  for (int i = 0; i < 5; ++i) {
+    const std::string name = "one0-0";
+    const auto t0 = Clock::now();
+    n.write("one0-0.yaml", manifest(name, "edit " + std::to_string(i)));
+    std::set<std::string> before = n.containerIds();
+    const std::string pod = name + "-" + n.node();
+    std::string old_uid;
+    for (const auto& c : n.containers())
+      if (c.labels.at("io.kubernetes.pod.name") == pod && c.state == cri::ContainerState::Running) old_uid = c.labels.at("io.kubernetes.pod.uid");
+    if (waitRunning(n, 1, std::chrono::seconds(30), [&](const cri::Container& c) {
+          return c.labels.at("io.kubernetes.pod.name") == pod && c.labels.at("io.kubernetes.pod.uid") != old_uid;
+        }))
+      edit.push_back(ms(Clock::now() - t0));
+  }
+
+  std::printf("\n## nodelet benchmark (%s)\n\n", env("BENCH_LABEL", "this machine").c_str());
+  std::printf("| measure | direct CRI | nodelet | nodelet's own share |\n|---|---:|---:|---:|\n");
+  std::printf("| 1 pod: manifest written -> container RUNNING, median of 5 | %.0f ms | %.0f ms | %.1f ms |\n",
+              direct1, nodelet1, nodelet1 - direct1);
+  std::printf("| %d pods (parallelism %d): all RUNNING | %.0f ms | %.0f ms | %.1f ms per pod |\n", kPods, kParallel,
+              direct20, nodelet20, (nodelet20 - direct20) / kPods);
+  std::printf("| crashed container (SIGKILL) -> replacement RUNNING, median of %zu | | %.0f ms | |\n", crash.size(),
+              median(crash));
+  std::printf("| edited manifest -> new pod RUNNING, median of %zu | | %.0f ms | |\n", edit.size(), median(edit));
+  std::printf("| RSS idle, 0 pods / %d pods | | %.1f / %.1f MiB | |\n", kPods, idle0.rss_mib, idle20.rss_mib);
+  std::printf("| CPU idle (20 s), 0 pods / %d pods | | %.3f %% / %.3f %% of a core | |\n", kPods, idle0.cpu_percent,
+              idle20.cpu_percent);
+  std::printf("\n1-pod samples direct / nodelet (ms):");
+  for (size_t i = 0; i < d1.size(); ++i) std::printf(" %.0f/%.0f", d1[i], n1[i]);
+  std::printf("\ncrash samples (ms):");
+  for (double c : crash) std::printf(" %.0f", c);
+  std::printf("\nedit samples (ms):");
+  for (double e : edit) std::printf(" %.0f", e);
+  std::printf("\n");
+  return 0;
+}
+
+}  // namespace
+}  // namespace nodelet::e2e
+
+int main() { return nodelet::e2e::run(); }
