@@ -4,6 +4,17 @@
 #include "agent/pod_status.h"
 
 namespace nodelet::agent {
+namespace {
+
+// What the relist compares: sandbox and container ids with their states.
+std::string signature(const PodRuntimeStatus& p) {
+  std::string sig;
+  for (const auto& s : p.sandboxes) sig += s.id + (s.state == cri::SandboxState::Ready ? "R;" : "N;");
+  for (const auto& c : p.containers) sig += c.status.id + ":" + std::string(cri::toString(c.status.state)) + ";";
+  return sig;
+}
+
+}  // namespace
 
 Agent::Agent(RuntimeManager& runtime, StatusManager& statuses, EventRecorder& events, Clock& clock,
              AgentOptions options)
@@ -113,12 +124,7 @@ std::set<std::string> Agent::relist() {
     exits_->retain(alive);
   }
   std::map<std::string, std::string> sigs;
-  for (const auto& [uid, p] : *pods) {
-    std::string sig;
-    for (const auto& s : p.sandboxes) sig += s.id + (s.state == cri::SandboxState::Ready ? "R;" : "N;");
-    for (const auto& c : p.containers) sig += c.status.id + ":" + std::string(cri::toString(c.status.state)) + ";";
-    sigs[uid] = std::move(sig);
-  }
+  for (const auto& [uid, p] : *pods) sigs[uid] = signature(p);
   std::lock_guard g(mu_);
   for (const auto& [uid, sig] : sigs) {
     auto it = relist_signatures_.find(uid);
@@ -157,6 +163,18 @@ void Agent::requestRelist() {
   cv_.notify_all();
 }
 
+void Agent::watchPending() {
+  std::set<std::string> ids;
+  {
+    std::lock_guard g(mu_);
+    ids.swap(pending_watches_);
+  }
+  for (const auto& id : ids) {
+    if (exits_->watching(id)) continue;
+    if (auto pid = runtime_.containerPid(id)) exits_->watch(id, *pid);
+  }
+}
+
 void Agent::onContainerExit() {
   const auto until = clock_.monotonicNow() + o_.fast_relist_window;
   fast_relist_until_ns_ = std::chrono::duration_cast<Duration>(until.time_since_epoch()).count();
@@ -186,12 +204,14 @@ void Agent::run(std::stop_token stop) {
   while (!stop.stop_requested()) {
     MonoTime now = clock_.monotonicNow();
     last_loop_ns_ = std::chrono::duration_cast<Duration>(now.time_since_epoch()).count();
-    bool forced = false;
+    bool forced = false, watches = false;
     {
       std::lock_guard g(mu_);
       forced = wake_;
+      watches = !pending_watches_.empty();
       wake_ = false;
     }
+    if (watches && exits_) watchPending();
     if (forced || now >= next_relist) {
       relist();
       const bool fast = clock_.monotonicNow() < MonoTime(Duration(fast_relist_until_ns_.load()));
@@ -215,7 +235,7 @@ void Agent::run(std::stop_token stop) {
     if (auto due = workers_.tick()) deadline = std::min(deadline, *due);
     statuses_.flush();
     std::unique_lock l(mu_);
-    if (!wake_ && !stop.stop_requested()) clock_.waitUntil(cv_, l, deadline);
+    if (!wake_ && pending_watches_.empty() && !stop.stop_requested()) clock_.waitUntil(cv_, l, deadline);
   }
 }
 
@@ -249,16 +269,23 @@ SyncOutcome Agent::syncPod(const api::Pod& pod) {
   auto after = runtime_.podStatus(pod.metadata.uid);
   const PodRuntimeStatus& now = after ? *after : *st;
   publishStatus(pod, now, r.waiting);
-  // New containers get their exit watch from the loop thread's relist (a verbose status call
-  // per container): kept off this worker, which may have more pods to start.
-  if (exits_) {
-    for (const auto& c : now.containers) {
-      if (c.running() && !exits_->watching(c.status.id)) {
-        requestRelist();
-        break;
-      }
+  bool queued = false;
+  {
+    std::lock_guard g(mu_);
+    // What this sync did is known: the relist reacts only to changes made by others.
+    // (A pod with nothing in the runtime has no entry, exactly as the relist sees it.)
+    if (after) {
+      std::string sig = signature(now);
+      if (sig.empty()) relist_signatures_.erase(pod.metadata.uid);
+      else relist_signatures_[pod.metadata.uid] = std::move(sig);
     }
+    // New containers get their exit watch from the loop thread (a verbose status call each),
+    // off this worker, which may have more pods to start.
+    for (const auto& c : now.containers)
+      if (exits_ && c.running() && !exits_->watching(c.status.id))
+        queued = pending_watches_.insert(c.status.id).second || queued;
   }
+  if (queued) cv_.notify_all();
   runtime_.garbageCollect(now);
   return out;
 }

@@ -76,6 +76,8 @@ class Agent final : public PodSyncer {
                      const std::map<std::string, Waiting>& waiting);
   void rejectPod(const api::Pod& pod, const std::string& reason, const std::string& message);
   void watchRunning(const PodRuntimeStatus& st);
+  // Registers exit watches queued by the workers (on the loop thread).
+  void watchPending();
 
   RuntimeManager& runtime_;
   StatusManager& statuses_;
@@ -90,6 +92,7 @@ class Agent final : public PodSyncer {
   std::set<std::string> rejected_;           // admitted = desired - rejected
   bool sources_ready_{false};
   std::map<std::string, std::string> relist_signatures_;  // uid -> runtime state signature
+  std::set<std::string> pending_watches_;  // new running containers to watch (ids)
   std::set<std::pair<std::string, std::string>> reported_errors_;  // (file, message)
   std::atomic<int64_t> last_loop_ns_{0};
   std::atomic<int64_t> fast_relist_until_ns_{0};
