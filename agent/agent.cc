@@ -28,6 +28,10 @@ Agent::Agent(RuntimeManager& runtime, StatusManager& statuses, EventRecorder& ev
 }
 
 int Agent::rotateLogs() {
+  {
+    std::lock_guard g(mu_);
+    if (relist_signatures_.empty()) return 0;  // nothing of ours runs
+  }
   if (!logs_) logs_ = std::make_unique<LogRotator>(runtime_.runtime(), clock_, o_.log_max_bytes, o_.log_max_files);
   std::vector<std::pair<std::string, std::string>> running;
   for (const auto& [id, path] : runtime_.runningLogPaths()) running.emplace_back(id, path);
@@ -54,6 +58,11 @@ void Agent::rejectPod(const api::Pod& pod, const std::string& reason, const std:
 }
 
 void Agent::onFileSnapshot(const staticpods::FileSnapshot& snap) {
+  applySnapshot(snap);
+  requestRelist();  // the relist cadence depends on whether any pod is wanted
+}
+
+void Agent::applySnapshot(const staticpods::FileSnapshot& snap) {
   std::lock_guard g(mu_);
   // Manifest problems: one event per file and message, not one per rescan.
   std::set<std::pair<std::string, std::string>> now_errors;
@@ -215,7 +224,14 @@ void Agent::run(std::stop_token stop) {
     if (forced || now >= next_relist) {
       relist();
       const bool fast = clock_.monotonicNow() < MonoTime(Duration(fast_relist_until_ns_.load()));
-      next_relist = clock_.monotonicNow() + (fast ? o_.fast_relist_period : o_.relist_period);
+      bool empty = false;
+      {
+        std::lock_guard g(mu_);
+        empty = desired_.empty() && relist_signatures_.empty() && sources_ready_;
+      }
+      next_relist = clock_.monotonicNow() + (fast    ? o_.fast_relist_period
+                                             : empty ? o_.empty_relist_period
+                                                     : o_.relist_period);
     }
     if (now >= next_housekeeping) {
       housekeeping();

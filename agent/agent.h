@@ -22,6 +22,9 @@ namespace nodelet::agent {
 
 struct AgentOptions {
   Duration relist_period{std::chrono::seconds(1)};
+  // With no pods wanted and none found, nothing of nodelet's can appear but through nodelet
+  // itself: the relist only guards against surprises, and slows down to this.
+  Duration empty_relist_period{std::chrono::seconds(10)};
   Duration housekeeping_period{std::chrono::seconds(2)};
   Duration resync_period{std::chrono::minutes(1)};  // syncFrequency
   int32_t max_pods{110};
@@ -76,6 +79,7 @@ class Agent final : public PodSyncer {
                      const std::map<std::string, Waiting>& waiting);
   void rejectPod(const api::Pod& pod, const std::string& reason, const std::string& message);
   void watchRunning(const PodRuntimeStatus& st);
+  void applySnapshot(const staticpods::FileSnapshot& snap);
   // Registers exit watches queued by the workers (on the loop thread).
   void watchPending();
 
