@@ -24,6 +24,7 @@
 #include "agent/runtime_manager.h"
 #include "agent/server.h"
 #include "agent/status_manager.h"
+#include "cri/instrumented_service.h"
 #include "nodelet/version.h"
 #include "staticpods/file_source.h"
 
@@ -236,8 +237,12 @@ int runAgent(Config cfg, sigset_t signals) {
   ro.request_timeout = cfg.runtime_request_timeout;
   cri::GrpcOptions io = ro;
   io.endpoint = cfg.imageEndpoint();
-  auto services = cri::connectGrpc(ro, io);
-  if (!services) return die(services.error().message);
+  auto grpc = cri::connectGrpc(ro, io);
+  if (!grpc) return die(grpc.error().message);
+  cri::OperationRecorder operations(clock);
+  cri::GrpcServices services_{std::make_unique<cri::InstrumentedRuntimeService>(std::move(grpc->runtime), operations),
+                              std::make_unique<cri::InstrumentedImageService>(std::move(grpc->image), operations)};
+  auto* services = &services_;
   for (int attempt = 0;; ++attempt) {
     auto v = services->runtime->version();
     if (v) {
@@ -312,6 +317,7 @@ int runAgent(Config cfg, sigset_t signals) {
   agent.workers().stop();
   statuses.flush();
   server.stop();
+  NODELET_LOG(debug, Cri, "CRI operations: {}", operations.summary());
   return 0;
 }
 
