@@ -96,6 +96,7 @@ double directStart(cri::RuntimeService& rt, int pods, int parallel, const std::s
           sb.labels = {{"nodelet-bench", tag}};
           sb.cgroup_parent = env("NODELET_E2E_CGROUP_PARENT", "/nodelet-rig") + "/kubepods/besteffort/pod" + uid;
           sb.dns_config = cri::DnsConfig{{"10.96.0.10"}, {"default.svc.cluster.local"}, {"ndots:5"}};
+          sb.security.seccomp = cri::SecurityProfile{cri::SecurityProfile::Type::Unconfined, ""};
           std::filesystem::create_directories(sb.log_directory);
           // The same extra requests nodelet (and the kubelet) make: sandbox status, files to mount.
           std::ofstream(sb.log_directory + "/hosts") << "127.0.0.1\tlocalhost\n";
@@ -117,7 +118,6 @@ double directStart(cri::RuntimeService& rt, int pods, int parallel, const std::s
                                      "/sys/devices/virtual/powercap"};
           c.security.readonly_paths = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"};
           c.security.seccomp = cri::SecurityProfile{cri::SecurityProfile::Type::Unconfined, ""};
-          sb.security.seccomp = cri::SecurityProfile{cri::SecurityProfile::Type::Unconfined, ""};
           (void)rt.podSandboxStatus(*id, false);
           auto cid = rt.createContainer(*id, c, sb);
           if (cid) (void)rt.startContainer(*cid);
@@ -165,8 +165,18 @@ int run() {
     n1.push_back(nodeletStart(n, 1, "one" + std::to_string(i) + "-"));
   }
   const double direct1 = median(d1), nodelet1 = median(n1);
-  const double direct20 = directStart(n.runtime(), kPods, kParallel, "twenty");
-  const double nodelet20 = nodeletStart(n, kPods, "twenty-");
+  // The burst is noisy on a 2-core machine: three rounds each, alternating, medians reported.
+  std::vector<double> d20, n20;
+  for (int round = 0; round < 3; ++round) {
+    d20.push_back(directStart(n.runtime(), kPods, kParallel, "twenty" + std::to_string(round)));
+    n20.push_back(nodeletStart(n, kPods, "twenty-"));
+    if (round == 2) break;  // the last round's pods stay for what follows
+    for (int i = 0; i < kPods; ++i) n.remove("twenty-" + std::to_string(i) + ".yaml");
+    // Until the previous round is fully gone (sandboxes too: CNI teardown is heavy).
+    waitFor([&] { return n.containers().size() <= 5 && n.sandboxes().size() <= 5; }, std::chrono::seconds(60),
+            milliseconds(50));
+  }
+  const double direct20 = median(d20), nodelet20 = median(n20);
   std::this_thread::sleep_for(std::chrono::seconds(3));  // NOLINT(real-time): let it settle
   const Usage idle20 = measureIdle(n.pid(), std::chrono::seconds(20));
 
@@ -209,7 +219,7 @@ int run() {
   std::printf("| measure | direct CRI | nodelet | nodelet's own share |\n|---|---:|---:|---:|\n");
   std::printf("| 1 pod: manifest written -> container RUNNING, median of 5 | %.0f ms | %.0f ms | %.1f ms |\n",
               direct1, nodelet1, nodelet1 - direct1);
-  std::printf("| %d pods (parallelism %d): all RUNNING | %.0f ms | %.0f ms | %.1f ms per pod |\n", kPods, kParallel,
+  std::printf("| %d pods (parallelism %d): all RUNNING, median of 3 | %.0f ms | %.0f ms | %.1f ms per pod |\n", kPods, kParallel,
               direct20, nodelet20, (nodelet20 - direct20) / kPods);
   std::printf("| crashed container (SIGKILL) -> replacement RUNNING, median of %zu | | %.0f ms | |\n", crash.size(),
               median(crash));
@@ -219,6 +229,8 @@ int run() {
               idle20.cpu_percent);
   std::printf("\n1-pod samples direct / nodelet (ms):");
   for (size_t i = 0; i < d1.size(); ++i) std::printf(" %.0f/%.0f", d1[i], n1[i]);
+  std::printf("\n20-pod samples direct / nodelet (ms):");
+  for (size_t i = 0; i < d20.size(); ++i) std::printf(" %.0f/%.0f", d20[i], n20[i]);
   std::printf("\ncrash samples (ms):");
   for (double c : crash) std::printf(" %.0f", c);
   std::printf("\nedit samples (ms):");
