@@ -25,6 +25,65 @@ Agent::Agent(RuntimeManager& runtime, StatusManager& statuses, EventRecorder& ev
       o_(std::move(options)),
       workers_(*this, clock, o_.worker_threads) {
   if (o_.watch_exits) exits_ = std::make_unique<ExitWatcher>([this] { onContainerExit(); });
+  probe_runner_ = std::make_unique<probes::DefaultRunner>(
+      [this](const std::string& id, const std::vector<std::string>& cmd, Duration timeout)
+          -> Result<std::pair<int32_t, std::string>> {
+        auto r = runtime_.runtime().execSync(id, cmd, std::chrono::duration_cast<std::chrono::seconds>(timeout));
+        if (!r) return std::unexpected(r.error());
+        return std::pair<int32_t, std::string>{r->exit_code, r->stdout_ + r->stderr_};
+      });
+  probes_ = std::make_unique<probes::Manager>(*probe_runner_, clock_, [this](const probes::ProbeEvent& e) { onProbeEvent(e); });
+  seed_ready_ = statuses_.readyContainersInSnapshot();
+}
+
+void Agent::probeRunning(const api::Pod& pod, const PodRuntimeStatus& st) {
+  for (const auto* list : {&pod.spec.init_containers, &pod.spec.containers}) {
+    for (const auto& c : *list) {
+      if (!c.liveness_probe && !c.readiness_probe && !c.startup_probe) continue;
+      const RuntimeContainer* rc = st.latest(c.name);
+      if (!rc || !rc->running() || probes_->watching(rc->status.id)) continue;
+      probes::Target t;
+      t.pod_uid = pod.metadata.uid;
+      t.pod_name = pod.fullName();
+      t.container_name = c.name;
+      t.container_id = rc->status.id;
+      t.started = toMonotonic(rc->status.started_at, clock_.monotonicNow(), clock_.systemNow());
+      t.liveness = c.liveness_probe;
+      t.readiness = c.readiness_probe;
+      t.startup = c.startup_probe;
+      const RuntimeSandbox* sb = st.currentSandbox();
+      t.endpoint.ip = pod.spec.host_network ? o_.node_ip : (sb ? sb->ip : "");
+      t.endpoint.ports = c.ports;
+      probes_->add(t);
+      bool seed = false;
+      {
+        std::lock_guard g(mu_);
+        seed = seed_ready_.erase(rc->status.id) > 0;
+      }
+      if (seed) probes_->seedReady(rc->status.id);
+    }
+  }
+}
+
+void Agent::onProbeEvent(const probes::ProbeEvent& e) {
+  std::optional<api::Pod> pod;
+  {
+    std::lock_guard g(mu_);
+    auto it = desired_.find(e.pod_uid);
+    if (it != desired_.end()) pod = it->second;
+    if (e.changed && e.result == probes::ProbeResult::Failure && e.kind != probes::Kind::Readiness) {
+      unhealthy_[e.container_id] = "Container " + e.container_name + " failed " +
+                                   (e.kind == probes::Kind::Liveness ? "liveness" : "startup") +
+                                   " probe, will be restarted";
+    }
+  }
+  if (!pod) return;
+  if (e.result == probes::ProbeResult::Failure) {
+    events_.record(containerRef(*pod, e.container_name), "Warning", "Unhealthy",
+                   std::string(probes::toString(e.kind)) + " probe failed: " + e.output);
+  }
+  // A changed result changes the pod's status (readiness) or its containers (a kill).
+  if (e.changed) workers_.updatePod({PodUpdate::Type::Sync, e.pod_uid, *pod, std::nullopt, true});
 }
 
 int Agent::rotateLogs() {
@@ -123,14 +182,18 @@ std::set<std::string> Agent::relist() {
     return changed;
   }
   runtime_ok_ = true;
+  std::set<std::string> alive;
+  for (const auto& [uid, p] : *pods)
+    for (const auto& c : p.containers)
+      if (c.running()) alive.insert(c.status.id);
   if (exits_) {  // watch what runs (adopted containers too), forget what is gone
-    std::set<std::string> alive;
-    for (const auto& [uid, p] : *pods) {
-      for (const auto& c : p.containers)
-        if (c.running()) alive.insert(c.status.id);
-      watchRunning(p);
-    }
+    for (const auto& [uid, p] : *pods) watchRunning(p);
     exits_->retain(alive);
+  }
+  probes_->retain(alive);
+  {
+    std::lock_guard g(mu_);
+    std::erase_if(unhealthy_, [&](const auto& kv) { return !alive.contains(kv.first); });
   }
   std::map<std::string, std::string> sigs;
   for (const auto& [uid, p] : *pods) sigs[uid] = signature(p);
@@ -248,6 +311,7 @@ void Agent::run(std::stop_token stop) {
       next_rotation = now + o_.log_rotation_period;
     }
     MonoTime deadline = std::min({next_relist, next_housekeeping, next_resync, next_rotation});
+    if (auto due = probes_->tick()) deadline = std::min(deadline, *due);
     if (auto due = workers_.tick()) deadline = std::min(deadline, *due);
     statuses_.flush();
     std::unique_lock l(mu_);
@@ -266,6 +330,14 @@ void Agent::publishStatus(const api::Pod& pod, const PodRuntimeStatus& st,
   in.runtime_name = runtime_.runtimeName();
   in.host_ip = o_.node_ip;
   in.now = clock_.systemNow();
+  std::map<std::string, bool> ready, started;
+  for (const auto& c : st.containers) {
+    if (!c.running() || ready.contains(c.status.name)) continue;
+    ready[c.status.name] = probes_->ready(c.status.id);
+    started[c.status.name] = probes_->started(c.status.id);
+  }
+  in.readiness = &ready;
+  in.started = &started;
   statuses_.setPodStatus(pod, computePodStatus(in));
 }
 
@@ -277,13 +349,19 @@ SyncOutcome Agent::syncPod(const api::Pod& pod) {
     out.requeue_after = std::chrono::seconds(1);
     return out;
   }
-  SyncResult r = runtime_.syncPod(pod, *st);
+  std::map<std::string, std::string> unhealthy;
+  {
+    std::lock_guard g(mu_);
+    unhealthy = unhealthy_;
+  }
+  SyncResult r = runtime_.syncPod(pod, *st, &unhealthy);
   out.requeue_after = r.requeue_after;
   out.pod_done = r.pod_done;
   out.error = r.error;
   // Read back what the sync changed, so the status is current without waiting for a relist.
   auto after = runtime_.podStatus(pod.metadata.uid);
   const PodRuntimeStatus& now = after ? *after : *st;
+  probeRunning(pod, now);
   publishStatus(pod, now, r.waiting);
   bool queued = false;
   {

@@ -16,6 +16,7 @@
 #include "agent/pod_workers.h"
 #include "agent/runtime_manager.h"
 #include "agent/status_manager.h"
+#include "probes/probe_manager.h"
 #include "staticpods/file_source.h"
 
 namespace nodelet::agent {
@@ -80,6 +81,9 @@ class Agent final : public PodSyncer {
   void rejectPod(const api::Pod& pod, const std::string& reason, const std::string& message);
   void watchRunning(const PodRuntimeStatus& st);
   void applySnapshot(const staticpods::FileSnapshot& snap);
+  // Starts probing the running containers of `pod` that have probes.
+  void probeRunning(const api::Pod& pod, const PodRuntimeStatus& st);
+  void onProbeEvent(const probes::ProbeEvent& e);
   // Registers exit watches queued by the workers (on the loop thread).
   void watchPending();
 
@@ -104,6 +108,11 @@ class Agent final : public PodSyncer {
   std::string runtime_error_;
 
   std::unique_ptr<ExitWatcher> exits_;
+  // Probes: results feed status; liveness/startup failures mark containers for a kill.
+  std::unique_ptr<probes::DefaultRunner> probe_runner_;
+  std::unique_ptr<probes::Manager> probes_;
+  std::map<std::string, std::string> unhealthy_;  // container id -> kill message (under mu_)
+  std::set<std::string> seed_ready_;              // ready before a restart of nodelet
   std::unique_ptr<LogRotator> logs_;
   PodWorkers workers_;  // last: its threads call back into this object
 };

@@ -33,6 +33,15 @@ struct Planner {
 
   void killIfChanged(const api::Container& c, const RuntimeContainer& running, bool& restart) {
     restart = false;
+    if (ctx.unhealthy) {
+      auto u = ctx.unhealthy->find(running.status.id);
+      if (u != ctx.unhealthy->end()) {
+        a.containers_to_kill.push_back({running.status.id, c.name, "Killing", u->second});
+        // A probe kill is a failure exit: the restart policy decides (sidecars always restart).
+        restart = api::isSidecar(c) || shouldRestart(pod.spec.restart_policy, 1);
+        return;
+      }
+    }
     if (running.hash != labels::hashString(c.hash)) {
       a.containers_to_kill.push_back({running.status.id, c.name, "Killing",
                                       "Container " + c.name + " definition changed, will be restarted"});

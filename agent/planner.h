@@ -46,6 +46,8 @@ struct PlanContext {
   MonoTime now;
   SysTime now_system;
   const Backoff* backoff{nullptr};
+  // Running containers a liveness or startup probe failed (id -> message for the event).
+  const std::map<std::string, std::string>* unhealthy{nullptr};
 };
 
 PodActions computePodActions(const api::Pod& pod, const PodRuntimeStatus& status,

@@ -86,6 +86,10 @@ api::ContainerStatus containerStatus(const api::Container& spec, const StatusInp
   if (prev) cs.last_state = stateOf(*prev, in.runtime_name);
   if (last->running()) {
     cs.started = true;
+    if (in.started) {
+      auto st = in.started->find(spec.name);
+      if (st != in.started->end()) cs.started = st->second;
+    }
     bool ready = true;
     if (in.readiness) {
       auto r = in.readiness->find(spec.name);

@@ -22,6 +22,8 @@ struct StatusInput {
   SysTime now;
   // Readiness per container name (probes); absent = ready when running.
   const std::map<std::string, bool>* readiness{nullptr};
+  // Started per container name (startup probes); absent = started when running.
+  const std::map<std::string, bool>* started{nullptr};
 };
 
 api::PodStatus computePodStatus(const StatusInput& in);

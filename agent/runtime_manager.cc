@@ -637,7 +637,8 @@ RuntimeManager::StartResult RuntimeManager::startContainer(const api::Pod& pod, 
   return {true, {}};
 }
 
-SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& status) {
+SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& status,
+                                   const std::map<std::string, std::string>* unhealthy) {
   SyncResult res;
   // After a restart of nodelet the back-off continues from what the runtime shows.
   for (const auto* list : {&pod.spec.init_containers, &pod.spec.containers}) {
@@ -648,7 +649,8 @@ SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& 
                             toMonotonic(last->status.finished_at, clock_.monotonicNow(), clock_.systemNow()));
     }
   }
-  const PodActions a = computePodActions(pod, status, {clock_.monotonicNow(), clock_.systemNow(), &crash_backoff_});
+  const PodActions a =
+      computePodActions(pod, status, {clock_.monotonicNow(), clock_.systemNow(), &crash_backoff_, unhealthy});
   res.waiting = a.waiting;
   res.requeue_after = a.requeue_after;
   res.pod_done = a.pod_done;

@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "agent/core/api_json.h"
 #include "agent/core/log.h"
@@ -39,6 +42,30 @@ std::vector<api::Pod> StatusManager::pods() const {
   std::sort(out.begin(), out.end(), [](const api::Pod& a, const api::Pod& b) {
     return std::tie(a.metadata.namespace_, a.metadata.name) < std::tie(b.metadata.namespace_, b.metadata.name);
   });
+  return out;
+}
+
+std::set<std::string> StatusManager::readyContainersInSnapshot() const {
+  std::set<std::string> out;
+  if (snapshot_path_.empty()) return out;
+  std::ifstream in(snapshot_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto list = nlohmann::json::parse(ss.str(), nullptr, false);
+  if (!list.is_object() || !list.contains("items") || !list["items"].is_array()) return out;
+  for (const auto& p : list["items"]) {
+    if (!p.is_object() || !p.contains("status") || !p["status"].is_object()) continue;
+    for (const char* key : {"containerStatuses", "initContainerStatuses"}) {
+      const auto& cs = p["status"].value(key, nlohmann::json::array());
+      if (!cs.is_array()) continue;
+      for (const auto& c : cs) {
+        if (!c.is_object() || !c.value("ready", false)) continue;
+        const std::string id = c.value("containerID", "");
+        const auto sep = id.find("://");
+        if (sep != std::string::npos) out.insert(id.substr(sep + 3));
+      }
+    }
+  }
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,9 @@ class StatusManager {
   std::vector<api::Pod> pods() const;
   // Writes the snapshot if anything changed since the last write.
   void flush();
+  // Runtime ids ("containerd://" stripped) of the containers the snapshot reported ready: what a
+  // restarted nodelet keeps reporting ready until their probes say otherwise.
+  std::set<std::string> readyContainersInSnapshot() const;
 
  private:
   std::string snapshot_path_;

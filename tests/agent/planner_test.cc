@@ -164,6 +164,21 @@ TEST(PlannerTest, ACrashLoopBacksOff) {
   EXPECT_EQ(std::chrono::duration_cast<std::chrono::seconds>(*a.requeue_after).count(), 7);
 }
 
+TEST(PlannerTest, AFailedLivenessProbeKillsAndTheRestartPolicyDecides) {
+  struct Case {
+    const char* policy;
+    bool restart;
+  } cases[] = {{"Always", true}, {"OnFailure", true}, {"Never", false}};
+  for (const auto& c : cases) {
+    auto pod = podFromYaml(std::string(kOneApp) + "  restartPolicy: " + c.policy + "\n");
+    const std::map<std::string, std::string> unhealthy = {{"app-0@s0", "Container app failed liveness probe, will be restarted"}};
+    auto a = computePodActions(pod, runtime(pod, {{"s0", true}}, {{"app", S::Running}}), {kNow, kNowSys, nullptr, &unhealthy});
+    ASSERT_EQ(a.containers_to_kill.size(), 1u) << c.policy;
+    EXPECT_EQ(a.containers_to_kill[0].message, "Container app failed liveness probe, will be restarted");
+    EXPECT_EQ(!a.containers_to_start.empty(), c.restart) << c.policy;
+  }
+}
+
 TEST(PlannerTest, ADeadSandboxIsRecreatedWithTheNextAttempt) {
   auto pod = podFromYaml(kOneApp);
   auto a = plan(pod, runtime(pod, {{"s2", false}}, {{"app", S::Exited, 137, "s2"}}));

@@ -1,0 +1,232 @@
+#include "probes/probe_manager.h"
+
+#include <condition_variable>
+#include <deque>
+#include <thread>
+
+#include "agent/core/log.h"
+
+namespace nodelet::probes {
+
+std::string_view toString(Kind k) {
+  switch (k) {
+    case Kind::Liveness: return "Liveness";
+    case Kind::Readiness: return "Readiness";
+    case Kind::Startup: return "Startup";
+  }
+  return "?";
+}
+
+// A few threads that run probe executions, so a slow probe never delays the others' timers.
+class Manager::Pool {
+ public:
+  explicit Pool(size_t n) {
+    for (size_t i = 0; i < n; ++i) threads_.emplace_back([this](std::stop_token st) { run(st); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard g(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.request_stop();
+  }
+  void post(std::function<void()> f) {
+    {
+      std::lock_guard g(mu_);
+      q_.push_back(std::move(f));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void run(std::stop_token st) {
+    std::unique_lock l(mu_);
+    while (!st.stop_requested() && !stopping_) {
+      if (q_.empty()) {
+        cv_.wait(l);
+        continue;
+      }
+      auto f = std::move(q_.front());
+      q_.pop_front();
+      l.unlock();
+      f();
+      l.lock();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> q_;
+  bool stopping_{false};
+  std::vector<std::jthread> threads_;
+};
+
+Manager::Manager(Runner& runner, Clock& clock, Sink sink, size_t threads, uint64_t seed)
+    : runner_(runner), clock_(clock), sink_(std::move(sink)), rng_(seed) {
+  if (threads > 0) pool_ = std::make_unique<Pool>(threads);
+}
+
+Manager::~Manager() { pool_.reset(); }
+
+Manager::Worker* Manager::find(Container& c, Kind k) {
+  for (auto& w : c.workers)
+    if (w.kind == k) return &w;
+  return nullptr;
+}
+const Manager::Worker* Manager::find(const Container& c, Kind k) const {
+  for (const auto& w : c.workers)
+    if (w.kind == k) return &w;
+  return nullptr;
+}
+
+void Manager::add(const Target& t) {
+  std::lock_guard g(mu_);
+  if (containers_.contains(t.container_id)) return;
+  Container c{t, {}, false};
+  const MonoTime now = clock_.monotonicNow();
+  auto worker = [&](Kind k, const std::optional<api::Probe>& p) {
+    if (!p) return;
+    Worker w{k, *p};
+    // The first run comes after a random part of the period.
+    const auto period = std::chrono::seconds(std::max(p->period_seconds, 1));
+    w.next_run = now + Duration(static_cast<int64_t>(rng_() % static_cast<uint64_t>(Duration(period).count())));
+    // Initial results, as the kubelet's: readiness Failure, liveness Success, startup Unknown.
+    w.result = k == Kind::Readiness ? ProbeResult::Failure : k == Kind::Liveness ? ProbeResult::Success : ProbeResult::Unknown;
+    c.workers.push_back(w);
+  };
+  worker(Kind::Startup, t.startup);
+  worker(Kind::Liveness, t.liveness);
+  worker(Kind::Readiness, t.readiness);
+  containers_.emplace(t.container_id, std::move(c));
+}
+
+void Manager::retain(const std::set<std::string>& alive) {
+  std::lock_guard g(mu_);
+  std::erase_if(containers_, [&](const auto& kv) { return !alive.contains(kv.first); });
+}
+
+bool Manager::watching(const std::string& id) const {
+  std::lock_guard g(mu_);
+  return containers_.contains(id);
+}
+
+bool Manager::ready(const std::string& id) const {
+  std::lock_guard g(mu_);
+  auto it = containers_.find(id);
+  if (it == containers_.end()) return true;
+  const Container& c = it->second;
+  if (const Worker* s = find(c, Kind::Startup); s && s->result != ProbeResult::Success) return c.seeded_ready;
+  const Worker* r = find(c, Kind::Readiness);
+  if (!r) return true;
+  if (c.seeded_ready && r->successes == 0 && r->failures < r->probe.failure_threshold) return true;
+  return r->result == ProbeResult::Success;
+}
+
+bool Manager::started(const std::string& id) const {
+  std::lock_guard g(mu_);
+  auto it = containers_.find(id);
+  if (it == containers_.end()) return true;
+  const Worker* s = find(it->second, Kind::Startup);
+  return !s || s->result == ProbeResult::Success || it->second.seeded_ready;
+}
+
+void Manager::seedReady(const std::string& id) {
+  std::lock_guard g(mu_);
+  auto it = containers_.find(id);
+  if (it != containers_.end()) it->second.seeded_ready = true;
+}
+
+std::optional<MonoTime> Manager::tick() {
+  struct Run {
+    std::string id;
+    Kind kind;
+    api::Handler handler;
+    Target target;
+    Duration timeout;
+  };
+  std::vector<Run> due;
+  std::optional<MonoTime> next;
+  {
+    std::lock_guard g(mu_);
+    const MonoTime now = clock_.monotonicNow();
+    for (auto& [id, c] : containers_) {
+      const Worker* startup = find(c, Kind::Startup);
+      const bool startup_done = !startup || startup->result == ProbeResult::Success;
+      for (auto& w : c.workers) {
+        if (w.running || w.on_hold) continue;
+        if (w.next_run > now) {
+          next = next ? std::min(*next, w.next_run) : w.next_run;
+          continue;
+        }
+        const auto period = std::chrono::seconds(std::max(w.probe.period_seconds, 1));
+        w.next_run = now + period;
+        next = next ? std::min(*next, w.next_run) : w.next_run;
+        if (w.kind != Kind::Startup && !startup_done) continue;       // startup first
+        if (w.kind == Kind::Startup && startup_done) continue;        // startup is done for good
+        if (now < c.target.started + std::chrono::seconds(w.probe.initial_delay_seconds)) continue;
+        w.running = true;
+        due.push_back({id, w.kind, w.probe.handler, c.target,
+                       std::chrono::seconds(std::max(w.probe.timeout_seconds, 1))});
+      }
+    }
+  }
+  for (auto& r : due) {
+    if (pool_) {
+      pool_->post([this, r = std::move(r)]() mutable { execute(r.id, r.kind, r.handler, r.target, r.timeout); });
+    } else {
+      execute(r.id, r.kind, r.handler, r.target, r.timeout);
+    }
+  }
+  return next;
+}
+
+void Manager::execute(std::string id, Kind kind, api::Handler handler, Target target, Duration timeout) {
+  const MonoTime start = clock_.monotonicNow();
+  Outcome o = runner_.run(handler, target.container_id, target.endpoint, timeout);
+  apply(id, kind, o, clock_.monotonicNow() - start);
+}
+
+void Manager::apply(const std::string& id, Kind kind, const Outcome& o, Duration took) {
+  std::optional<ProbeEvent> event;
+  {
+    std::lock_guard g(mu_);
+    auto& counter = counters_[std::string(toString(kind))];
+    counter.total += took;
+    (o.result == ProbeResult::Success ? counter.success : o.result == ProbeResult::Failure ? counter.failure : counter.unknown)++;
+    auto it = containers_.find(id);
+    if (it == containers_.end()) return;  // removed while probing
+    Container& c = it->second;
+    Worker* w = find(c, kind);
+    if (!w) return;
+    w->running = false;
+    if (o.result == ProbeResult::Success) {
+      ++w->successes;
+      w->failures = 0;
+    } else if (o.result == ProbeResult::Failure) {
+      ++w->failures;
+      w->successes = 0;
+    } else {
+      return;  // an unknown result changes nothing
+    }
+    const ProbeResult before = w->result;
+    if (o.result == ProbeResult::Success && w->successes >= w->probe.success_threshold) w->result = ProbeResult::Success;
+    if (o.result == ProbeResult::Failure && w->failures >= w->probe.failure_threshold) {
+      w->result = ProbeResult::Failure;
+      if (kind == Kind::Readiness) c.seeded_ready = false;
+      // A failed liveness/startup probe gets the container killed: hold until it is replaced.
+      if (kind != Kind::Readiness) w->on_hold = true;
+    }
+    if (o.result == ProbeResult::Success && kind == Kind::Readiness && w->result == ProbeResult::Success) c.seeded_ready = false;
+    const bool changed = before != w->result;
+    if (changed || o.result == ProbeResult::Failure)
+      event = ProbeEvent{c.target.pod_uid, c.target.container_name, id, kind, w->result, o.output, changed};
+  }
+  if (event && sink_) sink_(*event);
+}
+
+std::map<std::string, Manager::Counters> Manager::counters() const {
+  std::lock_guard g(mu_);
+  return counters_;
+}
+
+}  // namespace nodelet::probes

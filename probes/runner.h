@@ -1,0 +1,57 @@
+#pragma once
+// Runs one probe handler once. Implementations: HTTP (libcurl), TCP (connect), exec (through
+// the agent's CRI ExecSync), composed by DefaultRunner. Fakes script outcomes in tests.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "agent/core/clock.h"
+#include "agent/core/error.h"
+#include "agent/core/pod.h"
+
+namespace nodelet::probes {
+
+enum class ProbeResult { Unknown, Success, Failure };
+std::string_view toString(ProbeResult r);
+
+struct Outcome {
+  ProbeResult result{ProbeResult::Unknown};
+  std::string output;  // why it failed, as the kubelet words it
+};
+
+// Where a container's probes go: the pod IP (or the host's for hostNetwork) and named ports.
+struct Endpoint {
+  std::string ip;
+  std::vector<api::ContainerPort> ports;
+};
+
+class Runner {
+ public:
+  virtual ~Runner() = default;
+  virtual Outcome run(const api::Handler& handler, const std::string& container_id, const Endpoint& endpoint,
+                      Duration timeout) = 0;
+};
+
+// Resolves a probe port: a number, or the name of one of the container's ports.
+Result<int32_t> resolvePort(const api::IntOrString& port, const std::vector<api::ContainerPort>& ports);
+
+// Exec probes run through the runtime (CRI ExecSync); the agent supplies this function.
+using ExecFn = std::function<Result<std::pair<int32_t, std::string>>(
+    const std::string& container_id, const std::vector<std::string>& cmd, Duration timeout)>;
+
+// HTTP(S), TCP and exec, as the kubelet runs them.
+class DefaultRunner final : public Runner {
+ public:
+  explicit DefaultRunner(ExecFn exec) : exec_(std::move(exec)) {}
+  // nodelet::probes::Runner
+  Outcome run(const api::Handler& handler, const std::string& container_id, const Endpoint& endpoint,
+              Duration timeout) override;
+
+  static Outcome http(const api::HttpGetAction& a, const Endpoint& e, Duration timeout);
+  static Outcome tcp(const api::TcpSocketAction& a, const Endpoint& e, Duration timeout);
+
+ private:
+  ExecFn exec_;
+};
+
+}  // namespace nodelet::probes
