@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "nodelet/version.h"
+#include "probes/grpc_runner.h"
 
 namespace nodelet::probes {
 namespace {
@@ -141,6 +142,9 @@ Outcome DefaultRunner::http(const api::HttpGetAction& a, const Endpoint& e, Dura
   return {ProbeResult::Failure, "Get \"" + url + "\": stopped after 10 redirects"};
 }
 
+DefaultRunner::DefaultRunner(ExecFn exec) : exec_(std::move(exec)), grpc_(std::make_unique<GrpcHealthChecker>()) {}
+DefaultRunner::~DefaultRunner() = default;
+
 Outcome DefaultRunner::run(const api::Handler& h, const std::string& container_id, const Endpoint& e,
                            Duration timeout) {
   if (h.http_get) return http(*h.http_get, e, timeout);
@@ -157,7 +161,7 @@ Outcome DefaultRunner::run(const api::Handler& h, const std::string& container_i
     }
     return {r->first == 0 ? ProbeResult::Success : ProbeResult::Failure, r->second};
   }
-  if (h.grpc) return {ProbeResult::Unknown, "gRPC probes are not supported by this version of nodelet yet"};
+  if (h.grpc) return grpc_->check(*h.grpc, e, timeout);
   return {ProbeResult::Unknown, "no probe handler"};
 }
 

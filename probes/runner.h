@@ -2,6 +2,7 @@
 // Runs one probe handler once. Implementations: HTTP (libcurl), TCP (connect), exec (through
 // the agent's CRI ExecSync), composed by DefaultRunner. Fakes script outcomes in tests.
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,10 +40,13 @@ Result<int32_t> resolvePort(const api::IntOrString& port, const std::vector<api:
 using ExecFn = std::function<Result<std::pair<int32_t, std::string>>(
     const std::string& container_id, const std::vector<std::string>& cmd, Duration timeout)>;
 
-// HTTP(S), TCP and exec, as the kubelet runs them.
+class GrpcHealthChecker;
+
+// HTTP(S), TCP, exec and gRPC, as the kubelet runs them.
 class DefaultRunner final : public Runner {
  public:
-  explicit DefaultRunner(ExecFn exec) : exec_(std::move(exec)) {}
+  explicit DefaultRunner(ExecFn exec);
+  ~DefaultRunner() override;
   // nodelet::probes::Runner
   Outcome run(const api::Handler& handler, const std::string& container_id, const Endpoint& endpoint,
               Duration timeout) override;
@@ -52,6 +56,7 @@ class DefaultRunner final : public Runner {
 
  private:
   ExecFn exec_;
+  std::unique_ptr<GrpcHealthChecker> grpc_;
 };
 
 }  // namespace nodelet::probes

@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "cri/runtime_service.h"
 #include "tests/common/temp_dir.h"
@@ -40,6 +41,8 @@ class NodeletProcess {
   std::filesystem::path root() const { return dir_.path() / "root"; }
   std::filesystem::path logs() const { return dir_.path() / "logs"; }
   cri::RuntimeService& runtime() { return *runtime_; }
+  // Flags added to the command line at the next start().
+  std::vector<std::string> extra_args;
 
   void start(const std::string& extra_config = "", int verbosity = 2) {
     const auto cfg = dir_.write("config.yaml",
@@ -58,8 +61,12 @@ class NodeletProcess {
       const std::string name = "--hostname-override=" + node_;
       const std::string config = "--config=" + cfg.string();
       const std::string v = "-v=" + std::to_string(verbosity);
-      ::execl(NODELET_BINARY, NODELET_BINARY, config.c_str(), path.c_str(), endpoint.c_str(),
-              rootdir.c_str(), name.c_str(), cgroup_root.c_str(), v.c_str(), nullptr);
+      std::vector<std::string> args = {NODELET_BINARY, config, path, endpoint, rootdir, name, cgroup_root, v};
+      args.insert(args.end(), extra_args.begin(), extra_args.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(NODELET_BINARY, argv.data());
       ::_exit(127);
     }
   }

@@ -2,6 +2,7 @@
 // restarts the container, a startup probe that never succeeds kills it, TCP probes connect.
 #include <gtest/gtest.h>
 
+#include "tests/common/health_server.h"
 #include "tests/e2e/nodelet_process.h"
 
 namespace nodelet::e2e {
@@ -23,6 +24,8 @@ class ProbesE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
     NODELET_REQUIRE_RIG();
+    // hostNetwork pods probe the node IP: keep it on loopback, where the test's servers are.
+    n_.extra_args = {"--node-ip=127.0.0.1"};
     n_.start();
   }
   void TearDown() override {
@@ -101,6 +104,20 @@ TEST_F(ProbesE2eTest, TcpProbesConnect) {
   auto c = *n_.container("tcp", "app");
   EXPECT_TRUE(c.value("started", false));
   EXPECT_EQ(restarts("tcp"), 0);
+}
+
+TEST_F(ProbesE2eTest, AGrpcProbeFollowsTheHealthServer) {
+  testing::HealthServer health;  // on 127.0.0.1, built for this test
+  n_.write("grpc.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: grpc}\nspec:\n  hostNetwork: true\n"
+                        "  terminationGracePeriodSeconds: 5\n  containers:\n  - name: app\n    image: " + image() +
+                        "\n    command: [\"sh\", \"-c\", \"" + kIdle + "\"]\n"
+                        "    readinessProbe: {grpc: {port: " + std::to_string(health.port()) + "}, periodSeconds: 1, failureThreshold: 1}\n");
+  EXPECT_TRUE(waitFor([&] { return ready("grpc"); }, seconds(20)));
+  health.set("", ::grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_TRUE(waitFor([&] { return !ready("grpc"); }, seconds(10)));
+  EXPECT_NE(n_.log().find("Readiness probe failed: service unhealthy (responded with \"NOT_SERVING\")"), std::string::npos);
+  health.set("", ::grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_TRUE(waitFor([&] { return ready("grpc"); }, seconds(10)));
 }
 
 }  // namespace

@@ -109,3 +109,30 @@ TEST(ExecProbeTest, ExitCodeDecidesAndATimeoutIsAFailure) {
 
 }  // namespace
 }  // namespace nodelet::probes
+
+#include "tests/common/health_server.h"
+
+namespace nodelet::probes {
+namespace {
+
+TEST(GrpcProbeTest, ServingIsSuccessAndAnythingElseSaysWhy) {
+  testing::HealthServer server;
+  DefaultRunner r([](const std::string&, const std::vector<std::string>&, Duration) -> Result<std::pair<int32_t, std::string>> {
+    return std::pair<int32_t, std::string>{0, ""};
+  });
+  api::Handler h;
+  h.grpc = api::GrpcAction{server.port(), std::nullopt};
+  const Endpoint e{"127.0.0.1", {}};
+  EXPECT_EQ(r.run(h, "c", e, std::chrono::seconds(2)).result, ProbeResult::Success);
+  server.set("", grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  auto bad = r.run(h, "c", e, std::chrono::seconds(2));
+  EXPECT_EQ(bad.result, ProbeResult::Failure);
+  EXPECT_EQ(bad.output, "service unhealthy (responded with \"NOT_SERVING\")");
+  h.grpc->service = "db";
+  EXPECT_EQ(r.run(h, "c", e, std::chrono::seconds(2)).result, ProbeResult::Failure) << "unknown service";
+  server.set("db", grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(r.run(h, "c", e, std::chrono::seconds(2)).result, ProbeResult::Success) << "named service";
+}
+
+}  // namespace
+}  // namespace nodelet::probes
