@@ -239,7 +239,82 @@ int run() {
   return 0;
 }
 
+// Probes at scale: 110 pods with an HTTP readiness and a TCP liveness probe every second, next to
+// 110 identical pods without probes, each set under its own nodelet, both measured over the same
+// window (the difference is what the probes cost, on the same noisy machine at the same time).
+int runProbes() {
+  const int kPods = 110;
+  const char* kWeb = "trap 'exit 0' TERM; httpd -f -p 80 -h / & wait";
+  auto podYaml = [&](int i, bool probes) {
+    return "apiVersion: v1\nkind: Pod\nmetadata: {name: p" + std::to_string(i) + "}\nspec:\n"
+           "  terminationGracePeriodSeconds: 5\n  containers:\n  - name: app\n    image: " + image() +
+           "\n    command: [\"sh\", \"-c\", \"" + kWeb + "\"]\n" +
+           (probes ? "    readinessProbe: {httpGet: {path: /, port: 80}, periodSeconds: 1}\n"
+                     "    livenessProbe: {tcpSocket: {port: 80}, periodSeconds: 1}\n"
+                   : "");
+  };
+  NodeletProcess plain, probed;
+  plain.start("", 0);
+  probed.start("", 0);
+  for (int i = 0; i < kPods; ++i) {
+    plain.write("p" + std::to_string(i) + ".yaml", podYaml(i, false));
+    probed.write("p" + std::to_string(i) + ".yaml", podYaml(i, true));
+  }
+  const bool up = waitRunning(plain, kPods, std::chrono::seconds(300)) && waitRunning(probed, kPods, std::chrono::seconds(300));
+  if (!up) {
+    std::fprintf(stderr, "bench probes: pods did not all start\n");
+    return 1;
+  }
+  // Until every probed pod is ready (its probes run), then let both settle.
+  waitFor([&] {
+    int ready = 0;
+    for (int i = 0; i < kPods; ++i) {
+      auto c = probed.container("p" + std::to_string(i), "app");
+      ready += c && c->value("ready", false);
+    }
+    return ready == kPods;
+  }, std::chrono::seconds(120), milliseconds(500));
+  std::this_thread::sleep_for(std::chrono::seconds(5));  // NOLINT(real-time)
+  const uint64_t a0 = cpuNs(plain.pid()), b0 = cpuNs(probed.pid());
+  const auto t0 = Clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(30));  // NOLINT(real-time)
+  const uint64_t a1 = cpuNs(plain.pid()), b1 = cpuNs(probed.pid());
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  auto rss = [](pid_t pid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(status, line))
+      if (line.starts_with("VmRSS:")) return std::stod(line.substr(6)) / 1024.0;
+    return 0.0;
+  };
+  int ready = 0, restarts = 0;
+  for (int i = 0; i < kPods; ++i) {
+    auto c = probed.container("p" + std::to_string(i), "app");
+    ready += c && c->value("ready", false);
+    restarts += c ? c->value("restartCount", 0) : 0;
+  }
+  const double cpu_a = 100.0 * static_cast<double>(a1 - a0) / 1e9 / secs;
+  const double cpu_b = 100.0 * static_cast<double>(b1 - b0) / 1e9 / secs;
+  std::printf("\n## probes at scale (%d pods each, 30 s window, side by side)\n\n", kPods);
+  std::printf("| nodelet | CPU (%% of a core) | RSS |\n|---|---:|---:|\n");
+  std::printf("| %d pods, no probes | %.2f %% | %.1f MiB |\n", kPods, cpu_a, rss(plain.pid()));
+  std::printf("| %d pods x (HTTP readiness + TCP liveness, period 1 s) = %d probes/s | %.2f %% | %.1f MiB |\n", kPods,
+              2 * kPods, cpu_b, rss(probed.pid()));
+  std::printf("| added by the probes | %.2f %% | |\n", cpu_b - cpu_a);
+  std::printf("\nprobed pods ready: %d/%d, restarts: %d\n", ready, kPods, restarts);
+  for (int i = 0; i < kPods; ++i) {
+    plain.remove("p" + std::to_string(i) + ".yaml");
+    probed.remove("p" + std::to_string(i) + ".yaml");
+  }
+  waitFor([&] { return plain.sandboxes().empty() && probed.sandboxes().empty(); }, std::chrono::seconds(120),
+          milliseconds(500));
+  return 0;
+}
+
 }  // namespace
 }  // namespace nodelet::e2e
 
-int main() { return nodelet::e2e::run(); }
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "probes") return nodelet::e2e::runProbes();
+  return nodelet::e2e::run();
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the release preset and runs tests/bench/bench.cc against a fresh rig.
-#   sudo ./tests/bench/run.sh
+#   sudo ./tests/bench/run.sh           pod start, crash/edit replacement, RSS and CPU
+#   sudo ./tests/bench/run.sh probes    110 pods with probes next to 110 without
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 1; }
@@ -11,4 +12,4 @@ tests/rig/rig.sh teardown >/dev/null 2>&1 || true
 trap 'tests/rig/rig.sh teardown >/dev/null' EXIT
 tests/rig/rig.sh setup
 eval "$(tests/rig/rig.sh env | sed 's/^/export /')"
-build/release/tests/nodelet_bench
+build/release/tests/nodelet_bench "$@"
