@@ -147,51 +147,17 @@ int runPods(const Config& cfg) {
   for (const auto& item : list["items"]) {
     auto pod = api::decodePod(item.dump());
     if (!pod) continue;
-    // decodePod reads spec and metadata; the status comes from the snapshot as written.
-    auto st = item.contains("status") ? item["status"] : nlohmann::json::object();
     int ready = 0, restarts = 0;
-    const auto& cs = st.value("containerStatuses", nlohmann::json::array());
-    for (const auto& c : cs) {
-      ready += c.value("ready", false) ? 1 : 0;
-      restarts += c.value("restartCount", 0);
+    for (const auto& c : pod->status.container_statuses) {
+      ready += c.ready ? 1 : 0;
+      restarts += c.restart_count;
     }
-    for (const auto& c : st.value("initContainerStatuses", nlohmann::json::array())) restarts += c.value("restartCount", 0);
-    // Rebuild the typed status for the STATUS column.
-    api::Pod full = *pod;
-    auto wrapped = api::decodePod(nlohmann::json{{"spec", item["spec"]}, {"metadata", item["metadata"]}}.dump());
-    (void)wrapped;
-    full.status.phase = st.value("phase", "");
-    full.status.reason = st.value("reason", "");
-    auto decodeCs = [](const nlohmann::json& arr) {
-      std::vector<api::ContainerStatus> out;
-      for (const auto& c : arr) {
-        api::ContainerStatus s;
-        s.name = c.value("name", "");
-        s.ready = c.value("ready", false);
-        s.started = c.value("started", false);
-        const auto& state = c.value("state", nlohmann::json::object());
-        if (state.contains("waiting")) s.state.waiting = api::ContainerStateWaiting{state["waiting"].value("reason", ""), ""};
-        if (state.contains("running")) s.state.running = api::ContainerStateRunning{};
-        if (state.contains("terminated")) {
-          api::ContainerStateTerminated t;
-          t.exit_code = state["terminated"].value("exitCode", 0);
-          t.reason = state["terminated"].value("reason", "");
-          s.state.terminated = t;
-        }
-        out.push_back(s);
-      }
-      return out;
-    };
-    full.status.container_statuses = decodeCs(cs);
-    full.status.init_container_statuses = decodeCs(st.value("initContainerStatuses", nlohmann::json::array()));
-    std::optional<SysTime> start;
-    if (st.contains("startTime")) {
-      if (auto t = api::parseTime(st["startTime"].get<std::string>())) start = *t;
-    }
+    for (const auto& c : pod->status.init_container_statuses) restarts += c.restart_count;
     rows.push_back({pod->metadata.namespace_, pod->metadata.name,
                     std::to_string(ready) + "/" + std::to_string(pod->spec.containers.size()),
-                    displayStatus(full), std::to_string(restarts), age(start, now),
-                    st.value("podIP", "<none>"), pod->spec.node_name.empty() ? "<none>" : pod->spec.node_name});
+                    displayStatus(*pod), std::to_string(restarts), age(pod->status.start_time, now),
+                    pod->status.pod_ip.empty() ? "<none>" : pod->status.pod_ip,
+                    pod->spec.node_name.empty() ? "<none>" : pod->spec.node_name});
   }
   std::vector<size_t> width(rows[0].size(), 0);
   for (const auto& r : rows)
@@ -209,8 +175,6 @@ int runPods(const Config& cfg) {
 
 // ---- nodelet (the agent) ----------------------------------------------------------------------
 int runAgent(Config cfg, sigset_t signals) {
-  for (const auto& f : cfg.ignored_fields)
-    (void)f;
   if (!cfg.ignored_fields.empty()) {
     std::string list;
     for (const auto& f : cfg.ignored_fields) list += (list.empty() ? "" : ", ") + f;

@@ -27,7 +27,6 @@ inline constexpr const char* kContainerPorts = "io.kubernetes.container.ports";
 inline constexpr const char* kManagedBy = "nodelet.io/managed-by";
 inline constexpr const char* kNode = "nodelet.io/node";
 inline constexpr const char* kContainerType = "nodelet.io/container-type";  // init|sidecar|app
-inline constexpr const char* kPodSpecHash = "nodelet.io/pod-spec-hash";
 
 // The selector that lists exactly what this nodelet (as node `node`) owns.
 cri::Labels ownedSelector(const std::string& node);

@@ -320,11 +320,80 @@ Volume decodeVolume(const In& in) {
   return v;
 }
 
+
 std::optional<SysTime> optTime(const In& in, const char* key) {
   if (!in.has(key)) return std::nullopt;
   auto t = parseTime(in.at(key).str());
   if (!t) in.at(key).fail(t.error().message);
   return *t;
+}
+
+ContainerState decodeState(const In& in) {
+  in.expectObject();
+  ContainerState s;
+  if (in.has("waiting")) {
+    In w = in.at("waiting");
+    ContainerStateWaiting x;
+    w.str("reason", x.reason);
+    w.str("message", x.message);
+    s.waiting = x;
+  } else if (in.has("running")) {
+    s.running = ContainerStateRunning{optTime(in.at("running"), "startedAt")};
+  } else if (in.has("terminated")) {
+    In t = in.at("terminated");
+    ContainerStateTerminated x;
+    t.i("exitCode", x.exit_code);
+    t.i("signal", x.signal);
+    t.str("reason", x.reason);
+    t.str("message", x.message);
+    t.str("containerID", x.container_id);
+    x.started_at = optTime(t, "startedAt");
+    x.finished_at = optTime(t, "finishedAt");
+    s.terminated = x;
+  }
+  return s;
+}
+
+PodStatus decodeStatus(const In& in) {
+  in.expectObject();
+  PodStatus s;
+  in.str("phase", s.phase);
+  in.str("reason", s.reason);
+  in.str("message", s.message);
+  in.str("hostIP", s.host_ip);
+  in.str("podIP", s.pod_ip);
+  in.str("qosClass", s.qos_class);
+  s.start_time = optTime(in, "startTime");
+  if (in.has("conditions")) {
+    in.at("conditions").each([&](const In& e) {
+      PodCondition c;
+      e.str("type", c.type);
+      e.str("status", c.status);
+      e.str("reason", c.reason);
+      e.str("message", c.message);
+      c.last_transition_time = optTime(e, "lastTransitionTime");
+      s.conditions.push_back(c);
+    });
+  }
+  auto statuses = [&](const char* key, std::vector<ContainerStatus>& out) {
+    if (!in.has(key)) return;
+    in.at(key).each([&](const In& e) {
+      ContainerStatus c;
+      e.str("name", c.name);
+      e.b("ready", c.ready);
+      if (e.has("started")) c.started = e.at("started").boolean();
+      e.i("restartCount", c.restart_count);
+      e.str("image", c.image);
+      e.str("imageID", c.image_id);
+      e.str("containerID", c.container_id);
+      if (e.has("state")) c.state = decodeState(e.at("state"));
+      if (e.has("lastState")) c.last_state = decodeState(e.at("lastState"));
+      out.push_back(c);
+    });
+  };
+  statuses("initContainerStatuses", s.init_container_statuses);
+  statuses("containerStatuses", s.container_statuses);
+  return s;
 }
 
 Pod decodePodJson(const In& in) {
@@ -417,6 +486,7 @@ Pod decodePodJson(const In& in) {
   if (s.has("enableServiceLinks")) p.spec.enable_service_links = s.at("enableServiceLinks").boolean();
   if (s.has("priority")) p.spec.priority = s.at("priority").i32();
   s.str("priorityClassName", p.spec.priority_class_name);
+  if (in.has("status")) p.status = decodeStatus(in.at("status"));
   return p;
 }
 

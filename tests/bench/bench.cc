@@ -249,7 +249,7 @@ int runProbes() {
     return "apiVersion: v1\nkind: Pod\nmetadata: {name: p" + std::to_string(i) + "}\nspec:\n"
            "  terminationGracePeriodSeconds: 5\n  containers:\n  - name: app\n    image: " + image() +
            "\n    command: [\"sh\", \"-c\", \"" + kWeb + "\"]\n" +
-           (probes ? "    readinessProbe: {httpGet: {path: /, port: 80}, periodSeconds: 1}\n"
+           (probes ? "    readinessProbe: {httpGet: {path: /etc/passwd, port: 80}, periodSeconds: 1}\n"
                      "    livenessProbe: {tcpSocket: {port: 80}, periodSeconds: 1}\n"
                    : "");
   };

@@ -161,3 +161,42 @@ TEST(DecodePodTest, ContainerHashFollowsTheSpec) {
 
 }  // namespace
 }  // namespace nodelet
+
+namespace nodelet {
+namespace {
+
+TEST(DecodePodTest, StatusRoundTrips) {
+  api::Pod p;
+  p.metadata.name = "web";
+  p.spec.containers.push_back({});
+  p.spec.containers[0].name = "app";
+  p.status.phase = "Running";
+  p.status.pod_ip = "10.0.0.5";
+  p.status.start_time = api::parseTime("2025-11-26T13:18:00Z").value();
+  api::ContainerStatus c;
+  c.name = "app";
+  c.ready = true;
+  c.started = true;
+  c.restart_count = 2;
+  c.container_id = "containerd://abc";
+  c.state.running = api::ContainerStateRunning{p.status.start_time};
+  api::ContainerStateTerminated t;
+  t.exit_code = 137;
+  t.reason = "Error";
+  t.finished_at = p.status.start_time;
+  t.started_at = p.status.start_time;
+  c.last_state.terminated = t;
+  p.status.container_statuses.push_back(c);
+  p.status.conditions.push_back({"Ready", "True", "", "", p.status.start_time, std::nullopt});
+  auto back = api::decodePod(api::encodePod(p));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->status.phase, "Running");
+  EXPECT_EQ(back->status.pod_ip, "10.0.0.5");
+  EXPECT_EQ(back->status.start_time, p.status.start_time);
+  ASSERT_EQ(back->status.container_statuses.size(), 1u);
+  EXPECT_EQ(back->status.container_statuses[0], c);
+  EXPECT_EQ(back->status.conditions.at(0).type, "Ready");
+}
+
+}  // namespace
+}  // namespace nodelet
