@@ -71,10 +71,16 @@ void Agent::onProbeEvent(const probes::ProbeEvent& e) {
     std::lock_guard g(mu_);
     auto it = desired_.find(e.pod_uid);
     if (it != desired_.end()) pod = it->second;
-    if (e.changed && e.result == probes::ProbeResult::Failure && e.kind != probes::Kind::Readiness) {
-      unhealthy_[e.container_id] = "Container " + e.container_name + " failed " +
-                                   (e.kind == probes::Kind::Liveness ? "liveness" : "startup") +
-                                   " probe, will be restarted";
+    if (pod && e.changed && e.result == probes::ProbeResult::Failure && e.kind != probes::Kind::Readiness) {
+      const bool liveness = e.kind == probes::Kind::Liveness;
+      std::optional<int64_t> grace;
+      if (const api::Container* c = api::findContainer(pod->spec, e.container_name)) {
+        const auto& probe = liveness ? c->liveness_probe : c->startup_probe;
+        if (probe) grace = probe->termination_grace_period_seconds;
+      }
+      unhealthy_[e.container_id] = {"Container " + e.container_name + " failed " +
+                                        (liveness ? "liveness" : "startup") + " probe, will be restarted",
+                                    grace};
     }
   }
   if (!pod) return;
@@ -349,7 +355,7 @@ SyncOutcome Agent::syncPod(const api::Pod& pod) {
     out.requeue_after = std::chrono::seconds(1);
     return out;
   }
-  std::map<std::string, std::string> unhealthy;
+  std::map<std::string, Unhealthy> unhealthy;
   {
     std::lock_guard g(mu_);
     unhealthy = unhealthy_;

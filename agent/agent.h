@@ -111,7 +111,7 @@ class Agent final : public PodSyncer {
   // Probes: results feed status; liveness/startup failures mark containers for a kill.
   std::unique_ptr<probes::DefaultRunner> probe_runner_;
   std::unique_ptr<probes::Manager> probes_;
-  std::map<std::string, std::string> unhealthy_;  // container id -> kill message (under mu_)
+  std::map<std::string, Unhealthy> unhealthy_;  // container id -> why to kill it (under mu_)
   std::set<std::string> seed_ready_;              // ready before a restart of nodelet
   std::unique_ptr<LogRotator> logs_;
   PodWorkers workers_;  // last: its threads call back into this object

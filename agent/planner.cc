@@ -36,9 +36,21 @@ struct Planner {
     if (ctx.unhealthy) {
       auto u = ctx.unhealthy->find(running.status.id);
       if (u != ctx.unhealthy->end()) {
-        a.containers_to_kill.push_back({running.status.id, c.name, "Killing", u->second});
-        // A probe kill is a failure exit: the restart policy decides (sidecars always restart).
+        a.containers_to_kill.push_back({running.status.id, c.name, "Killing", u->second.message, u->second.grace_seconds});
+        // A probe kill is a failure exit: the restart policy decides (sidecars always restart),
+        // and a container killed again soon after its last exit waits out its back-off.
         restart = api::isSidecar(c) || shouldRestart(pod.spec.restart_policy, 1);
+        if (restart) {
+          const RuntimeContainer* prev = st.previous(c.name);
+          if (prev && prev->exited() && ctx.backoff) {
+            const MonoTime finished = toMonotonic(prev->status.finished_at, ctx.now, ctx.now_system);
+            if (ctx.backoff->remaining(backoffKey(pod, c), finished, ctx.now) > Duration::zero()) {
+              // The normal restart path picks it up (with CrashLoopBackOff) once it has exited.
+              restart = false;
+              a.requeue_after = std::chrono::seconds(1);
+            }
+          }
+        }
         return;
       }
     }

@@ -18,6 +18,7 @@ struct ContainerToKill {
   std::string name;
   std::string reason;   // for the Killing event
   std::string message;
+  std::optional<int64_t> grace_seconds;  // a probe's terminationGracePeriodSeconds
   bool operator==(const ContainerToKill&) const = default;
 };
 
@@ -42,12 +43,18 @@ struct PodActions {
   bool operator==(const PodActions&) const = default;
 };
 
+struct Unhealthy {
+  std::string message;                   // "Container app failed liveness probe, will be restarted"
+  std::optional<int64_t> grace_seconds;  // the probe's terminationGracePeriodSeconds, if set
+  bool operator==(const Unhealthy&) const = default;
+};
+
 struct PlanContext {
   MonoTime now;
   SysTime now_system;
   const Backoff* backoff{nullptr};
-  // Running containers a liveness or startup probe failed (id -> message for the event).
-  const std::map<std::string, std::string>* unhealthy{nullptr};
+  // Running containers a liveness or startup probe failed (by container id).
+  const std::map<std::string, Unhealthy>* unhealthy{nullptr};
 };
 
 PodActions computePodActions(const api::Pod& pod, const PodRuntimeStatus& status,

@@ -614,9 +614,12 @@ RuntimeManager::StartResult RuntimeManager::startContainer(const api::Pod& pod, 
     return {false, {"CreateContainerError", id.error().message}};
   }
   events_.record(ref, "Normal", "Created", "Created container: " + c.name);
-  if (prev && prev->exited()) {
-    // A restart: the next one waits longer (the kubelet's crash-loop back-off).
-    const MonoTime finished = toMonotonic(prev->status.finished_at, clock_.monotonicNow(), clock_.systemNow());
+  if (prev) {
+    // A restart: the next one waits longer (the kubelet's crash-loop back-off). A container
+    // this sync killed (a failed probe) was still running when the sync began: it ended now.
+    const MonoTime finished = prev->exited()
+                                  ? toMonotonic(prev->status.finished_at, clock_.monotonicNow(), clock_.systemNow())
+                                  : clock_.monotonicNow();
     crash_backoff_.next(backoffKey(pod, c), finished);
   }
   if (auto s = runtime_.startContainer(*id); !s) {
@@ -638,7 +641,7 @@ RuntimeManager::StartResult RuntimeManager::startContainer(const api::Pod& pod, 
 }
 
 SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& status,
-                                   const std::map<std::string, std::string>* unhealthy) {
+                                   const std::map<std::string, Unhealthy>* unhealthy) {
   SyncResult res;
   // After a restart of nodelet the back-off continues from what the runtime shows.
   for (const auto* list : {&pod.spec.init_containers, &pod.spec.containers}) {
@@ -667,14 +670,15 @@ SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& 
     for (const auto& c : status.containers) {
       if (c.status.id != k.id) continue;
       if (!k.message.empty()) events_.record(containerRef(pod, k.name), "Normal", "Killing", k.message);
-      if (c.running()) stopContainer(&pod, c, grace);
+      if (c.running()) stopContainer(&pod, c, k.grace_seconds.value_or(grace));
       else (void)runtime_.removeContainer(c.status.id);
     }
   }
   if (a.pod_done || (!a.create_sandbox && a.sandbox_id.empty())) return res;
 
   std::string sandbox_id = a.sandbox_id;
-  const uint32_t attempt = a.create_sandbox ? a.attempt : status.currentSandbox()->attempt;
+  const RuntimeSandbox* current = status.currentSandbox();
+  const uint32_t attempt = a.create_sandbox || !current ? a.attempt : current->attempt;
   const cri::PodSandboxConfig sandbox = sandboxConfig(pod, attempt);
   std::string pod_ip;
   if (a.create_sandbox) {

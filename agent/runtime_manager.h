@@ -48,7 +48,7 @@ class RuntimeManager {
   Result<PodRuntimeStatus> podStatus(const std::string& uid);
 
   SyncResult syncPod(const api::Pod& pod, const PodRuntimeStatus& status,
-                     const std::map<std::string, std::string>* unhealthy = nullptr);
+                     const std::map<std::string, Unhealthy>* unhealthy = nullptr);
   // Stops the pod's containers (preStop hooks, then StopContainer with the remaining grace;
   // app containers in parallel, then sidecars in reverse order) and its sandboxes.
   Status killPod(const api::Pod* pod, const PodRuntimeStatus& status,

@@ -79,6 +79,14 @@ const Manager::Worker* Manager::find(const Container& c, Kind k) const {
   return nullptr;
 }
 
+MonoTime Manager::onGrid(MonoTime t) const {
+  const auto ns = t.time_since_epoch().count();
+  const auto grid = kGrid.count();
+  return MonoTime(Duration((ns + grid - 1) / grid * grid));
+}
+
+void Manager::schedule(const std::string& id, Kind kind, MonoTime at) { due_.push({at, id, kind}); }
+
 void Manager::add(const Target& t) {
   std::lock_guard g(mu_);
   if (containers_.contains(t.container_id)) return;
@@ -89,7 +97,8 @@ void Manager::add(const Target& t) {
     Worker w{k, *p};
     // The first run comes after a random part of the period.
     const auto period = std::chrono::seconds(std::max(p->period_seconds, 1));
-    w.next_run = now + Duration(static_cast<int64_t>(rng_() % static_cast<uint64_t>(Duration(period).count())));
+    w.next_run = onGrid(now + Duration(static_cast<int64_t>(rng_() % static_cast<uint64_t>(Duration(period).count()))));
+    schedule(t.container_id, k, w.next_run);
     // Initial results, as the kubelet's: readiness Failure, liveness Success, startup Unknown.
     w.result = k == Kind::Readiness ? ProbeResult::Failure : k == Kind::Liveness ? ProbeResult::Success : ProbeResult::Unknown;
     c.workers.push_back(w);
@@ -149,26 +158,36 @@ std::optional<MonoTime> Manager::tick() {
   {
     std::lock_guard g(mu_);
     const MonoTime now = clock_.monotonicNow();
-    for (auto& [id, c] : containers_) {
+    while (!due_.empty() && due_.top().at <= now) {
+      const Due d = due_.top();
+      due_.pop();
+      auto it = containers_.find(d.id);
+      if (it == containers_.end()) continue;  // container gone
+      Container& c = it->second;
+      Worker* w = find(c, d.kind);
+      if (!w || w->next_run != d.at || w->on_hold) continue;  // superseded
+      const auto period = std::chrono::seconds(std::max(w->probe.period_seconds, 1));
+      w->next_run = onGrid(now + period);
+      schedule(d.id, d.kind, w->next_run);
+      if (w->running) continue;  // the last run has not finished: skip this one
       const Worker* startup = find(c, Kind::Startup);
       const bool startup_done = !startup || startup->result == ProbeResult::Success;
-      for (auto& w : c.workers) {
-        if (w.running || w.on_hold) continue;
-        if (w.next_run > now) {
-          next = next ? std::min(*next, w.next_run) : w.next_run;
-          continue;
-        }
-        const auto period = std::chrono::seconds(std::max(w.probe.period_seconds, 1));
-        w.next_run = now + period;
-        next = next ? std::min(*next, w.next_run) : w.next_run;
-        if (w.kind != Kind::Startup && !startup_done) continue;       // startup first
-        if (w.kind == Kind::Startup && startup_done) continue;        // startup is done for good
-        if (now < c.target.started + std::chrono::seconds(w.probe.initial_delay_seconds)) continue;
-        w.running = true;
-        due.push_back({id, w.kind, w.probe.handler, c.target,
-                       std::chrono::seconds(std::max(w.probe.timeout_seconds, 1))});
-      }
+      if (w->kind != Kind::Startup && !startup_done) continue;  // startup first
+      if (w->kind == Kind::Startup && startup_done) continue;   // startup is done for good
+      if (now < c.target.started + std::chrono::seconds(w->probe.initial_delay_seconds)) continue;
+      w->running = true;
+      due.push_back({d.id, w->kind, w->probe.handler, c.target,
+                     std::chrono::seconds(std::max(w->probe.timeout_seconds, 1))});
     }
+    // Drop stale entries at the top so the next due time is real.
+    while (!due_.empty()) {
+      const Due& d = due_.top();
+      auto it = containers_.find(d.id);
+      const Worker* w = it == containers_.end() ? nullptr : find(it->second, d.kind);
+      if (w && w->next_run == d.at && !w->on_hold) break;
+      due_.pop();
+    }
+    if (!due_.empty()) next = due_.top().at;
   }
   for (auto& r : due) {
     if (pool_) {

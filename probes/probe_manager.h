@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <queue>
 #include <random>
 #include <set>
 #include <string>
@@ -102,6 +103,10 @@ class Manager {
     bool seeded_ready{false};
   };
   void apply(const std::string& id, Kind kind, const Outcome& o, Duration took);
+  // Due times are rounded up to this grid so probes due together run in one wake-up.
+  static constexpr Duration kGrid = std::chrono::milliseconds(20);
+  MonoTime onGrid(MonoTime t) const;
+  void schedule(const std::string& id, Kind kind, MonoTime at);
   Worker* find(Container& c, Kind k);
   const Worker* find(const Container& c, Kind k) const;
   void execute(std::string id, Kind kind, api::Handler handler, Target target, Duration timeout);
@@ -111,6 +116,14 @@ class Manager {
   Sink sink_;
   mutable std::mutex mu_;
   std::map<std::string, Container> containers_;
+  // Due probes, earliest first; entries whose worker has moved on (or is gone) are skipped.
+  struct Due {
+    MonoTime at;
+    std::string id;
+    Kind kind;
+    bool operator>(const Due& o) const { return at > o.at; }
+  };
+  std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due_;
   std::mt19937_64 rng_;
   std::map<std::string, Counters> counters_;
   class Pool;

@@ -171,12 +171,30 @@ TEST(PlannerTest, AFailedLivenessProbeKillsAndTheRestartPolicyDecides) {
   } cases[] = {{"Always", true}, {"OnFailure", true}, {"Never", false}};
   for (const auto& c : cases) {
     auto pod = podFromYaml(std::string(kOneApp) + "  restartPolicy: " + c.policy + "\n");
-    const std::map<std::string, std::string> unhealthy = {{"app-0@s0", "Container app failed liveness probe, will be restarted"}};
+    const std::map<std::string, Unhealthy> unhealthy = {
+        {"app-0@s0", {"Container app failed liveness probe, will be restarted", 7}}};
     auto a = computePodActions(pod, runtime(pod, {{"s0", true}}, {{"app", S::Running}}), {kNow, kNowSys, nullptr, &unhealthy});
     ASSERT_EQ(a.containers_to_kill.size(), 1u) << c.policy;
     EXPECT_EQ(a.containers_to_kill[0].message, "Container app failed liveness probe, will be restarted");
+    EXPECT_EQ(a.containers_to_kill[0].grace_seconds, 7) << "the probe's terminationGracePeriodSeconds";
     EXPECT_EQ(!a.containers_to_start.empty(), c.restart) << c.policy;
   }
+}
+
+TEST(PlannerTest, AContainerKilledByItsProbeAgainSoonWaitsOutItsBackoff) {
+  auto pod = podFromYaml(kOneApp);
+  Backoff b(std::chrono::seconds(10), std::chrono::seconds(300));
+  C prev{"app", S::Exited, 137};
+  prev.finished_ago = std::chrono::seconds(2);
+  C now{"app", S::Running};
+  now.restarts = 1;
+  const auto st = runtime(pod, {{"s0", true}}, {now, prev});
+  b.next(backoffKey(pod, pod.spec.containers[0]), kNow - std::chrono::seconds(2));
+  const std::map<std::string, Unhealthy> unhealthy = {{st.containers[0].status.id, {"probe failed", std::nullopt}}};
+  auto a = computePodActions(pod, st, {kNow, kNowSys, &b, &unhealthy});
+  ASSERT_EQ(a.containers_to_kill.size(), 1u);
+  EXPECT_TRUE(a.containers_to_start.empty()) << "the restart waits for the back-off";
+  EXPECT_TRUE(a.requeue_after);
 }
 
 TEST(PlannerTest, ADeadSandboxIsRecreatedWithTheNextAttempt) {
