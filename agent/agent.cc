@@ -134,7 +134,7 @@ void Agent::applySnapshot(const staticpods::FileSnapshot& snap) {
   for (const auto& e : snap.errors) {
     now_errors.insert({e.path, e.message});
     if (!reported_errors_.contains({e.path, e.message})) {
-      events_.record({"Node", "", "", "", ""}, "Warning", "FailedStaticPodManifest",
+      events_.record({"Node", o_.node_name, "", o_.node_name, ""}, "Warning", "FailedStaticPodManifest",
                      "manifest " + e.path + ": " + e.message);
     }
   }
@@ -317,7 +317,6 @@ void Agent::run(std::stop_token stop) {
       next_rotation = now + o_.log_rotation_period;
     }
     MonoTime deadline = std::min({next_relist, next_housekeeping, next_resync, next_rotation});
-    if (auto due = probes_->tick()) deadline = std::min(deadline, *due);
     if (auto due = workers_.tick()) deadline = std::min(deadline, *due);
     statuses_.flush();
     std::unique_lock l(mu_);

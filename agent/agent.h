@@ -41,6 +41,7 @@ struct AgentOptions {
   Duration fast_relist_period{std::chrono::milliseconds(20)};
   Duration fast_relist_window{std::chrono::milliseconds(500)};
   std::string node_ip;
+  std::string node_name;  // the object of node-level events
 };
 
 class Agent final : public PodSyncer {

@@ -242,6 +242,7 @@ int runAgent(Config cfg, sigset_t signals) {
   ao.resync_period = cfg.sync_frequency;
   ao.max_pods = cfg.max_pods;
   ao.node_ip = node_ip;
+  ao.node_name = node;
   if (auto max = api::parseQuantity(cfg.container_log_max_size); max && *max > 0) {
     ao.log_max_bytes = *max;
   } else {

@@ -24,7 +24,7 @@ void LocalEventRecorder::record(const ObjectRef& o, const std::string& type, con
   const auto level = type == "Warning" ? log::Level::Warn : log::Level::Info;
   if (log::enabled(level)) {
     log::write(level, log::Id::Agent,
-               fmt::format("event {} {}/{} {}: {}: {}", type, o.namespace_, o.name,
+               fmt::format("event {} {}{}{} {}: {}: {}", type, o.namespace_, o.namespace_.empty() ? "" : "/", o.name,
                            o.field_path.empty() ? "" : o.field_path, reason, message));
   }
   std::lock_guard g(mu_);

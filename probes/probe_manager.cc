@@ -63,10 +63,28 @@ class Manager::Pool {
 
 Manager::Manager(Runner& runner, Clock& clock, Sink sink, size_t threads, uint64_t seed)
     : runner_(runner), clock_(clock), sink_(std::move(sink)), rng_(seed) {
-  if (threads > 0) pool_ = std::make_unique<Pool>(threads);
+  if (threads == 0) return;
+  pool_ = std::make_unique<Pool>(threads);
+  scheduler_ = std::jthread([this](std::stop_token st) {
+    while (!st.stop_requested()) {
+      const auto next = tick();
+      std::unique_lock l(mu_);
+      if (stopping_) return;
+      // Until the next due probe, or a new container's probes.
+      clock_.waitUntil(wake_, l, next.value_or(clock_.monotonicNow() + std::chrono::hours(1)));
+    }
+  });
 }
 
-Manager::~Manager() { pool_.reset(); }
+Manager::~Manager() {
+  {
+    std::lock_guard g(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  scheduler_ = std::jthread();  // joins
+  pool_.reset();
+}
 
 Manager::Worker* Manager::find(Container& c, Kind k) {
   for (auto& w : c.workers)
@@ -99,6 +117,7 @@ void Manager::add(const Target& t) {
     const auto period = std::chrono::seconds(std::max(p->period_seconds, 1));
     w.next_run = onGrid(now + Duration(static_cast<int64_t>(rng_() % static_cast<uint64_t>(Duration(period).count()))));
     schedule(t.container_id, k, w.next_run);
+    wake_.notify_all();
     // Initial results, as the kubelet's: readiness Failure, liveness Success, startup Unknown.
     w.result = k == Kind::Readiness ? ProbeResult::Failure : k == Kind::Liveness ? ProbeResult::Success : ProbeResult::Unknown;
     c.workers.push_back(w);

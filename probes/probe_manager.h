@@ -15,7 +15,9 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <condition_variable>
 #include <optional>
+#include <thread>
 #include <queue>
 #include <random>
 #include <set>
@@ -57,7 +59,9 @@ struct ProbeEvent {
 class Manager {
  public:
   using Sink = std::function<void(const ProbeEvent&)>;
-  // `threads` 0 runs probes inline in tick() (deterministic tests).
+  // `threads` 0: nothing runs by itself; tests call tick() and probes run inline in it.
+  // Otherwise a scheduler thread sleeps until the next due probe and hands due probes to a pool
+  // of `threads` threads, so nothing else wakes up for probes.
   Manager(Runner& runner, Clock& clock, Sink sink, size_t threads = 2, uint64_t seed = std::random_device{}());
   ~Manager();
   Manager(const Manager&) = delete;
@@ -128,6 +132,9 @@ class Manager {
   std::map<std::string, Counters> counters_;
   class Pool;
   std::unique_ptr<Pool> pool_;
+  std::condition_variable wake_;
+  bool stopping_{false};
+  std::jthread scheduler_;  // last: stops first
 };
 
 }  // namespace nodelet::probes

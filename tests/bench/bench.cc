@@ -275,10 +275,27 @@ int runProbes() {
     return ready == kPods;
   }, std::chrono::seconds(120), milliseconds(500));
   std::this_thread::sleep_for(std::chrono::seconds(5));  // NOLINT(real-time)
+  auto ticks = [](pid_t pid) {  // utime, stime of the process (all threads), in clock ticks
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string st((std::istreambuf_iterator<char>(in)), {});
+    std::istringstream rest(st.substr(st.rfind(')') + 2));
+    std::string f;
+    long long u = 0, k = 0;
+    for (int i = 3; i <= 15; ++i) {
+      rest >> f;
+      if (i == 14) u = std::stoll(f);
+      if (i == 15) k = std::stoll(f);
+    }
+    return std::pair<long long, long long>{u, k};
+  };
   const uint64_t a0 = cpuNs(plain.pid()), b0 = cpuNs(probed.pid());
+  const auto ta0 = ticks(plain.pid()), tb0 = ticks(probed.pid());
   const auto t0 = Clock::now();
   std::this_thread::sleep_for(std::chrono::seconds(30));  // NOLINT(real-time)
   const uint64_t a1 = cpuNs(plain.pid()), b1 = cpuNs(probed.pid());
+  const auto ta1 = ticks(plain.pid()), tb1 = ticks(probed.pid());
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  auto pct = [&](long long d) { return 100.0 * static_cast<double>(d) / hz / 30.0; };
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   auto rss = [](pid_t pid) {
     std::ifstream status("/proc/" + std::to_string(pid) + "/status");
@@ -296,11 +313,13 @@ int runProbes() {
   const double cpu_a = 100.0 * static_cast<double>(a1 - a0) / 1e9 / secs;
   const double cpu_b = 100.0 * static_cast<double>(b1 - b0) / 1e9 / secs;
   std::printf("\n## probes at scale (%d pods each, 30 s window, side by side)\n\n", kPods);
-  std::printf("| nodelet | CPU (%% of a core) | RSS |\n|---|---:|---:|\n");
-  std::printf("| %d pods, no probes | %.2f %% | %.1f MiB |\n", kPods, cpu_a, rss(plain.pid()));
-  std::printf("| %d pods x (HTTP readiness + TCP liveness, period 1 s) = %d probes/s | %.2f %% | %.1f MiB |\n", kPods,
-              2 * kPods, cpu_b, rss(probed.pid()));
-  std::printf("| added by the probes | %.2f %% | |\n", cpu_b - cpu_a);
+  std::printf("| nodelet | CPU (%% of a core) | of it: user / kernel | RSS |\n|---|---:|---:|---:|\n");
+  std::printf("| %d pods, no probes | %.2f %% | %.2f / %.2f %% | %.1f MiB |\n", kPods, cpu_a,
+              pct(ta1.first - ta0.first), pct(ta1.second - ta0.second), rss(plain.pid()));
+  std::printf("| %d pods x (HTTP readiness + TCP liveness, period 1 s) = %d probes/s | %.2f %% | %.2f / %.2f %% | %.1f MiB |\n",
+              kPods, 2 * kPods, cpu_b, pct(tb1.first - tb0.first), pct(tb1.second - tb0.second), rss(probed.pid()));
+  std::printf("| added by the probes | %.2f %% | %.2f / %.2f %% | |\n", cpu_b - cpu_a,
+              pct((tb1.first - tb0.first) - (ta1.first - ta0.first)), pct((tb1.second - tb0.second) - (ta1.second - ta0.second)));
   std::printf("\nprobed pods ready: %d/%d, restarts: %d\n", ready, kPods, restarts);
   for (int i = 0; i < kPods; ++i) {
     plain.remove("p" + std::to_string(i) + ".yaml");

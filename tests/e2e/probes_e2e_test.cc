@@ -106,6 +106,24 @@ TEST_F(ProbesE2eTest, TcpProbesConnect) {
   EXPECT_EQ(restarts("tcp"), 0);
 }
 
+TEST_F(ProbesE2eTest, ReadinessDoesNotFlapAcrossARestartOfNodelet) {
+  n_.write("steady.yaml", pod("steady", kWeb, "    readinessProbe: {httpGet: {path: /ready, port: 80}, periodSeconds: 1}\n"));
+  ASSERT_TRUE(waitFor([&] { return ready("steady"); }, seconds(20)));
+  n_.stop(SIGKILL);
+  n_.start();
+  // Watch the reported status from the restart on: it must never say not-ready.
+  bool flapped = false, adopted = false;
+  waitFor([&] {
+    auto c = n_.container("steady", "app");
+    if (c && !c->value("ready", false)) flapped = true;
+    adopted = adopted || n_.log().find("added") != std::string::npos;
+    return flapped;
+  }, seconds(4), std::chrono::milliseconds(10));
+  EXPECT_TRUE(adopted);
+  EXPECT_FALSE(flapped) << "a ready container was reported not ready after the restart";
+  EXPECT_TRUE(ready("steady"));
+}
+
 TEST_F(ProbesE2eTest, AGrpcProbeFollowsTheHealthServer) {
   testing::HealthServer health;  // on 127.0.0.1, built for this test
   n_.write("grpc.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: grpc}\nspec:\n  hostNetwork: true\n"
