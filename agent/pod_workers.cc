@@ -156,6 +156,10 @@ void PodWorkers::run(std::stop_token stop) {
     }
     PodUpdate u = std::move(*w.pending);
     w.pending.reset();
+    // A kill taken off the queue makes the pod Terminating now, under the lock: otherwise, for
+    // a moment, a new pod of the same name would see it neither pending a kill nor terminating.
+    if (u.type == PodUpdate::Type::Kill && w.state == PodWorkerState::Syncing)
+      transitionLocked(w, PodWorkerState::Terminating);
     w.active = true;
     ++busy_;
     l.unlock();
