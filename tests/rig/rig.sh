@@ -135,7 +135,7 @@ teardown() {
     done
   fi
   for p in /proc/[0-9]*; do  # shims of this rig only: "-address <our socket>"
-    case "$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" in
+    case "$( { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null)" in  # processes may exit meanwhile
       *containerd-shim*"-address $SOCK "*) kill -KILL "${p#/proc/}" 2>/dev/null ;;
     esac
   done
