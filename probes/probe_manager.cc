@@ -62,9 +62,11 @@ class Manager::Pool {
 };
 
 Manager::Manager(Runner& runner, Clock& clock, Sink sink, size_t threads, uint64_t seed)
-    : runner_(runner), clock_(clock), sink_(std::move(sink)), rng_(seed) {
-  if (threads == 0) return;
-  pool_ = std::make_unique<Pool>(threads);
+    : runner_(runner), clock_(clock), sink_(std::move(sink)), rng_(seed), threads_(threads) {}
+
+void Manager::startThreadsLocked() {
+  if (threads_ == 0 || pool_) return;
+  pool_ = std::make_unique<Pool>(threads_);
   scheduler_ = std::jthread([this](std::stop_token st) {
     while (!st.stop_requested()) {
       const auto next = tick();
@@ -108,6 +110,7 @@ void Manager::schedule(const std::string& id, Kind kind, MonoTime at) { due_.pus
 void Manager::add(const Target& t) {
   std::lock_guard g(mu_);
   if (containers_.contains(t.container_id)) return;
+  startThreadsLocked();
   Container c{t, {}, false};
   const MonoTime now = clock_.monotonicNow();
   auto worker = [&](Kind k, const std::optional<api::Probe>& p) {

@@ -132,6 +132,8 @@ class Manager {
   std::map<std::string, Counters> counters_;
   class Pool;
   std::unique_ptr<Pool> pool_;
+  void startThreadsLocked();  // on the first probe: an idle node pays for no threads
+  size_t threads_{0};
   std::condition_variable wake_;
   bool stopping_{false};
   std::jthread scheduler_;  // last: stops first

@@ -1,7 +1,8 @@
 #include "probes/runner.h"
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
+#include <httplib.h>
+#include <strings.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
@@ -28,8 +29,6 @@ std::string hostPort(const std::string& host, int32_t port) {
   return host.find(':') != std::string::npos ? "[" + host + "]:" + std::to_string(port)
                                              : host + ":" + std::to_string(port);
 }
-
-size_t discard(char*, size_t size, size_t n, void*) { return size * n; }
 
 }  // namespace
 
@@ -96,50 +95,49 @@ Outcome DefaultRunner::http(const api::HttpGetAction& a, const Endpoint& e, Dura
   for (auto& ch : scheme) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   std::string path = a.path.empty() ? "/" : a.path;
   if (path[0] != '/') path.insert(0, "/");
-  std::string url = scheme + "://" + hostPort(host, *port) + path;
-  const auto deadline_ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
+  const std::string origin = scheme + "://" + hostPort(host, *port);
+  // cpp-httplib, already loaded for nodelet's own endpoints: libcurl and its thirty libraries
+  // would cost ~4 MiB of resident memory on every node.
+  httplib::Client client(origin);
+  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout);
+  const auto usecs = std::chrono::duration_cast<std::chrono::microseconds>(timeout - secs);
+  client.set_connection_timeout(secs.count(), static_cast<time_t>(usecs.count()));
+  client.set_read_timeout(secs.count(), static_cast<time_t>(usecs.count()));
+  client.set_write_timeout(secs.count(), static_cast<time_t>(usecs.count()));
+  client.set_follow_location(false);
+  client.set_keep_alive(false);  // a new connection per probe, as the kubelet's
+  client.enable_server_certificate_verification(false);  // probes do not verify certificates
+  httplib::Headers headers;
+  bool ua = false;
+  for (const auto& h : a.http_headers) {
+    headers.emplace(h.name, h.value);
+    ua = ua || strcasecmp(h.name.c_str(), "User-Agent") == 0;
+  }
+  if (!ua) headers.emplace("User-Agent", userAgent());
+  headers.emplace("Accept", "*/*");
   // Redirects are followed only to the same host (at most 10), as the kubelet does; a redirect
   // elsewhere counts as success.
   for (int hop = 0; hop <= 10; ++hop) {
-    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
-    if (!curl) return {ProbeResult::Failure, "curl_easy_init failed"};
-    curl_slist* headers = nullptr;
-    bool ua = false;
-    for (const auto& h : a.http_headers) {
-      headers = curl_slist_append(headers, (h.name + ": " + h.value).c_str());
-      ua = ua || strcasecmp(h.name.c_str(), "User-Agent") == 0;
-    }
-    if (!ua) headers = curl_slist_append(headers, ("User-Agent: " + userAgent()).c_str());
-    headers = curl_slist_append(headers, "Accept: */*");
-    std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> hguard(headers, curl_slist_free_all);
-    curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, static_cast<long>(deadline_ms));
-    curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl.get(), CURLOPT_SSL_VERIFYPEER, 0L);  // probes do not verify certificates
-    curl_easy_setopt(curl.get(), CURLOPT_SSL_VERIFYHOST, 0L);
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, discard);  // the body is ignored
-    curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "http,https");
-    const CURLcode rc = curl_easy_perform(curl.get());
-    if (rc != CURLE_OK)
-      return {ProbeResult::Failure, "Get \"" + url + "\": " + curl_easy_strerror(rc)};
-    long code = 0;
-    curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &code);
+    auto res = client.Get(path, headers);
+    if (!res) return {ProbeResult::Failure, "Get \"" + origin + path + "\": " + httplib::to_string(res.error())};
+    const int code = res->status;
     if (code >= 300 && code < 400) {
-      char* location = nullptr;
-      curl_easy_getinfo(curl.get(), CURLINFO_REDIRECT_URL, &location);
-      if (!location) return {ProbeResult::Success, ""};
-      const std::string next = location;
-      const std::string same = scheme + "://" + hostPort(host, *port) + "/";
-      if (!next.starts_with(same) && next != same.substr(0, same.size() - 1))
-        return {ProbeResult::Success, "Probe terminated redirects, Response: " + std::to_string(code)};
-      url = next;
-      continue;
+      const std::string location = res->get_header_value("Location");
+      if (location.empty()) return {ProbeResult::Success, ""};
+      if (location[0] == '/') {
+        path = location;
+        continue;
+      }
+      if (location.starts_with(origin + "/") || location == origin) {
+        path = location.size() > origin.size() ? location.substr(origin.size()) : "/";
+        continue;
+      }
+      return {ProbeResult::Success, "Probe terminated redirects, Response: " + std::to_string(code)};
     }
     if (code >= 200 && code < 400) return {ProbeResult::Success, ""};
     return {ProbeResult::Failure, "HTTP probe failed with statuscode: " + std::to_string(code)};
   }
-  return {ProbeResult::Failure, "Get \"" + url + "\": stopped after 10 redirects"};
+  return {ProbeResult::Failure, "Get \"" + origin + path + "\": stopped after 10 redirects"};
 }
 
 DefaultRunner::DefaultRunner(ExecFn exec) : exec_(std::move(exec)), grpc_(std::make_unique<GrpcHealthChecker>()) {}
