@@ -9,8 +9,10 @@ namespace {
 // What the relist compares: sandbox and container ids with their states.
 std::string signature(const PodRuntimeStatus& p) {
   std::string sig;
-  for (const auto& s : p.sandboxes) sig += s.id + (s.state == cri::SandboxState::Ready ? "R;" : "N;");
-  for (const auto& c : p.containers) sig += c.status.id + ":" + std::string(cri::toString(c.status.state)) + ";";
+  for (const auto& s : p.sandboxes)
+    sig += s.id + (s.state == cri::SandboxState::Ready ? "R;" : "N;");
+  for (const auto& c : p.containers)
+    sig += c.status.id + ":" + std::string(cri::toString(c.status.state)) + ";";
   return sig;
 }
 
@@ -26,13 +28,15 @@ Agent::Agent(RuntimeManager& runtime, StatusManager& statuses, EventRecorder& ev
       workers_(*this, clock, o_.worker_threads) {
   if (o_.watch_exits) exits_ = std::make_unique<ExitWatcher>([this] { onContainerExit(); });
   probe_runner_ = std::make_unique<probes::DefaultRunner>(
-      [this](const std::string& id, const std::vector<std::string>& cmd, Duration timeout)
-          -> Result<std::pair<int32_t, std::string>> {
-        auto r = runtime_.runtime().execSync(id, cmd, std::chrono::duration_cast<std::chrono::seconds>(timeout));
+      [this](const std::string& id, const std::vector<std::string>& cmd,
+             Duration timeout) -> Result<std::pair<int32_t, std::string>> {
+        auto r = runtime_.runtime().execSync(
+            id, cmd, std::chrono::duration_cast<std::chrono::seconds>(timeout));
         if (!r) return std::unexpected(r.error());
         return std::pair<int32_t, std::string>{r->exit_code, r->stdout_ + r->stderr_};
       });
-  probes_ = std::make_unique<probes::Manager>(*probe_runner_, clock_, [this](const probes::ProbeEvent& e) { onProbeEvent(e); });
+  probes_ = std::make_unique<probes::Manager>(
+      *probe_runner_, clock_, [this](const probes::ProbeEvent& e) { onProbeEvent(e); });
   seed_ready_ = statuses_.readyContainersInSnapshot();
 }
 
@@ -71,7 +75,8 @@ void Agent::onProbeEvent(const probes::ProbeEvent& e) {
     std::lock_guard g(mu_);
     auto it = desired_.find(e.pod_uid);
     if (it != desired_.end()) pod = it->second;
-    if (pod && e.changed && e.result == probes::ProbeResult::Failure && e.kind != probes::Kind::Readiness) {
+    if (pod && e.changed && e.result == probes::ProbeResult::Failure &&
+        e.kind != probes::Kind::Readiness) {
       const bool liveness = e.kind == probes::Kind::Liveness;
       std::optional<int64_t> grace;
       if (const api::Container* c = api::findContainer(pod->spec, e.container_name)) {
@@ -79,7 +84,8 @@ void Agent::onProbeEvent(const probes::ProbeEvent& e) {
         if (probe) grace = probe->termination_grace_period_seconds;
       }
       unhealthy_[e.container_id] = {"Container " + e.container_name + " failed " +
-                                        (liveness ? "liveness" : "startup") + " probe, will be restarted",
+                                        (liveness ? "liveness" : "startup") +
+                                        " probe, will be restarted",
                                     grace};
     }
   }
@@ -97,7 +103,9 @@ int Agent::rotateLogs() {
     std::lock_guard g(mu_);
     if (relist_signatures_.empty()) return 0;  // nothing of ours runs
   }
-  if (!logs_) logs_ = std::make_unique<LogRotator>(runtime_.runtime(), clock_, o_.log_max_bytes, o_.log_max_files);
+  if (!logs_)
+    logs_ = std::make_unique<LogRotator>(runtime_.runtime(), clock_, o_.log_max_bytes,
+                                         o_.log_max_files);
   std::vector<std::pair<std::string, std::string>> running;
   for (const auto& [id, path] : runtime_.runningLogPaths()) running.emplace_back(id, path);
   return logs_->rotate(running);
@@ -134,8 +142,8 @@ void Agent::applySnapshot(const staticpods::FileSnapshot& snap) {
   for (const auto& e : snap.errors) {
     now_errors.insert({e.path, e.message});
     if (!reported_errors_.contains({e.path, e.message})) {
-      events_.record({"Node", o_.node_name, "", o_.node_name, ""}, "Warning", "FailedStaticPodManifest",
-                     "manifest " + e.path + ": " + e.message);
+      events_.record({"Node", o_.node_name, "", o_.node_name, ""}, "Warning",
+                     "FailedStaticPodManifest", "manifest " + e.path + ": " + e.message);
     }
   }
   reported_errors_ = std::move(now_errors);
@@ -147,7 +155,8 @@ void Agent::applySnapshot(const staticpods::FileSnapshot& snap) {
       ++it;
       continue;
     }
-    NODELET_LOG(info, Agent, "pod {} ({}) removed from its source", it->second.fullName(), it->first);
+    NODELET_LOG(info, Agent, "pod {} ({}) removed from its source", it->second.fullName(),
+                it->first);
     if (rejected_.erase(it->first)) {
       statuses_.removePod(it->first);
     } else {
@@ -157,7 +166,8 @@ void Agent::applySnapshot(const staticpods::FileSnapshot& snap) {
   }
   for (const auto& [uid, pod] : next) {
     auto cur = desired_.find(uid);
-    if (cur != desired_.end() && cur->second.spec == pod->spec && cur->second.metadata.labels == pod->metadata.labels)
+    if (cur != desired_.end() && cur->second.spec == pod->spec &&
+        cur->second.metadata.labels == pod->metadata.labels)
       continue;
     const bool is_new = cur == desired_.end();
     desired_[uid] = *pod;
@@ -166,13 +176,15 @@ void Agent::applySnapshot(const staticpods::FileSnapshot& snap) {
       const size_t admitted = desired_.size() - rejected_.size() - 1;
       if (admitted >= static_cast<size_t>(o_.max_pods)) {
         rejected_.insert(uid);
-        rejectPod(*pod, "OutOfpods", "Node didn't have enough resource: pods, requested: 1, used: " +
-                                         std::to_string(admitted) + ", capacity: " + std::to_string(o_.max_pods));
+        rejectPod(*pod, "OutOfpods",
+                  "Node didn't have enough resource: pods, requested: 1, used: " +
+                      std::to_string(admitted) + ", capacity: " + std::to_string(o_.max_pods));
         continue;
       }
       NODELET_LOG(info, Agent, "pod {} ({}) added", pod->fullName(), uid);
     }
-    if (!rejected_.contains(uid)) workers_.updatePod({PodUpdate::Type::Sync, uid, *pod, std::nullopt, true});
+    if (!rejected_.contains(uid))
+      workers_.updatePod({PodUpdate::Type::Sync, uid, *pod, std::nullopt, true});
   }
   sources_ready_ = true;
 }
@@ -309,7 +321,8 @@ void Agent::run(std::stop_token stop) {
     if (now >= next_resync) {
       std::lock_guard g(mu_);
       for (const auto& [uid, pod] : desired_)
-        if (!rejected_.contains(uid)) workers_.updatePod({PodUpdate::Type::Sync, uid, pod, std::nullopt, true});
+        if (!rejected_.contains(uid))
+          workers_.updatePod({PodUpdate::Type::Sync, uid, pod, std::nullopt, true});
       next_resync = now + o_.resync_period;
     }
     if (now >= next_rotation) {
@@ -320,7 +333,8 @@ void Agent::run(std::stop_token stop) {
     if (auto due = workers_.tick()) deadline = std::min(deadline, *due);
     statuses_.flush();
     std::unique_lock l(mu_);
-    if (!wake_ && pending_watches_.empty() && !stop.stop_requested()) clock_.waitUntil(cv_, l, deadline);
+    if (!wake_ && pending_watches_.empty() && !stop.stop_requested())
+      clock_.waitUntil(cv_, l, deadline);
   }
 }
 
@@ -375,8 +389,10 @@ SyncOutcome Agent::syncPod(const api::Pod& pod) {
     // (A pod with nothing in the runtime has no entry, exactly as the relist sees it.)
     if (after) {
       std::string sig = signature(now);
-      if (sig.empty()) relist_signatures_.erase(pod.metadata.uid);
-      else relist_signatures_[pod.metadata.uid] = std::move(sig);
+      if (sig.empty())
+        relist_signatures_.erase(pod.metadata.uid);
+      else
+        relist_signatures_[pod.metadata.uid] = std::move(sig);
     }
     // New containers get their exit watch from the loop thread (a verbose status call each),
     // off this worker, which may have more pods to start.
@@ -389,7 +405,8 @@ SyncOutcome Agent::syncPod(const api::Pod& pod) {
   return out;
 }
 
-Status Agent::syncTerminatingPod(const std::string& uid, const api::Pod* pod, std::optional<int64_t> grace) {
+Status Agent::syncTerminatingPod(const std::string& uid, const api::Pod* pod,
+                                 std::optional<int64_t> grace) {
   auto st = runtime_.podStatus(uid);
   if (!st) return std::unexpected(st.error());
   auto s = runtime_.killPod(pod, *st, grace);

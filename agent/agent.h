@@ -101,7 +101,7 @@ class Agent final : public PodSyncer {
   std::set<std::string> rejected_;           // admitted = desired - rejected
   bool sources_ready_{false};
   std::map<std::string, std::string> relist_signatures_;  // uid -> runtime state signature
-  std::set<std::string> pending_watches_;  // new running containers to watch (ids)
+  std::set<std::string> pending_watches_;                 // new running containers to watch (ids)
   std::set<std::pair<std::string, std::string>> reported_errors_;  // (file, message)
   std::atomic<int64_t> last_loop_ns_{0};
   std::atomic<int64_t> fast_relist_until_ns_{0};
@@ -113,7 +113,7 @@ class Agent final : public PodSyncer {
   std::unique_ptr<probes::DefaultRunner> probe_runner_;
   std::unique_ptr<probes::Manager> probes_;
   std::map<std::string, Unhealthy> unhealthy_;  // container id -> why to kill it (under mu_)
-  std::set<std::string> seed_ready_;              // ready before a restart of nodelet
+  std::set<std::string> seed_ready_;            // ready before a restart of nodelet
   std::unique_ptr<LogRotator> logs_;
   PodWorkers workers_;  // last: its threads call back into this object
 };

@@ -61,7 +61,8 @@ int runCheck(const Args& args, const Config& cfg) {
     }
     std::error_code ec;
     const std::string abs = fs::absolute(file, ec).lexically_normal().string();
-    auto sp = staticpods::parseManifest(content, {nodeName(cfg), abs, RealClock::instance().systemNow()});
+    auto sp =
+        staticpods::parseManifest(content, {nodeName(cfg), abs, RealClock::instance().systemNow()});
     if (!sp) {
       std::fprintf(stderr, "%s: %s\n", file.c_str(), sp.error().message.c_str());
       rc = 1;
@@ -73,7 +74,8 @@ int runCheck(const Args& args, const Config& cfg) {
     if (objects.size() == 1) {
       std::printf("%s\n", nlohmann::json::parse(objects[0]).dump(2).c_str());
     } else if (!objects.empty()) {
-      nlohmann::json list = {{"apiVersion", "v1"}, {"kind", "List"}, {"items", nlohmann::json::array()}};
+      nlohmann::json list = {
+          {"apiVersion", "v1"}, {"kind", "List"}, {"items", nlohmann::json::array()}};
       for (const auto& o : objects) list["items"].push_back(nlohmann::json::parse(o));
       std::printf("%s\n", list.dump(2).c_str());
     }
@@ -108,7 +110,8 @@ std::string displayStatus(const api::Pod& p) {
       reason = "Init:" + (c.state.terminated->reason.empty()
                               ? "ExitCode:" + std::to_string(c.state.terminated->exit_code)
                               : c.state.terminated->reason);
-    } else if (c.state.waiting && !c.state.waiting->reason.empty() && c.state.waiting->reason != "PodInitializing") {
+    } else if (c.state.waiting && !c.state.waiting->reason.empty() &&
+               c.state.waiting->reason != "PodInitializing") {
       reason = "Init:" + c.state.waiting->reason;
     } else {
       reason = "Init:" + std::to_string(i) + "/" + std::to_string(inits.size());
@@ -118,7 +121,8 @@ std::string displayStatus(const api::Pod& p) {
   }
   if (!initializing) {
     bool has_running = false;
-    for (auto it = p.status.container_statuses.rbegin(); it != p.status.container_statuses.rend(); ++it) {
+    for (auto it = p.status.container_statuses.rbegin(); it != p.status.container_statuses.rend();
+         ++it) {
       if (it->state.waiting && !it->state.waiting->reason.empty()) {
         reason = it->state.waiting->reason;
       } else if (it->state.terminated) {
@@ -138,7 +142,9 @@ int runPods(const Config& cfg) {
   bool ok = false;
   const std::string path = cfg.root_dir + "/status/pods.json";
   const std::string text = readFile(path, &ok);
-  if (!ok) return die("no pod status at " + path + " (is nodelet running with --root-dir " + cfg.root_dir + "?)");
+  if (!ok)
+    return die("no pod status at " + path + " (is nodelet running with --root-dir " + cfg.root_dir +
+               "?)");
   nlohmann::json list = nlohmann::json::parse(text, nullptr, false);
   if (!list.is_object() || !list.contains("items")) return die(path + ": not a PodList");
   const SysTime now = RealClock::instance().systemNow();
@@ -181,10 +187,13 @@ int runAgent(Config cfg, sigset_t signals) {
     NODELET_LOG(warn, Agent, "config file: ignoring fields nodelet does not support: {}", list);
   }
   if (!cfg.kubeconfig.empty())
-    return die("--kubeconfig: cluster mode is not supported by this version of nodelet yet; run "
-               "standalone with --pod-manifest-path or staticPodPath");
+    return die(
+        "--kubeconfig: cluster mode is not supported by this version of nodelet yet; run "
+        "standalone with --pod-manifest-path or staticPodPath");
   if (cfg.fail_swap_on && swapOn())
-    return die("running with swap on is not supported, please disable swap or set --fail-swap-on flag to false");
+    return die(
+        "running with swap on is not supported, please disable swap or set --fail-swap-on flag to "
+        "false");
   const std::string node = nodeName(cfg);
   std::string node_ip = cfg.node_ip.empty() ? defaultRouteIp() : cfg.node_ip;
   if (node_ip.empty()) node_ip = "127.0.0.1";
@@ -193,7 +202,8 @@ int runAgent(Config cfg, sigset_t signals) {
   if (ec) return die("--root-dir " + cfg.root_dir + ": " + ec.message());
   fs::permissions(cfg.root_dir, fs::perms::owner_all, ec);
   fs::create_directories(cfg.pod_logs_dir, ec);
-  NODELET_LOG(info, Agent, "nodelet {} (Kubernetes {}) starting as node {} ({})", kVersion, kKubeVersion, node, node_ip);
+  NODELET_LOG(info, Agent, "nodelet {} (Kubernetes {}) starting as node {} ({})", kVersion,
+              kKubeVersion, node, node_ip);
 
   RealClock& clock = RealClock::instance();
   cri::GrpcOptions ro;
@@ -204,16 +214,20 @@ int runAgent(Config cfg, sigset_t signals) {
   auto grpc = cri::connectGrpc(ro, io);
   if (!grpc) return die(grpc.error().message);
   cri::OperationRecorder operations(clock);
-  cri::GrpcServices services_{std::make_unique<cri::InstrumentedRuntimeService>(std::move(grpc->runtime), operations),
-                              std::make_unique<cri::InstrumentedImageService>(std::move(grpc->image), operations)};
+  cri::GrpcServices services_{
+      std::make_unique<cri::InstrumentedRuntimeService>(std::move(grpc->runtime), operations),
+      std::make_unique<cri::InstrumentedImageService>(std::move(grpc->image), operations)};
   auto* services = &services_;
   for (int attempt = 0;; ++attempt) {
     auto v = services->runtime->version();
     if (v) {
-      NODELET_LOG(info, Agent, "container runtime {} {} (CRI {})", v->runtime_name, v->runtime_version, v->runtime_api_version);
+      NODELET_LOG(info, Agent, "container runtime {} {} (CRI {})", v->runtime_name,
+                  v->runtime_version, v->runtime_api_version);
       break;
     }
-    if (attempt % 10 == 0) NODELET_LOG(warn, Agent, "waiting for the container runtime at {}: {}", cfg.container_runtime_endpoint, v.error().message);
+    if (attempt % 10 == 0)
+      NODELET_LOG(warn, Agent, "waiting for the container runtime at {}: {}",
+                  cfg.container_runtime_endpoint, v.error().message);
     timespec ts{1, 0};
     if (sigtimedwait(&signals, nullptr, &ts) > 0) return 0;
   }
@@ -228,8 +242,12 @@ int runAgent(Config cfg, sigset_t signals) {
   if (!cfg.resolv_conf.empty()) {
     bool ok = false;
     const std::string text = readFile(cfg.resolv_conf, &ok);
-    if (ok) rmo.dns.host = network::parseResolvConf(text);
-    else NODELET_LOG(warn, Network, "resolvConf {} cannot be read: pods with dnsPolicy Default get no nameservers", cfg.resolv_conf);
+    if (ok)
+      rmo.dns.host = network::parseResolvConf(text);
+    else
+      NODELET_LOG(warn, Network,
+                  "resolvConf {} cannot be read: pods with dnsPolicy Default get no nameservers",
+                  cfg.resolv_conf);
   }
   rmo.node_ip = node_ip;
   rmo.node_cpu_milli = cpuMilli();
@@ -251,22 +269,28 @@ int runAgent(Config cfg, sigset_t signals) {
   ao.log_max_files = cfg.container_log_max_files;
   Agent agent(runtime, statuses, events, clock, ao);
 
-  NodeServer server({[&] { return std::pair{agent.healthy(), agent.healthMessage()}; },
+  NodeServer server({[&] {
+                       return std::pair{agent.healthy(), agent.healthMessage()};
+                     },
                      [&] { return api::encodePodList(statuses.pods()); }});
   if (cfg.healthz_port > 0) {
-    if (auto s = server.startHealthz(cfg.healthz_bind_address, cfg.healthz_port); !s) return die(s.error().message);
+    if (auto s = server.startHealthz(cfg.healthz_bind_address, cfg.healthz_port); !s)
+      return die(s.error().message);
   }
   if (cfg.read_only_port > 0) {
-    if (auto s = server.startReadOnly(cfg.address, cfg.read_only_port); !s) return die(s.error().message);
+    if (auto s = server.startReadOnly(cfg.address, cfg.read_only_port); !s)
+      return die(s.error().message);
   }
 
   std::unique_ptr<staticpods::FileSource> files;
   if (!cfg.static_pod_path.empty()) {
     NODELET_LOG(info, StaticPods, "watching static pod manifests in {}", cfg.static_pod_path);
-    files = std::make_unique<staticpods::FileSource>(cfg.static_pod_path, node, clock, cfg.file_check_frequency);
+    files = std::make_unique<staticpods::FileSource>(cfg.static_pod_path, node, clock,
+                                                     cfg.file_check_frequency);
     files->start([&agent](staticpods::FileSnapshot s) { agent.onFileSnapshot(s); });
   } else {
-    NODELET_LOG(warn, Agent, "no pod source configured (staticPodPath / --pod-manifest-path): no pods will run");
+    NODELET_LOG(warn, Agent,
+                "no pod source configured (staticPodPath / --pod-manifest-path): no pods will run");
     agent.onFileSnapshot({});
   }
   std::jthread loop([&agent](std::stop_token st) { agent.run(st); });

@@ -41,14 +41,16 @@ Status readInt(const json& j, const std::string& f, Config& c) {
 }
 template <bool Config::*M>
 Status readBool(const json& j, const std::string& f, Config& c) {
-  if (!j.is_boolean()) return std::unexpected(fieldError(f, "expected boolean, got " + typeName(j)));
+  if (!j.is_boolean())
+    return std::unexpected(fieldError(f, "expected boolean, got " + typeName(j)));
   c.*M = j.get<bool>();
   return {};
 }
 template <std::chrono::milliseconds Config::*M>
 Status readDuration(const json& j, const std::string& f, Config& c) {
   if (!j.is_string())
-    return std::unexpected(fieldError(f, "expected duration string like \"20s\", got " + typeName(j)));
+    return std::unexpected(
+        fieldError(f, "expected duration string like \"20s\", got " + typeName(j)));
   auto d = parseDuration(j.get<std::string>());
   if (!d) return std::unexpected(fieldError(f, d.error().message));
   c.*M = *d;
@@ -56,7 +58,8 @@ Status readDuration(const json& j, const std::string& f, Config& c) {
 }
 template <std::vector<std::string> Config::*M>
 Status readStrings(const json& j, const std::string& f, Config& c) {
-  if (!j.is_array()) return std::unexpected(fieldError(f, "expected list of strings, got " + typeName(j)));
+  if (!j.is_array())
+    return std::unexpected(fieldError(f, "expected list of strings, got " + typeName(j)));
   std::vector<std::string> out;
   for (const auto& e : j) {
     if (!e.is_string()) return std::unexpected(fieldError(f, "expected list of strings"));
@@ -125,13 +128,20 @@ Result<std::chrono::milliseconds> parseDuration(std::string_view s) {
     while (i < s.size() && !((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) ++i;
     const std::string_view unit = s.substr(ustart, i - ustart);
     long double mult = 0;
-    if (unit == "ns") mult = 1e-6L;
-    else if (unit == "us" || unit == "µs") mult = 1e-3L;
-    else if (unit == "ms") mult = 1;
-    else if (unit == "s") mult = 1000;
-    else if (unit == "m") mult = 60'000;
-    else if (unit == "h") mult = 3'600'000;
-    else return bad();
+    if (unit == "ns")
+      mult = 1e-6L;
+    else if (unit == "us" || unit == "µs")
+      mult = 1e-3L;
+    else if (unit == "ms")
+      mult = 1;
+    else if (unit == "s")
+      mult = 1000;
+    else if (unit == "m")
+      mult = 60'000;
+    else if (unit == "h")
+      mult = 3'600'000;
+    else
+      return bad();
     total_ms += v * mult;
   }
   if (total_ms > 9e15L) return bad();
@@ -150,8 +160,9 @@ Status loadConfigText(std::string_view text, Config& cfg) {
     return fail(ErrorCode::InvalidArgument,
                 "config: kind must be \"KubeletConfiguration\", got \"" + kind + "\"");
   if (api != "kubelet.config.k8s.io/v1beta1")
-    return fail(ErrorCode::InvalidArgument,
-                "config: apiVersion must be \"kubelet.config.k8s.io/v1beta1\", got \"" + api + "\"");
+    return fail(
+        ErrorCode::InvalidArgument,
+        "config: apiVersion must be \"kubelet.config.k8s.io/v1beta1\", got \"" + api + "\"");
   cfg.ignored_fields.clear();
   for (const auto& [key, value] : j.items()) {
     if (key == "kind" || key == "apiVersion") continue;
@@ -183,10 +194,12 @@ Status validateConfig(const Config& c) {
                 "cgroupDriver \"systemd\" is not supported by nodelet yet: use \"cgroupfs\" (and "
                 "SystemdCgroup = false in containerd's runc options)");
   if (c.cgroup_driver != "cgroupfs")
-    return fail(ErrorCode::InvalidArgument,
-                "cgroupDriver must be \"cgroupfs\" or \"systemd\", got \"" + c.cgroup_driver + "\"");
+    return fail(
+        ErrorCode::InvalidArgument,
+        "cgroupDriver must be \"cgroupfs\" or \"systemd\", got \"" + c.cgroup_driver + "\"");
   if (c.max_pods < 1) return fail(ErrorCode::InvalidArgument, "maxPods must be at least 1");
-  for (auto [name, port] : {std::pair{"port", c.port}, {"healthzPort", c.healthz_port},
+  for (auto [name, port] : {std::pair{"port", c.port},
+                            {"healthzPort", c.healthz_port},
                             {"readOnlyPort", c.read_only_port}}) {
     if (port < 0 || port > 65535)
       return fail(ErrorCode::InvalidArgument, std::string(name) + " must be in 0..65535");

@@ -19,12 +19,13 @@ ObjectRef containerRef(const api::Pod& pod, const std::string& container) {
   return r;
 }
 
-void LocalEventRecorder::record(const ObjectRef& o, const std::string& type, const std::string& reason,
-                                const std::string& message) {
+void LocalEventRecorder::record(const ObjectRef& o, const std::string& type,
+                                const std::string& reason, const std::string& message) {
   const auto level = type == "Warning" ? log::Level::Warn : log::Level::Info;
   if (log::enabled(level)) {
     log::write(level, log::Id::Agent,
-               fmt::format("event {} {}{}{} {}: {}: {}", type, o.namespace_, o.namespace_.empty() ? "" : "/", o.name,
+               fmt::format("event {} {}{}{} {}: {}: {}", type, o.namespace_,
+                           o.namespace_.empty() ? "" : "/", o.name,
                            o.field_path.empty() ? "" : o.field_path, reason, message));
   }
   std::lock_guard g(mu_);

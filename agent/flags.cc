@@ -64,11 +64,16 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
   Args a;
   size_t i = 1;
   if (argv.size() > 1 && !argv[1].starts_with("-")) {
-    if (argv[1] == "check") a.command = Command::Check;
-    else if (argv[1] == "pods") a.command = Command::Pods;
-    else if (argv[1] == "version") a.command = Command::Version;
-    else if (argv[1] == "help") a.command = Command::Help;
-    else return fail(ErrorCode::InvalidArgument, "unknown command \"" + argv[1] + "\" (see --help)");
+    if (argv[1] == "check")
+      a.command = Command::Check;
+    else if (argv[1] == "pods")
+      a.command = Command::Pods;
+    else if (argv[1] == "version")
+      a.command = Command::Version;
+    else if (argv[1] == "help")
+      a.command = Command::Help;
+    else
+      return fail(ErrorCode::InvalidArgument, "unknown command \"" + argv[1] + "\" (see --help)");
     i = 2;
   }
   for (; i < argv.size(); ++i) {
@@ -152,17 +157,28 @@ Status applyFlags(const Args& args, Config& c) {
       case Kind::List:
         break;
     }
-    if (name == "config") c.config_file = v;
-    else if (name == "pod-manifest-path") c.static_pod_path = v;
-    else if (name == "container-runtime-endpoint") c.container_runtime_endpoint = v;
-    else if (name == "image-service-endpoint") c.image_service_endpoint = v;
-    else if (name == "hostname-override") c.hostname_override = v;
-    else if (name == "root-dir") c.root_dir = v;
-    else if (name == "kubeconfig") c.kubeconfig = v;
-    else if (name == "node-ip") c.node_ip = v;
-    else if (name == "v") c.verbosity = n;
-    else if (name == "max-pods") c.max_pods = n;
-    else if (name == "pod-cidr") c.pod_cidr = v;
+    if (name == "config")
+      c.config_file = v;
+    else if (name == "pod-manifest-path")
+      c.static_pod_path = v;
+    else if (name == "container-runtime-endpoint")
+      c.container_runtime_endpoint = v;
+    else if (name == "image-service-endpoint")
+      c.image_service_endpoint = v;
+    else if (name == "hostname-override")
+      c.hostname_override = v;
+    else if (name == "root-dir")
+      c.root_dir = v;
+    else if (name == "kubeconfig")
+      c.kubeconfig = v;
+    else if (name == "node-ip")
+      c.node_ip = v;
+    else if (name == "v")
+      c.verbosity = n;
+    else if (name == "max-pods")
+      c.max_pods = n;
+    else if (name == "pod-cidr")
+      c.pod_cidr = v;
     else if (name == "cluster-dns") {
       c.cluster_dns.clear();
       size_t start = 0;
@@ -173,19 +189,32 @@ Status applyFlags(const Args& args, Config& c) {
         if (comma == std::string::npos) break;
         start = comma + 1;
       }
-    } else if (name == "cluster-domain") c.cluster_domain = v;
-    else if (name == "cgroup-driver") c.cgroup_driver = v;
-    else if (name == "cgroup-root") c.cgroup_root = v;
-    else if (name == "runtime-request-timeout") c.runtime_request_timeout = dur;
-    else if (name == "resolv-conf") c.resolv_conf = v;
-    else if (name == "fail-swap-on") c.fail_swap_on = b;
-    else if (name == "address") c.address = v;
-    else if (name == "port") c.port = n;
-    else if (name == "healthz-bind-address") c.healthz_bind_address = v;
-    else if (name == "healthz-port") c.healthz_port = n;
-    else if (name == "read-only-port") c.read_only_port = n;
-    else if (name == "file-check-frequency") c.file_check_frequency = dur;
-    else if (name == "sync-frequency") c.sync_frequency = dur;
+    } else if (name == "cluster-domain")
+      c.cluster_domain = v;
+    else if (name == "cgroup-driver")
+      c.cgroup_driver = v;
+    else if (name == "cgroup-root")
+      c.cgroup_root = v;
+    else if (name == "runtime-request-timeout")
+      c.runtime_request_timeout = dur;
+    else if (name == "resolv-conf")
+      c.resolv_conf = v;
+    else if (name == "fail-swap-on")
+      c.fail_swap_on = b;
+    else if (name == "address")
+      c.address = v;
+    else if (name == "port")
+      c.port = n;
+    else if (name == "healthz-bind-address")
+      c.healthz_bind_address = v;
+    else if (name == "healthz-port")
+      c.healthz_port = n;
+    else if (name == "read-only-port")
+      c.read_only_port = n;
+    else if (name == "file-check-frequency")
+      c.file_check_frequency = dur;
+    else if (name == "sync-frequency")
+      c.sync_frequency = dur;
   }
   return {};
 }

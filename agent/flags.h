@@ -16,8 +16,8 @@ enum class Command { Run, Check, Pods, Help, Version };
 
 struct Args {
   Command command{Command::Run};
-  std::vector<std::string> positional;  // files for `check`
-  std::string output{"yaml"};           // `check -o`
+  std::vector<std::string> positional;                     // files for `check`
+  std::string output{"yaml"};                              // `check -o`
   std::vector<std::pair<std::string, std::string>> flags;  // in order, names without dashes
 };
 

@@ -5,7 +5,9 @@
 
 namespace nodelet::agent::labels {
 
-cri::Labels ownedSelector(const std::string& node) { return {{kManagedBy, "nodelet"}, {kNode, node}}; }
+cri::Labels ownedSelector(const std::string& node) {
+  return {{kManagedBy, "nodelet"}, {kNode, node}};
+}
 
 cri::Labels sandboxLabels(const api::Pod& pod, const std::string& node) {
   cri::Labels l(pod.metadata.labels.begin(), pod.metadata.labels.end());
@@ -35,15 +37,18 @@ std::string hashString(uint64_t h) {
   return std::string(buf, p);
 }
 
-cri::Labels containerAnnotations(const api::Pod& pod, const api::Container& c, int32_t restart_count) {
+cri::Labels containerAnnotations(const api::Pod& pod, const api::Container& c,
+                                 int32_t restart_count) {
   cri::Labels a;
   a[kContainerHash] = hashString(c.hash);
   a[kRestartCount] = std::to_string(restart_count);
   a[kTerminationMessagePath] = c.termination_message_path;
   a[kTerminationMessagePolicy] = c.termination_message_policy;
-  a[kTerminationGracePeriod] = std::to_string(pod.spec.termination_grace_period_seconds.value_or(30));
+  a[kTerminationGracePeriod] =
+      std::to_string(pod.spec.termination_grace_period_seconds.value_or(30));
   if (c.lifecycle && c.lifecycle->pre_stop && c.lifecycle->pre_stop->exec) {
-    a[kPreStopHandler] = nlohmann::json{{"exec", {{"command", c.lifecycle->pre_stop->exec->command}}}}.dump();
+    a[kPreStopHandler] =
+        nlohmann::json{{"exec", {{"command", c.lifecycle->pre_stop->exec->command}}}}.dump();
   }
   if (!c.ports.empty()) {
     nlohmann::json ports = nlohmann::json::array();

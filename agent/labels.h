@@ -18,8 +18,10 @@ inline constexpr const char* kPodUid = "io.kubernetes.pod.uid";
 inline constexpr const char* kContainerName = "io.kubernetes.container.name";
 inline constexpr const char* kContainerHash = "io.kubernetes.container.hash";
 inline constexpr const char* kRestartCount = "io.kubernetes.container.restartCount";
-inline constexpr const char* kTerminationMessagePath = "io.kubernetes.container.terminationMessagePath";
-inline constexpr const char* kTerminationMessagePolicy = "io.kubernetes.container.terminationMessagePolicy";
+inline constexpr const char* kTerminationMessagePath =
+    "io.kubernetes.container.terminationMessagePath";
+inline constexpr const char* kTerminationMessagePolicy =
+    "io.kubernetes.container.terminationMessagePolicy";
 inline constexpr const char* kTerminationGracePeriod = "io.kubernetes.pod.terminationGracePeriod";
 inline constexpr const char* kPreStopHandler = "io.kubernetes.container.preStopHandler";
 inline constexpr const char* kContainerPorts = "io.kubernetes.container.ports";

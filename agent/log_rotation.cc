@@ -25,7 +25,8 @@ int LogRotator::rotate(const std::vector<std::pair<std::string, std::string>>& c
     char stamp[32];
     std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
     std::string target = path + "." + stamp;
-    for (int n = 1; fs::exists(target, ec); ++n) target = path + "." + stamp + "." + std::to_string(n);
+    for (int n = 1; fs::exists(target, ec); ++n)
+      target = path + "." + stamp + "." + std::to_string(n);
     fs::rename(path, target, ec);
     if (ec) {
       NODELET_LOG(warn, Agent, "rotate {}: {}", path, ec.message());

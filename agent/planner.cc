@@ -19,11 +19,13 @@ struct Planner {
       left = ctx.backoff->remaining(backoffKey(pod, c), finished, ctx.now);
     }
     if (left > Duration::zero()) {
-      const auto secs = std::chrono::duration_cast<std::chrono::seconds>(ctx.backoff->current(backoffKey(pod, c)));
-      a.waiting[c.name] = {"CrashLoopBackOff",
-                           "back-off " + std::to_string(secs.count()) + "s restarting failed container=" +
-                               c.name + " pod=" + pod.metadata.name + "_" + pod.metadata.namespace_ +
-                               "(" + pod.metadata.uid + ")"};
+      const auto secs = std::chrono::duration_cast<std::chrono::seconds>(
+          ctx.backoff->current(backoffKey(pod, c)));
+      a.waiting[c.name] = {"CrashLoopBackOff", "back-off " + std::to_string(secs.count()) +
+                                                   "s restarting failed container=" + c.name +
+                                                   " pod=" + pod.metadata.name + "_" +
+                                                   pod.metadata.namespace_ + "(" +
+                                                   pod.metadata.uid + ")"};
       a.requeue_after = a.requeue_after ? std::min(*a.requeue_after, left) : left;
       return false;
     }
@@ -36,14 +38,16 @@ struct Planner {
     if (ctx.unhealthy) {
       auto u = ctx.unhealthy->find(running.status.id);
       if (u != ctx.unhealthy->end()) {
-        a.containers_to_kill.push_back({running.status.id, c.name, "Killing", u->second.message, u->second.grace_seconds});
+        a.containers_to_kill.push_back(
+            {running.status.id, c.name, "Killing", u->second.message, u->second.grace_seconds});
         // A probe kill is a failure exit: the restart policy decides (sidecars always restart),
         // and a container killed again soon after its last exit waits out its back-off.
         restart = api::isSidecar(c) || shouldRestart(pod.spec.restart_policy, 1);
         if (restart) {
           const RuntimeContainer* prev = st.previous(c.name);
           if (prev && prev->exited() && ctx.backoff) {
-            const MonoTime finished = toMonotonic(prev->status.finished_at, ctx.now, ctx.now_system);
+            const MonoTime finished =
+                toMonotonic(prev->status.finished_at, ctx.now, ctx.now_system);
             if (ctx.backoff->remaining(backoffKey(pod, c), finished, ctx.now) > Duration::zero()) {
               // The normal restart path picks it up (with CrashLoopBackOff) once it has exited.
               restart = false;
@@ -55,8 +59,9 @@ struct Planner {
       }
     }
     if (running.hash != labels::hashString(c.hash)) {
-      a.containers_to_kill.push_back({running.status.id, c.name, "Killing",
-                                      "Container " + c.name + " definition changed, will be restarted"});
+      a.containers_to_kill.push_back(
+          {running.status.id, c.name, "Killing",
+           "Container " + c.name + " definition changed, will be restarted"});
       restart = true;
     }
   }
@@ -169,7 +174,8 @@ struct Planner {
       }
       for (const auto& c : pod.spec.containers) {
         const RuntimeContainer* last = st.latest(c.name);
-        if (last && last->exited() && !shouldRestart(pod.spec.restart_policy, last->status.exit_code))
+        if (last && last->exited() &&
+            !shouldRestart(pod.spec.restart_policy, last->status.exit_code))
           continue;
         a.containers_to_start.push_back(c.name);
       }
@@ -214,7 +220,8 @@ std::string backoffKey(const api::Pod& pod, const api::Container& c) {
 
 MonoTime toMonotonic(int64_t unix_ns, MonoTime now, SysTime now_system) {
   if (unix_ns <= 0) return now;
-  const auto ts = SysTime(std::chrono::duration_cast<SysTime::duration>(std::chrono::nanoseconds(unix_ns)));
+  const auto ts =
+      SysTime(std::chrono::duration_cast<SysTime::duration>(std::chrono::nanoseconds(unix_ns)));
   return now - std::chrono::duration_cast<Duration>(now_system - ts);
 }
 

@@ -16,7 +16,7 @@ namespace nodelet::agent {
 struct ContainerToKill {
   std::string id;
   std::string name;
-  std::string reason;   // for the Killing event
+  std::string reason;  // for the Killing event
   std::string message;
   std::optional<int64_t> grace_seconds;  // a probe's terminationGracePeriodSeconds
   bool operator==(const ContainerToKill&) const = default;
@@ -29,15 +29,15 @@ struct Waiting {
 };
 
 struct PodActions {
-  bool kill_pod{false};        // stop every container and the sandbox first (sandbox changed)
+  bool kill_pod{false};  // stop every container and the sandbox first (sandbox changed)
   bool create_sandbox{false};
-  std::string sandbox_id;      // the sandbox to use when not creating one
-  uint32_t attempt{0};         // attempt of the new sandbox
-  std::vector<std::string> init_to_start;       // in order
-  std::vector<std::string> containers_to_start; // app containers
+  std::string sandbox_id;                        // the sandbox to use when not creating one
+  uint32_t attempt{0};                           // attempt of the new sandbox
+  std::vector<std::string> init_to_start;        // in order
+  std::vector<std::string> containers_to_start;  // app containers
   std::vector<ContainerToKill> containers_to_kill;
-  std::map<std::string, Waiting> waiting;       // why a container is not running now
-  std::optional<Duration> requeue_after;        // when to look again (back-off ending)
+  std::map<std::string, Waiting> waiting;  // why a container is not running now
+  std::optional<Duration> requeue_after;   // when to look again (back-off ending)
   // The pod has run to completion (restartPolicy Never/OnFailure): nothing will start again.
   bool pod_done{false};
   bool operator==(const PodActions&) const = default;

@@ -65,8 +65,9 @@ api::ContainerStatus containerStatus(const api::Container& spec, const StatusInp
   auto waiting = in.waiting ? in.waiting->find(spec.name) : decltype(in.waiting->end()){};
   const bool has_waiting = in.waiting && waiting != in.waiting->end();
   if (!last) {
-    cs.state.waiting = has_waiting ? api::ContainerStateWaiting{waiting->second.reason, waiting->second.message}
-                                   : api::ContainerStateWaiting{default_waiting, ""};
+    cs.state.waiting =
+        has_waiting ? api::ContainerStateWaiting{waiting->second.reason, waiting->second.message}
+                    : api::ContainerStateWaiting{default_waiting, ""};
     if (const RuntimeContainer* old = in.runtime->latest(spec.name)) {  // from an older sandbox
       cs.last_state = stateOf(*old, in.runtime_name);
       cs.restart_count = old->restart_count + 1;
@@ -77,7 +78,8 @@ api::ContainerStatus containerStatus(const api::Container& spec, const StatusInp
   cs.image_id = last->status.image_ref;
   cs.restart_count = last->restart_count;
   if (has_waiting && !last->running()) {
-    // Backing off (or failing to start again): waiting now, the exit it backs off from as lastState.
+    // Backing off (or failing to start again): waiting now, the exit it backs off from as
+    // lastState.
     cs.state.waiting = api::ContainerStateWaiting{waiting->second.reason, waiting->second.message};
     cs.last_state = stateOf(*last, in.runtime_name);
     return cs;
@@ -100,9 +102,10 @@ api::ContainerStatus containerStatus(const api::Container& spec, const StatusInp
   return cs;
 }
 
-void setCondition(api::PodStatus& s, const api::PodStatus* prev, SysTime now, const std::string& type,
-                  bool ok, std::string reason, std::string message) {
-  api::PodCondition c{type, ok ? "True" : "False", std::move(reason), std::move(message), now, std::nullopt};
+void setCondition(api::PodStatus& s, const api::PodStatus* prev, SysTime now,
+                  const std::string& type, bool ok, std::string reason, std::string message) {
+  api::PodCondition c{type, ok ? "True" : "False", std::move(reason), std::move(message),
+                      now,  std::nullopt};
   if (prev) {
     for (const auto& p : prev->conditions)
       if (p.type == type && p.status == c.status && p.last_transition_time)
@@ -179,8 +182,8 @@ api::PodStatus computePodStatus(const StatusInput& in) {
     const auto& c = pod.spec.init_containers[i];
     const auto& st = s.init_container_statuses[i];
     const bool failed = st.state.terminated && st.state.terminated->exit_code != 0;
-    const bool backing_off = st.state.waiting && st.last_state.terminated &&
-                             st.last_state.terminated->exit_code != 0;
+    const bool backing_off =
+        st.state.waiting && st.last_state.terminated && st.last_state.terminated->exit_code != 0;
     if (!api::isSidecar(c) && (failed || backing_off) && policy == "Never") init_failed = true;
   }
   int running = 0, waiting = 0, stopped = 0, succeeded = 0;
@@ -199,7 +202,8 @@ api::PodStatus computePodStatus(const StatusInput& in) {
       }
     }
   }
-  const bool was_terminal = in.previous && (in.previous->phase == "Succeeded" || in.previous->phase == "Failed");
+  const bool was_terminal =
+      in.previous && (in.previous->phase == "Succeeded" || in.previous->phase == "Failed");
   if (was_terminal) {
     s.phase = in.previous->phase;  // terminal phases never change
   } else if (init_failed) {
@@ -211,10 +215,14 @@ api::PodStatus computePodStatus(const StatusInput& in) {
   } else if (running > 0) {
     s.phase = "Running";
   } else if (stopped > 0) {
-    if (policy == "Always") s.phase = "Running";
-    else if (stopped == succeeded) s.phase = "Succeeded";
-    else if (policy == "Never") s.phase = "Failed";
-    else s.phase = "Running";
+    if (policy == "Always")
+      s.phase = "Running";
+    else if (stopped == succeeded)
+      s.phase = "Succeeded";
+    else if (policy == "Never")
+      s.phase = "Failed";
+    else
+      s.phase = "Running";
   } else {
     s.phase = "Pending";
   }
@@ -222,7 +230,8 @@ api::PodStatus computePodStatus(const StatusInput& in) {
   // ---- conditions ----
   const bool sandbox_ready = sb && sb->state == cri::SandboxState::Ready;
   const bool terminal = s.phase == "Succeeded" || s.phase == "Failed";
-  setCondition(s, in.previous, in.now, "PodReadyToStartContainers", sandbox_ready && !terminal, "", "");
+  setCondition(s, in.previous, in.now, "PodReadyToStartContainers", sandbox_ready && !terminal, "",
+               "");
   std::vector<std::string> incomplete;
   for (size_t i = 0; i < pod.spec.init_containers.size(); ++i) {
     const auto& st = s.init_container_statuses[i];
@@ -274,7 +283,8 @@ api::PodStatus computePodStatus(const StatusInput& in) {
     s.pod_ip = in.previous->pod_ip;
     s.pod_ips = in.previous->pod_ips;
   }
-  s.start_time = in.previous && in.previous->start_time ? in.previous->start_time : std::optional(in.now);
+  s.start_time =
+      in.previous && in.previous->start_time ? in.previous->start_time : std::optional(in.now);
   s.qos_class = qosClass(pod.spec);
   return s;
 }

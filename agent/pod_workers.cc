@@ -6,16 +6,22 @@ namespace nodelet::agent {
 
 std::string_view toString(PodWorkerState s) {
   switch (s) {
-    case PodWorkerState::Syncing: return "Syncing";
-    case PodWorkerState::Terminating: return "Terminating";
-    case PodWorkerState::Terminated: return "Terminated";
-    case PodWorkerState::Finished: return "Finished";
+    case PodWorkerState::Syncing:
+      return "Syncing";
+    case PodWorkerState::Terminating:
+      return "Terminating";
+    case PodWorkerState::Terminated:
+      return "Terminated";
+    case PodWorkerState::Finished:
+      return "Finished";
   }
   return "?";
 }
 
-PodWorkers::PodWorkers(PodSyncer& syncer, Clock& clock, size_t threads) : syncer_(syncer), clock_(clock) {
-  for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this](std::stop_token st) { run(st); });
+PodWorkers::PodWorkers(PodSyncer& syncer, Clock& clock, size_t threads)
+    : syncer_(syncer), clock_(clock) {
+  for (size_t i = 0; i < threads; ++i)
+    threads_.emplace_back([this](std::stop_token st) { run(st); });
 }
 
 PodWorkers::~PodWorkers() { stop(); }
@@ -37,7 +43,8 @@ void PodWorkers::stop() {
 void PodWorkers::transitionLocked(Worker& w, PodWorkerState to) {
   if (w.state == to) return;
   if (!canTransition(w.state, to)) {
-    NODELET_LOG(error, Agent, "pod worker {}: illegal transition {} -> {}", w.full_name, toString(w.state), toString(to));
+    NODELET_LOG(error, Agent, "pod worker {}: illegal transition {} -> {}", w.full_name,
+                toString(w.state), toString(to));
     return;
   }
   w.state = to;
@@ -66,7 +73,7 @@ void PodWorkers::updatePod(PodUpdate u) {
     w.pending = std::move(u);
   } else if (!w.pending || w.pending->type != PodUpdate::Type::Kill) {
     if (w.state != PodWorkerState::Syncing) return;  // a terminating pod does not sync again
-    w.pending = std::move(u);  // latest wins
+    w.pending = std::move(u);                        // latest wins
   }
   enqueueLocked(uid);
 }
@@ -124,7 +131,8 @@ bool PodWorkers::blockedByOtherLocked(const std::string& uid, const Worker& w) c
     if (other_uid == uid || o.full_name != w.full_name) continue;
     // Another pod of this name that is terminating, or that a pending kill will terminate.
     if (o.state == PodWorkerState::Terminating ||
-        (o.state == PodWorkerState::Syncing && o.pending && o.pending->type == PodUpdate::Type::Kill) ||
+        (o.state == PodWorkerState::Syncing && o.pending &&
+         o.pending->type == PodUpdate::Type::Kill) ||
         (o.state == PodWorkerState::Terminated && o.remove))
       return true;
   }
@@ -192,15 +200,16 @@ void PodWorkers::process(const std::string& uid, PodUpdate u) {
       w->remove = false;
       w->pending = PodUpdate{PodUpdate::Type::Kill, uid, std::nullopt, std::nullopt, false};
     } else if (out.requeue_after && *out.requeue_after <= Duration::zero()) {
-      if (!w->pending) w->pending = PodUpdate{PodUpdate::Type::Sync, uid, w->pod, std::nullopt, true};
+      if (!w->pending)
+        w->pending = PodUpdate{PodUpdate::Type::Sync, uid, w->pod, std::nullopt, true};
     } else if (out.requeue_after || !out.error) {
       const Duration d = out.requeue_after.value_or(std::chrono::seconds(10));
       w->resync_at = clock_.monotonicNow() + d;
     }
     return;
   }
-  if (u.type == PodUpdate::Type::Kill && (w->state == PodWorkerState::Syncing ||
-                                           w->state == PodWorkerState::Terminating)) {
+  if (u.type == PodUpdate::Type::Kill &&
+      (w->state == PodWorkerState::Syncing || w->state == PodWorkerState::Terminating)) {
     transitionLocked(*w, PodWorkerState::Terminating);
     const auto grace = w->grace;
     l.unlock();

@@ -33,10 +33,14 @@ enum class PodWorkerState { Syncing, Terminating, Terminated, Finished };
 std::string_view toString(PodWorkerState s);
 constexpr bool canTransition(PodWorkerState from, PodWorkerState to) {
   switch (from) {
-    case PodWorkerState::Syncing: return to == PodWorkerState::Terminating;
-    case PodWorkerState::Terminating: return to == PodWorkerState::Terminated;
-    case PodWorkerState::Terminated: return to == PodWorkerState::Finished;
-    case PodWorkerState::Finished: return false;
+    case PodWorkerState::Syncing:
+      return to == PodWorkerState::Terminating;
+    case PodWorkerState::Terminating:
+      return to == PodWorkerState::Terminated;
+    case PodWorkerState::Terminated:
+      return to == PodWorkerState::Finished;
+    case PodWorkerState::Finished:
+      return false;
   }
   return false;
 }

@@ -24,10 +24,17 @@ namespace fs = std::filesystem;
 // The kubelet never gives a container less than this to stop (minimumGracePeriodInSeconds).
 constexpr int64_t kMinGraceSeconds = 2;
 // Paths the kubelet masks / makes read-only in unprivileged containers (DefaultProcMount).
-const std::vector<std::string> kMaskedPaths = {
-    "/proc/asound",       "/proc/acpi",        "/proc/kcore",       "/proc/keys",
-    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-    "/proc/scsi",         "/sys/firmware",     "/sys/devices/virtual/powercap"};
+const std::vector<std::string> kMaskedPaths = {"/proc/asound",
+                                               "/proc/acpi",
+                                               "/proc/kcore",
+                                               "/proc/keys",
+                                               "/proc/latency_stats",
+                                               "/proc/timer_list",
+                                               "/proc/timer_stats",
+                                               "/proc/sched_debug",
+                                               "/proc/scsi",
+                                               "/sys/firmware",
+                                               "/sys/devices/virtual/powercap"};
 const std::vector<std::string> kReadonlyPaths = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
                                                  "/proc/sysrq-trigger"};
 
@@ -37,7 +44,8 @@ bool writeFileAtomic(const fs::path& path, const std::string& content, mode_t mo
   const fs::path tmp = path.string() + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return false;
-  const bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
+  const bool ok =
+      ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
   ::close(fd);
   return ok && ::rename(tmp.c_str(), path.c_str()) == 0;
 }
@@ -67,7 +75,8 @@ RuntimeContainer fromList(const cri::Container& c) {
   r.status.labels = c.labels;
   r.status.annotations = c.annotations;
   r.sandbox_id = c.pod_sandbox_id;
-  r.restart_count = static_cast<int32_t>(labels::intAnnotation(c.annotations, labels::kRestartCount).value_or(0));
+  r.restart_count =
+      static_cast<int32_t>(labels::intAnnotation(c.annotations, labels::kRestartCount).value_or(0));
   auto h = c.annotations.find(labels::kContainerHash);
   if (h != c.annotations.end()) r.hash = h->second;
   auto t = c.labels.find(labels::kContainerType);
@@ -80,7 +89,8 @@ void sortNewestFirst(PodRuntimeStatus& p) {
                    [](const auto& a, const auto& b) { return a.created_at > b.created_at; });
   // Newest first; on equal creation times the higher restart count is the newer container.
   std::stable_sort(p.containers.begin(), p.containers.end(), [](const auto& a, const auto& b) {
-    if (a.status.created_at != b.status.created_at) return a.status.created_at > b.status.created_at;
+    if (a.status.created_at != b.status.created_at)
+      return a.status.created_at > b.status.created_at;
     return a.restart_count > b.restart_count;
   });
 }
@@ -93,9 +103,10 @@ cri::NamespaceOptions namespaces(const api::PodSpec& s) {
   return n;
 }
 
-Result<std::string> fieldValue(const api::Pod& pod, const std::string& path, const std::string& pod_ip,
-                               const std::string& host_ip) {
-  auto keyed = [&](const std::string& prefix, const api::StringMap& m) -> std::optional<std::string> {
+Result<std::string> fieldValue(const api::Pod& pod, const std::string& path,
+                               const std::string& pod_ip, const std::string& host_ip) {
+  auto keyed = [&](const std::string& prefix,
+                   const api::StringMap& m) -> std::optional<std::string> {
     if (!path.starts_with(prefix + "['") || !path.ends_with("']")) return std::nullopt;
     const std::string key = path.substr(prefix.size() + 2, path.size() - prefix.size() - 4);
     auto it = m.find(key);
@@ -107,18 +118,22 @@ Result<std::string> fieldValue(const api::Pod& pod, const std::string& path, con
   if (path == "spec.nodeName") return pod.spec.node_name;
   if (path == "spec.serviceAccountName") return pod.spec.service_account_name;
   if (path == "status.hostIP" || path == "status.hostIPs") return host_ip;
-  if (path == "status.podIP" || path == "status.podIPs") return pod.spec.host_network ? host_ip : pod_ip;
+  if (path == "status.podIP" || path == "status.podIPs")
+    return pod.spec.host_network ? host_ip : pod_ip;
   if (auto v = keyed("metadata.labels", pod.metadata.labels)) return *v;
   if (auto v = keyed("metadata.annotations", pod.metadata.annotations)) return *v;
   return fail(ErrorCode::InvalidArgument, "unsupported fieldRef fieldPath \"" + path + "\"");
 }
 
-Result<std::string> resourceValue(const api::Pod& pod, const api::Container& self, const api::EnvVar& e,
-                                  int64_t node_cpu_milli, int64_t node_memory) {
+Result<std::string> resourceValue(const api::Pod& pod, const api::Container& self,
+                                  const api::EnvVar& e, int64_t node_cpu_milli,
+                                  int64_t node_memory) {
   const api::Container* c = &self;
   if (!e.container_name.empty()) {
     c = api::findContainer(pod.spec, e.container_name);
-    if (!c) return fail(ErrorCode::InvalidArgument, "resourceFieldRef: no container \"" + e.container_name + "\"");
+    if (!c)
+      return fail(ErrorCode::InvalidArgument,
+                  "resourceFieldRef: no container \"" + e.container_name + "\"");
   }
   const std::string& r = e.field_path;
   const bool limit = r.starts_with("limits.");
@@ -138,7 +153,8 @@ Result<std::string> resourceValue(const api::Pod& pod, const api::Container& sel
     if (v) milli = *v;
   }
   auto div = api::parseQuantityMilli(e.divisor.empty() ? "1" : e.divisor);
-  if (!div || *div <= 0) return fail(ErrorCode::InvalidArgument, "resourceFieldRef: invalid divisor");
+  if (!div || *div <= 0)
+    return fail(ErrorCode::InvalidArgument, "resourceFieldRef: invalid divisor");
   const int64_t value = (milli + *div - 1) / *div;
   return std::to_string(cpu ? std::max<int64_t>(value, 1) : value);
 }
@@ -177,16 +193,20 @@ std::string expandVars(const std::string& in, const std::map<std::string, std::s
   return out;
 }
 
-std::string podCgroupParent(const std::string& cgroup_root, const std::string& qos, const std::string& uid) {
+std::string podCgroupParent(const std::string& cgroup_root, const std::string& qos,
+                            const std::string& uid) {
   std::string root = cgroup_root;
   while (!root.empty() && root.back() == '/') root.pop_back();
   std::string p = root + "/kubepods";
-  if (qos == "Burstable") p += "/burstable";
-  else if (qos == "BestEffort") p += "/besteffort";
+  if (qos == "Burstable")
+    p += "/burstable";
+  else if (qos == "BestEffort")
+    p += "/besteffort";
   return p + "/pod" + uid;
 }
 
-cri::LinuxResources containerResources(const api::Pod& pod, const api::Container& c, int64_t node_memory) {
+cri::LinuxResources containerResources(const api::Pod& pod, const api::Container& c,
+                                       int64_t node_memory) {
   cri::LinuxResources r;
   auto milli = [](const api::StringMap& m, const char* k) -> std::optional<int64_t> {
     auto it = m.find(k);
@@ -220,13 +240,15 @@ cri::LinuxResources containerResources(const api::Pod& pod, const api::Container
   return r;
 }
 
-RuntimeManager::RuntimeManager(cri::RuntimeService& runtime, cri::ImageService& images, Clock& clock,
-                               EventRecorder& events, RuntimeManagerOptions options)
+RuntimeManager::RuntimeManager(cri::RuntimeService& runtime, cri::ImageService& images,
+                               Clock& clock, EventRecorder& events, RuntimeManagerOptions options)
     : runtime_(runtime), images_(images), clock_(clock), events_(events), o_(std::move(options)) {
   if (auto v = runtime_.version()) runtime_name_ = v->runtime_name;
 }
 
-std::string RuntimeManager::podDir(const std::string& uid) const { return o_.root_dir + "/pods/" + uid; }
+std::string RuntimeManager::podDir(const std::string& uid) const {
+  return o_.root_dir + "/pods/" + uid;
+}
 
 std::string RuntimeManager::cgroupParent(const api::Pod& pod) const {
   return podCgroupParent(o_.cgroup_root, qosClass(pod.spec), pod.metadata.uid);
@@ -311,8 +333,8 @@ Result<PodRuntimeStatus> RuntimeManager::podStatus(const std::string& uid) {
     rc.status = *st;
     if (rc.exited() && rc.status.message.empty()) {
       // The container's termination message, as the kubelet reads it back.
-      const fs::path f = fs::path(podDir(uid)) / "containers" / rc.status.name /
-                         std::to_string(rc.restart_count);
+      const fs::path f =
+          fs::path(podDir(uid)) / "containers" / rc.status.name / std::to_string(rc.restart_count);
       rc.status.message = readSmallFile(f, 4096);
     }
     p.containers.push_back(std::move(rc));
@@ -334,7 +356,8 @@ cri::PodSandboxConfig RuntimeManager::sandboxConfig(const api::Pod& pod, uint32_
   c.metadata = {pod.metadata.name, pod.metadata.uid, pod.metadata.namespace_, attempt};
   // runc refuses a hostname without a private UTS namespace: none for hostNetwork pods.
   if (!pod.spec.host_network) c.hostname = network::podHostname(pod);
-  c.log_directory = o_.pod_logs_dir + "/" + pod.metadata.namespace_ + "_" + pod.metadata.name + "_" + pod.metadata.uid;
+  c.log_directory = o_.pod_logs_dir + "/" + pod.metadata.namespace_ + "_" + pod.metadata.name +
+                    "_" + pod.metadata.uid;
   c.dns_config = network::podDnsConfig(pod, o_.dns).config;
   for (const auto* list : {&pod.spec.init_containers, &pod.spec.containers}) {
     for (const auto& ctr : *list) {
@@ -368,11 +391,13 @@ Result<std::string> RuntimeManager::ensureImage(const api::Pod& pod, const api::
   auto present = images_.imageStatus(c.image);
   if (!present) return std::unexpected(present.error().wrap("ImageStatus"));
   if (*present && c.image_pull_policy != "Always") {
-    events_.record(ref, "Normal", "Pulled", "Container image \"" + c.image + "\" already present on machine");
+    events_.record(ref, "Normal", "Pulled",
+                   "Container image \"" + c.image + "\" already present on machine");
     return (*present)->id;
   }
   if (!*present && c.image_pull_policy == "Never") {
-    const std::string msg = "Container image \"" + c.image + "\" is not present with pull policy of Never";
+    const std::string msg =
+        "Container image \"" + c.image + "\" is not present with pull policy of Never";
     events_.record(ref, "Warning", "ErrImageNeverPull", msg);
     return fail(ErrorCode::FailedPrecondition, "ErrImageNeverPull: " + msg);
   }
@@ -380,7 +405,8 @@ Result<std::string> RuntimeManager::ensureImage(const api::Pod& pod, const api::
   const std::string key = "image:" + c.image;
   if (image_backoff_.inBackoffSince(key, now, now + Duration(1))) {
     events_.record(ref, "Normal", "BackOff", "Back-off pulling image \"" + c.image + "\"");
-    return fail(ErrorCode::Unavailable, "ImagePullBackOff: Back-off pulling image \"" + c.image + "\"");
+    return fail(ErrorCode::Unavailable,
+                "ImagePullBackOff: Back-off pulling image \"" + c.image + "\"");
   }
   events_.record(ref, "Normal", "Pulling", "Pulling image \"" + c.image + "\"");
   const MonoTime start = clock_.monotonicNow();
@@ -392,7 +418,8 @@ Result<std::string> RuntimeManager::ensureImage(const api::Pod& pod, const api::
     return fail(ErrorCode::Unavailable, "ErrImagePull: " + pulled.error().message);
   }
   image_backoff_.reset(key);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.monotonicNow() - start).count();
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.monotonicNow() - start).count();
   events_.record(ref, "Normal", "Pulled",
                  "Successfully pulled image \"" + c.image + "\" in " + std::to_string(ms) + "ms");
   return *pulled;
@@ -424,8 +451,8 @@ Result<std::vector<std::pair<std::string, std::string>>> RuntimeManager::contain
       case api::EnvVar::Source::SecretKeyRef: {
         if (e.optional) continue;
         const bool cm = e.source == api::EnvVar::Source::ConfigMapKeyRef;
-        return fail(ErrorCode::NotFound, std::string(cm ? "configmap" : "secret") + " \"" + e.ref_name +
-                                             "\" not found");
+        return fail(ErrorCode::NotFound,
+                    std::string(cm ? "configmap" : "secret") + " \"" + e.ref_name + "\" not found");
       }
     }
     vars[e.name] = value;
@@ -434,8 +461,10 @@ Result<std::vector<std::pair<std::string, std::string>>> RuntimeManager::contain
   return out;
 }
 
-Result<std::vector<cri::Mount>> RuntimeManager::containerMounts(const api::Pod& pod, const api::Container& c,
-                                                                const std::string&, int32_t restart_count) {
+Result<std::vector<cri::Mount>> RuntimeManager::containerMounts(const api::Pod& pod,
+                                                                const api::Container& c,
+                                                                const std::string&,
+                                                                int32_t restart_count) {
   std::vector<cri::Mount> mounts;
   const fs::path pdir = podDir(pod.metadata.uid);
   bool user_hosts = false, user_termination = false;
@@ -455,11 +484,14 @@ Result<std::vector<cri::Mount>> RuntimeManager::containerMounts(const api::Pod& 
         std::string opts = "mode=0777";
         if (!v->size_limit.empty())
           if (auto b = api::parseQuantity(v->size_limit)) opts += ",size=" + std::to_string(*b);
-        struct stat a {}, b {};
-        const bool mounted = ::stat(host.c_str(), &a) == 0 && ::stat(host.parent_path().c_str(), &b) == 0 &&
-                             a.st_dev != b.st_dev;
-        if (!mounted && ::mount("tmpfs", host.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) != 0)
-          return fail(ErrorCode::Internal, "mount tmpfs for emptyDir \"" + v->name + "\": " + strerror(errno));
+        struct stat a {
+        }, b{};
+        const bool mounted = ::stat(host.c_str(), &a) == 0 &&
+                             ::stat(host.parent_path().c_str(), &b) == 0 && a.st_dev != b.st_dev;
+        if (!mounted &&
+            ::mount("tmpfs", host.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) != 0)
+          return fail(ErrorCode::Internal,
+                      "mount tmpfs for emptyDir \"" + v->name + "\": " + strerror(errno));
       }
     } else if (v->kind == api::Volume::Kind::HostPath) {
       host = v->path;
@@ -491,14 +523,16 @@ Result<std::vector<cri::Mount>> RuntimeManager::containerMounts(const api::Pod& 
         return bad("a block device");
       }
     } else {
-      return fail(ErrorCode::InvalidArgument, "volume \"" + v->name + "\": unsupported type " + v->other_kind);
+      return fail(ErrorCode::InvalidArgument,
+                  "volume \"" + v->name + "\": unsupported type " + v->other_kind);
     }
     if (!m.sub_path.empty()) {
       const fs::path base = fs::weakly_canonical(host, ec);
       fs::path sub = fs::weakly_canonical(host / m.sub_path, ec);
       const auto rel = sub.lexically_relative(base);
       if (ec || rel.empty() || *rel.begin() == "..")
-        return fail(ErrorCode::InvalidArgument, "subPath \"" + m.sub_path + "\" escapes volume \"" + v->name + "\"");
+        return fail(ErrorCode::InvalidArgument,
+                    "subPath \"" + m.sub_path + "\" escapes volume \"" + v->name + "\"");
       if (!fs::exists(sub)) fs::create_directories(sub, ec);
       host = sub;
     }
@@ -506,9 +540,10 @@ Result<std::vector<cri::Mount>> RuntimeManager::containerMounts(const api::Pod& 
     cm.container_path = m.mount_path;
     cm.host_path = host.string();
     cm.readonly = m.read_only;
-    cm.propagation = m.mount_propagation == "Bidirectional"     ? cri::MountPropagation::Bidirectional
-                     : m.mount_propagation == "HostToContainer" ? cri::MountPropagation::HostToContainer
-                                                                : cri::MountPropagation::Private;
+    cm.propagation = m.mount_propagation == "Bidirectional" ? cri::MountPropagation::Bidirectional
+                     : m.mount_propagation == "HostToContainer"
+                         ? cri::MountPropagation::HostToContainer
+                         : cri::MountPropagation::Private;
     mounts.push_back(cm);
     user_hosts = user_hosts || m.mount_path == "/etc/hosts";
     user_termination = user_termination || m.mount_path == c.termination_message_path;
@@ -538,11 +573,10 @@ Result<std::vector<cri::Mount>> RuntimeManager::containerMounts(const api::Pod& 
   return mounts;
 }
 
-RuntimeManager::StartResult RuntimeManager::startContainer(const api::Pod& pod, const api::Container& c,
-                                                           const char* type, const std::string& sandbox_id,
-                                                           const cri::PodSandboxConfig& sandbox,
-                                                           const std::string& pod_ip,
-                                                           const PodRuntimeStatus& status) {
+RuntimeManager::StartResult RuntimeManager::startContainer(
+    const api::Pod& pod, const api::Container& c, const char* type, const std::string& sandbox_id,
+    const cri::PodSandboxConfig& sandbox, const std::string& pod_ip,
+    const PodRuntimeStatus& status) {
   const auto ref = containerRef(pod, c.name);
   const RuntimeContainer* prev = status.latest(c.name);
   const int32_t restart_count = prev ? prev->restart_count + 1 : 0;
@@ -551,9 +585,10 @@ RuntimeManager::StartResult RuntimeManager::startContainer(const api::Pod& pod, 
   if (!image) {
     const auto& m = image.error().message;
     const auto colon = m.find(':');
-    const std::string reason = colon != std::string::npos && (m.starts_with("ErrImage") || m.starts_with("ImagePull"))
-                                   ? m.substr(0, colon)
-                                   : "ErrImagePull";
+    const std::string reason =
+        colon != std::string::npos && (m.starts_with("ErrImage") || m.starts_with("ImagePull"))
+            ? m.substr(0, colon)
+            : "ErrImagePull";
     return {false, {reason, colon != std::string::npos ? m.substr(colon + 2) : m}};
   }
   auto env = containerEnv(pod, c, pod_ip);
@@ -596,7 +631,8 @@ RuntimeManager::StartResult RuntimeManager::startContainer(const api::Pod& pod, 
     if (sc->run_as_group) sec.run_as_group = sc->run_as_group;
     sec.privileged = sc->privileged.value_or(false);
     sec.readonly_rootfs = sc->read_only_root_filesystem.value_or(false);
-    sec.no_new_privs = sc->allow_privilege_escalation.has_value() && !*sc->allow_privilege_escalation;
+    sec.no_new_privs =
+        sc->allow_privilege_escalation.has_value() && !*sc->allow_privilege_escalation;
     if (sc->capabilities) {
       sec.add_capabilities = sc->capabilities->add;
       sec.drop_capabilities = sc->capabilities->drop;
@@ -617,9 +653,10 @@ RuntimeManager::StartResult RuntimeManager::startContainer(const api::Pod& pod, 
   if (prev) {
     // A restart: the next one waits longer (the kubelet's crash-loop back-off). A container
     // this sync killed (a failed probe) was still running when the sync began: it ended now.
-    const MonoTime finished = prev->exited()
-                                  ? toMonotonic(prev->status.finished_at, clock_.monotonicNow(), clock_.systemNow())
-                                  : clock_.monotonicNow();
+    const MonoTime finished =
+        prev->exited()
+            ? toMonotonic(prev->status.finished_at, clock_.monotonicNow(), clock_.systemNow())
+            : clock_.monotonicNow();
     crash_backoff_.next(backoffKey(pod, c), finished);
   }
   if (auto s = runtime_.startContainer(*id); !s) {
@@ -628,10 +665,13 @@ RuntimeManager::StartResult RuntimeManager::startContainer(const api::Pod& pod, 
   }
   events_.record(ref, "Normal", "Started", "Started container " + c.name);
   if (c.lifecycle && c.lifecycle->post_start && c.lifecycle->post_start->exec) {
-    const auto timeout = std::chrono::seconds(pod.spec.termination_grace_period_seconds.value_or(30));
+    const auto timeout =
+        std::chrono::seconds(pod.spec.termination_grace_period_seconds.value_or(30));
     auto r = runtime_.execSync(*id, c.lifecycle->post_start->exec->command, timeout);
     if (!r || r->exit_code != 0) {
-      const std::string msg = !r ? r.error().message : "exit code " + std::to_string(r->exit_code) + ": " + r->stdout_ + r->stderr_;
+      const std::string msg =
+          !r ? r.error().message
+             : "exit code " + std::to_string(r->exit_code) + ": " + r->stdout_ + r->stderr_;
       events_.record(ref, "Warning", "FailedPostStartHook", "PostStartHook failed: " + msg);
       (void)runtime_.stopContainer(*id, kMinGraceSeconds);
       return {false, {"PostStartHookError", msg}};
@@ -648,18 +688,20 @@ SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& 
     for (const auto& c : *list) {
       const RuntimeContainer* last = status.latest(c.name);
       if (last && last->exited() && last->restart_count > 0)
-        crash_backoff_.seed(backoffKey(pod, c), last->restart_count,
-                            toMonotonic(last->status.finished_at, clock_.monotonicNow(), clock_.systemNow()));
+        crash_backoff_.seed(
+            backoffKey(pod, c), last->restart_count,
+            toMonotonic(last->status.finished_at, clock_.monotonicNow(), clock_.systemNow()));
     }
   }
-  const PodActions a =
-      computePodActions(pod, status, {clock_.monotonicNow(), clock_.systemNow(), &crash_backoff_, unhealthy});
+  const PodActions a = computePodActions(
+      pod, status, {clock_.monotonicNow(), clock_.systemNow(), &crash_backoff_, unhealthy});
   res.waiting = a.waiting;
   res.requeue_after = a.requeue_after;
   res.pod_done = a.pod_done;
   if (a.kill_pod) {
     if (a.create_sandbox)
-      events_.record(podRef(pod), "Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.");
+      events_.record(podRef(pod), "Normal", "SandboxChanged",
+                     "Pod sandbox changed, it will be killed and re-created.");
     if (auto s = killPod(&pod, status); !s) {
       res.error = s;
       return res;
@@ -669,9 +711,12 @@ SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& 
   for (const auto& k : a.containers_to_kill) {
     for (const auto& c : status.containers) {
       if (c.status.id != k.id) continue;
-      if (!k.message.empty()) events_.record(containerRef(pod, k.name), "Normal", "Killing", k.message);
-      if (c.running()) stopContainer(&pod, c, k.grace_seconds.value_or(grace));
-      else (void)runtime_.removeContainer(c.status.id);
+      if (!k.message.empty())
+        events_.record(containerRef(pod, k.name), "Normal", "Killing", k.message);
+      if (c.running())
+        stopContainer(&pod, c, k.grace_seconds.value_or(grace));
+      else
+        (void)runtime_.removeContainer(c.status.id);
     }
   }
   if (a.pod_done || (!a.create_sandbox && a.sandbox_id.empty())) return res;
@@ -709,14 +754,18 @@ SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& 
       if (!pod_ip.empty()) ips.push_back(pod_ip);
       std::error_code ec;
       fs::create_directories(hosts.parent_path(), ec);
-      writeFileAtomic(hosts, network::managedHostsFile(ips, network::podHostname(pod), "", pod.spec.host_aliases), 0644);
+      writeFileAtomic(
+          hosts,
+          network::managedHostsFile(ips, network::podHostname(pod), "", pod.spec.host_aliases),
+          0644);
     }
   }
   // A new sandbox starts from a clean slate: containers of older sandboxes are history only.
   for (const auto& name : a.init_to_start) {
     const api::Container* c = api::findContainer(pod.spec, name);
     if (!c) continue;
-    auto r = startContainer(pod, *c, api::isSidecar(*c) ? "sidecar" : "init", sandbox_id, sandbox, pod_ip, status);
+    auto r = startContainer(pod, *c, api::isSidecar(*c) ? "sidecar" : "init", sandbox_id, sandbox,
+                            pod_ip, status);
     if (!r.ok) {
       res.waiting[name] = r.waiting;
       if (!res.requeue_after) res.requeue_after = std::chrono::seconds(2);
@@ -739,31 +788,42 @@ SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& 
 
 void RuntimeManager::stopContainer(const api::Pod* pod, const RuntimeContainer& c, int64_t grace) {
   const MonoTime start = clock_.monotonicNow();
-  if (pod) events_.record(containerRef(*pod, c.status.name), "Normal", "Killing", "Stopping container " + c.status.name);
+  if (pod)
+    events_.record(containerRef(*pod, c.status.name), "Normal", "Killing",
+                   "Stopping container " + c.status.name);
   const api::Container* spec = pod ? api::findContainer(pod->spec, c.status.name) : nullptr;
   if (spec && spec->lifecycle && spec->lifecycle->pre_stop && spec->lifecycle->pre_stop->exec) {
     auto r = runtime_.execSync(c.status.id, spec->lifecycle->pre_stop->exec->command,
                                std::chrono::seconds(std::max<int64_t>(grace, 1)));
     if ((!r || r->exit_code != 0) && pod) {
       events_.record(containerRef(*pod, c.status.name), "Warning", "FailedPreStopHook",
-                     "PreStopHook failed: " + (!r ? r.error().message : "exit code " + std::to_string(r->exit_code)));
+                     "PreStopHook failed: " +
+                         (!r ? r.error().message : "exit code " + std::to_string(r->exit_code)));
     }
-  } else if (spec && spec->lifecycle && spec->lifecycle->pre_stop && spec->lifecycle->pre_stop->sleep) {
-    (void)runtime_.execSync(c.status.id, {"sleep", std::to_string(spec->lifecycle->pre_stop->sleep->seconds)},
+  } else if (spec && spec->lifecycle && spec->lifecycle->pre_stop &&
+             spec->lifecycle->pre_stop->sleep) {
+    (void)runtime_.execSync(c.status.id,
+                            {"sleep", std::to_string(spec->lifecycle->pre_stop->sleep->seconds)},
                             std::chrono::seconds(std::max<int64_t>(grace, 1)));
   }
-  const int64_t spent = std::chrono::duration_cast<std::chrono::seconds>(clock_.monotonicNow() - start).count();
+  const int64_t spent =
+      std::chrono::duration_cast<std::chrono::seconds>(clock_.monotonicNow() - start).count();
   const int64_t left = std::max(kMinGraceSeconds, grace - spent);
   if (auto s = runtime_.stopContainer(c.status.id, grace == 0 ? 0 : left); !s) {
-    NODELET_LOG(warn, Agent, "StopContainer {} ({}): {}", c.status.id, c.status.name, s.error().message);
+    NODELET_LOG(warn, Agent, "StopContainer {} ({}): {}", c.status.id, c.status.name,
+                s.error().message);
   }
 }
 
-Status RuntimeManager::killPod(const api::Pod* pod, const PodRuntimeStatus& st, std::optional<int64_t> grace_override) {
+Status RuntimeManager::killPod(const api::Pod* pod, const PodRuntimeStatus& st,
+                               std::optional<int64_t> grace_override) {
   int64_t grace = 30;
-  if (pod && pod->spec.termination_grace_period_seconds) grace = *pod->spec.termination_grace_period_seconds;
+  if (pod && pod->spec.termination_grace_period_seconds)
+    grace = *pod->spec.termination_grace_period_seconds;
   else if (!st.containers.empty())
-    grace = labels::intAnnotation(st.containers[0].status.annotations, labels::kTerminationGracePeriod).value_or(30);
+    grace =
+        labels::intAnnotation(st.containers[0].status.annotations, labels::kTerminationGracePeriod)
+            .value_or(30);
   if (grace_override) grace = *grace_override;
   std::vector<const RuntimeContainer*> mains, sidecars;
   for (const auto& c : st.containers) {
@@ -772,7 +832,8 @@ Status RuntimeManager::killPod(const api::Pod* pod, const PodRuntimeStatus& st, 
   }
   {  // app and init containers stop in parallel
     std::vector<std::jthread> stops;
-    for (const auto* c : mains) stops.emplace_back([this, pod, c, grace] { stopContainer(pod, *c, grace); });
+    for (const auto* c : mains)
+      stops.emplace_back([this, pod, c, grace] { stopContainer(pod, *c, grace); });
   }
   // Sidecars after them, in reverse order of the spec.
   if (pod) {
@@ -788,7 +849,8 @@ Status RuntimeManager::killPod(const api::Pod* pod, const PodRuntimeStatus& st, 
   Status result;
   for (const auto& s : st.sandboxes) {
     if (s.state != cri::SandboxState::Ready) continue;
-    if (auto r = runtime_.stopPodSandbox(s.id); !r) result = std::unexpected(r.error().wrap("StopPodSandbox"));
+    if (auto r = runtime_.stopPodSandbox(s.id); !r)
+      result = std::unexpected(r.error().wrap("StopPodSandbox"));
   }
   return result;
 }
@@ -800,19 +862,24 @@ Status RuntimeManager::removePod(const PodRuntimeStatus& st) {
       result = std::unexpected(r.error().wrap("RemoveContainer"));
   }
   for (const auto& s : st.sandboxes) {
-    if (auto r = runtime_.stopPodSandbox(s.id); !r) result = std::unexpected(r.error().wrap("StopPodSandbox"));
-    if (auto r = runtime_.removePodSandbox(s.id); !r) result = std::unexpected(r.error().wrap("RemovePodSandbox"));
+    if (auto r = runtime_.stopPodSandbox(s.id); !r)
+      result = std::unexpected(r.error().wrap("StopPodSandbox"));
+    if (auto r = runtime_.removePodSandbox(s.id); !r)
+      result = std::unexpected(r.error().wrap("RemovePodSandbox"));
   }
   if (!result) return result;
-  if (st.uid.empty() || st.uid.find('/') != std::string::npos || st.uid.starts_with(".")) return result;
+  if (st.uid.empty() || st.uid.find('/') != std::string::npos || st.uid.starts_with("."))
+    return result;
   // The pod's directory (unmount memory-backed emptyDirs first), its logs and its cgroup.
   std::error_code ec;
   const fs::path empty_dirs = fs::path(podDir(st.uid)) / "volumes" / "kubernetes.io~empty-dir";
   if (fs::is_directory(empty_dirs, ec)) {
-    for (const auto& e : fs::directory_iterator(empty_dirs, ec)) ::umount2(e.path().c_str(), MNT_DETACH);
+    for (const auto& e : fs::directory_iterator(empty_dirs, ec))
+      ::umount2(e.path().c_str(), MNT_DETACH);
   }
   fs::remove_all(podDir(st.uid), ec);
-  if (!st.name.empty()) fs::remove_all(o_.pod_logs_dir + "/" + st.namespace_ + "_" + st.name + "_" + st.uid, ec);
+  if (!st.name.empty())
+    fs::remove_all(o_.pod_logs_dir + "/" + st.namespace_ + "_" + st.name + "_" + st.uid, ec);
   for (const char* qos : {"Guaranteed", "Burstable", "BestEffort"}) {
     const std::string rel = podCgroupParent(o_.cgroup_root, qos, st.uid);
     for (const auto& h : fs::directory_iterator("/sys/fs/cgroup", ec)) {

@@ -25,7 +25,7 @@ struct RuntimeManagerOptions {
   network::DnsSettings dns;
   std::string node_ip;
   std::string runtime_handler;
-  int64_t node_cpu_milli{1000};    // for resourceFieldRef without a limit
+  int64_t node_cpu_milli{1000};  // for resourceFieldRef without a limit
   int64_t node_memory_bytes{1 << 30};
 };
 

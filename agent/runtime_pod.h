@@ -27,7 +27,8 @@ struct RuntimeContainer {
   std::string type;  // init | sidecar | app
   bool running() const { return status.state == cri::ContainerState::Running; }
   bool exited() const {
-    return status.state == cri::ContainerState::Exited || status.state == cri::ContainerState::Unknown;
+    return status.state == cri::ContainerState::Exited ||
+           status.state == cri::ContainerState::Unknown;
   }
 };
 
@@ -35,14 +36,18 @@ struct PodRuntimeStatus {
   std::string uid;
   std::string name;
   std::string namespace_;
-  std::vector<RuntimeSandbox> sandboxes;       // newest first
-  std::vector<RuntimeContainer> containers;    // newest first
+  std::vector<RuntimeSandbox> sandboxes;     // newest first
+  std::vector<RuntimeContainer> containers;  // newest first
 
-  const RuntimeSandbox* currentSandbox() const { return sandboxes.empty() ? nullptr : &sandboxes[0]; }
+  const RuntimeSandbox* currentSandbox() const {
+    return sandboxes.empty() ? nullptr : &sandboxes[0];
+  }
   // The newest container of that name, optionally only in one sandbox.
-  const RuntimeContainer* latest(const std::string& container, const std::string& sandbox_id = "") const {
+  const RuntimeContainer* latest(const std::string& container,
+                                 const std::string& sandbox_id = "") const {
     for (const auto& c : containers)
-      if (c.status.name == container && (sandbox_id.empty() || c.sandbox_id == sandbox_id)) return &c;
+      if (c.status.name == container && (sandbox_id.empty() || c.sandbox_id == sandbox_id))
+        return &c;
     return nullptr;
   }
   // The one before the newest (the kubelet's lastState).

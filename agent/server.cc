@@ -11,7 +11,8 @@ void installHealthz(httplib::Server& s, const ServerHandlers& h) {
   s.Get("/healthz", [h](const httplib::Request&, httplib::Response& res) {
     auto [ok, msg] = h.health();
     res.status = ok ? 200 : 500;
-    res.set_content(ok ? "ok" : "[-]syncloop failed: " + msg + "\nhealthz check failed\n", "text/plain");
+    res.set_content(ok ? "ok" : "[-]syncloop failed: " + msg + "\nhealthz check failed\n",
+                    "text/plain");
   });
 }
 
@@ -59,7 +60,8 @@ Status NodeServer::startReadOnly(const std::string& address, int port) {
   auto p = serve(*read_only_, address, port);
   if (!p) return std::unexpected(p.error().wrap("read-only server"));
   read_only_port_ = *p;
-  NODELET_LOG(info, Server, "read-only port on http://{}:{} (/pods, /healthz)", address, read_only_port_);
+  NODELET_LOG(info, Server, "read-only port on http://{}:{} (/pods, /healthz)", address,
+              read_only_port_);
   return {};
 }
 

@@ -40,7 +40,8 @@ std::vector<api::Pod> StatusManager::pods() const {
   std::vector<api::Pod> out;
   for (const auto& [uid, p] : pods_) out.push_back(p);
   std::sort(out.begin(), out.end(), [](const api::Pod& a, const api::Pod& b) {
-    return std::tie(a.metadata.namespace_, a.metadata.name) < std::tie(b.metadata.namespace_, b.metadata.name);
+    return std::tie(a.metadata.namespace_, a.metadata.name) <
+           std::tie(b.metadata.namespace_, b.metadata.name);
   });
   return out;
 }

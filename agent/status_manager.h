@@ -15,7 +15,8 @@ namespace nodelet::agent {
 
 class StatusManager {
  public:
-  explicit StatusManager(std::string snapshot_path = "") : snapshot_path_(std::move(snapshot_path)) {}
+  explicit StatusManager(std::string snapshot_path = "")
+      : snapshot_path_(std::move(snapshot_path)) {}
 
   void setPodStatus(const api::Pod& pod, api::PodStatus status);
   void removePod(const std::string& uid);

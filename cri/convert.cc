@@ -14,19 +14,27 @@ Labels getMap(const M& in) {
 
 pb::NamespaceMode mode(NamespaceMode m) {
   switch (m) {
-    case NamespaceMode::Pod: return pb::POD;
-    case NamespaceMode::Container: return pb::CONTAINER;
-    case NamespaceMode::Node: return pb::NODE;
-    case NamespaceMode::Target: return pb::TARGET;
+    case NamespaceMode::Pod:
+      return pb::POD;
+    case NamespaceMode::Container:
+      return pb::CONTAINER;
+    case NamespaceMode::Node:
+      return pb::NODE;
+    case NamespaceMode::Target:
+      return pb::TARGET;
   }
   return pb::POD;
 }
 NamespaceMode mode(pb::NamespaceMode m) {
   switch (m) {
-    case pb::CONTAINER: return NamespaceMode::Container;
-    case pb::NODE: return NamespaceMode::Node;
-    case pb::TARGET: return NamespaceMode::Target;
-    default: return NamespaceMode::Pod;
+    case pb::CONTAINER:
+      return NamespaceMode::Container;
+    case pb::NODE:
+      return NamespaceMode::Node;
+    case pb::TARGET:
+      return NamespaceMode::Target;
+    default:
+      return NamespaceMode::Pod;
   }
 }
 
@@ -57,10 +65,14 @@ SandboxState state(pb::PodSandboxState s) {
 }
 ContainerState state(pb::ContainerState s) {
   switch (s) {
-    case pb::CONTAINER_CREATED: return ContainerState::Created;
-    case pb::CONTAINER_RUNNING: return ContainerState::Running;
-    case pb::CONTAINER_EXITED: return ContainerState::Exited;
-    default: return ContainerState::Unknown;
+    case pb::CONTAINER_CREATED:
+      return ContainerState::Created;
+    case pb::CONTAINER_RUNNING:
+      return ContainerState::Running;
+    case pb::CONTAINER_EXITED:
+      return ContainerState::Exited;
+    default:
+      return ContainerState::Unknown;
   }
 }
 
@@ -92,11 +104,10 @@ Mount mountFrom(const pb::Mount& m) {
   out.host_path = m.host_path();
   out.readonly = m.readonly();
   out.selinux_relabel = m.selinux_relabel();
-  out.propagation = m.propagation() == pb::PROPAGATION_BIDIRECTIONAL
-                        ? MountPropagation::Bidirectional
-                    : m.propagation() == pb::PROPAGATION_HOST_TO_CONTAINER
-                        ? MountPropagation::HostToContainer
-                        : MountPropagation::Private;
+  out.propagation =
+      m.propagation() == pb::PROPAGATION_BIDIRECTIONAL       ? MountPropagation::Bidirectional
+      : m.propagation() == pb::PROPAGATION_HOST_TO_CONTAINER ? MountPropagation::HostToContainer
+                                                             : MountPropagation::Private;
   return out;
 }
 
@@ -170,11 +181,10 @@ void toProto(const ContainerConfig& in, pb::ContainerConfig* out) {
     pm->set_host_path(m.host_path);
     pm->set_readonly(m.readonly);
     pm->set_selinux_relabel(m.selinux_relabel);
-    pm->set_propagation(m.propagation == MountPropagation::Bidirectional
-                            ? pb::PROPAGATION_BIDIRECTIONAL
-                        : m.propagation == MountPropagation::HostToContainer
-                            ? pb::PROPAGATION_HOST_TO_CONTAINER
-                            : pb::PROPAGATION_PRIVATE);
+    pm->set_propagation(
+        m.propagation == MountPropagation::Bidirectional     ? pb::PROPAGATION_BIDIRECTIONAL
+        : m.propagation == MountPropagation::HostToContainer ? pb::PROPAGATION_HOST_TO_CONTAINER
+                                                             : pb::PROPAGATION_PRIVATE);
   }
   putMap(in.labels, out->mutable_labels());
   putMap(in.annotations, out->mutable_annotations());
@@ -216,10 +226,18 @@ void toProto(const ContainerFilter& in, pb::ContainerFilter* out) {
   if (in.state) {
     pb::ContainerState s = pb::CONTAINER_UNKNOWN;
     switch (*in.state) {
-      case ContainerState::Created: s = pb::CONTAINER_CREATED; break;
-      case ContainerState::Running: s = pb::CONTAINER_RUNNING; break;
-      case ContainerState::Exited: s = pb::CONTAINER_EXITED; break;
-      case ContainerState::Unknown: s = pb::CONTAINER_UNKNOWN; break;
+      case ContainerState::Created:
+        s = pb::CONTAINER_CREATED;
+        break;
+      case ContainerState::Running:
+        s = pb::CONTAINER_RUNNING;
+        break;
+      case ContainerState::Exited:
+        s = pb::CONTAINER_EXITED;
+        break;
+      case ContainerState::Unknown:
+        s = pb::CONTAINER_UNKNOWN;
+        break;
     }
     out->mutable_state()->set_state(s);
   }
@@ -233,8 +251,13 @@ void toProto(const ContainerStatsFilter& in, pb::ContainerStatsFilter* out) {
 }
 
 PodSandbox fromProto(const pb::PodSandbox& in) {
-  return {in.id(),   meta(in.metadata()),     state(in.state()),     in.created_at(),
-          getMap(in.labels()), getMap(in.annotations()), in.runtime_handler()};
+  return {in.id(),
+          meta(in.metadata()),
+          state(in.state()),
+          in.created_at(),
+          getMap(in.labels()),
+          getMap(in.annotations()),
+          in.runtime_handler()};
 }
 
 PodSandboxStatus fromProto(const pb::PodSandboxStatusResponse& r) {
@@ -248,7 +271,8 @@ PodSandboxStatus fromProto(const pb::PodSandboxStatusResponse& r) {
   for (const auto& ip : in.network().additional_ips()) out.additional_ips.push_back(ip.ip());
   if (in.has_linux() && in.linux().has_namespaces()) {
     const auto& o = in.linux().namespaces().options();
-    out.namespaces = NamespaceOptions{mode(o.network()), mode(o.pid()), mode(o.ipc()), o.target_id()};
+    out.namespaces =
+        NamespaceOptions{mode(o.network()), mode(o.pid()), mode(o.ipc()), o.target_id()};
   }
   out.labels = getMap(in.labels());
   out.annotations = getMap(in.annotations());
@@ -314,13 +338,12 @@ PodSandboxStats fromProto(const pb::PodSandboxStats& in) {
     if (l.has_memory()) out.memory = memory(l.memory());
     if (l.has_network() && l.network().has_default_interface()) {
       const auto& n = l.network().default_interface();
-      out.network_default_interface =
-          NetworkInterfaceUsage{n.name(), u64(n.has_rx_bytes(), n.rx_bytes()),
-                                u64(n.has_rx_errors(), n.rx_errors()),
-                                u64(n.has_tx_bytes(), n.tx_bytes()),
-                                u64(n.has_tx_errors(), n.tx_errors())};
+      out.network_default_interface = NetworkInterfaceUsage{
+          n.name(), u64(n.has_rx_bytes(), n.rx_bytes()), u64(n.has_rx_errors(), n.rx_errors()),
+          u64(n.has_tx_bytes(), n.tx_bytes()), u64(n.has_tx_errors(), n.tx_errors())};
     }
-    if (l.has_process()) out.process_count = u64(l.process().has_process_count(), l.process().process_count());
+    if (l.has_process())
+      out.process_count = u64(l.process().has_process_count(), l.process().process_count());
     for (const auto& c : l.containers()) out.containers.push_back(fromProto(c));
   }
   return out;
@@ -354,10 +377,17 @@ RuntimeStatus fromProto(const pb::StatusResponse& in) {
 ContainerEvent fromProto(const pb::ContainerEventResponse& in) {
   ContainerEventType t = ContainerEventType::Created;
   switch (in.container_event_type()) {
-    case pb::CONTAINER_STARTED_EVENT: t = ContainerEventType::Started; break;
-    case pb::CONTAINER_STOPPED_EVENT: t = ContainerEventType::Stopped; break;
-    case pb::CONTAINER_DELETED_EVENT: t = ContainerEventType::Deleted; break;
-    default: break;
+    case pb::CONTAINER_STARTED_EVENT:
+      t = ContainerEventType::Started;
+      break;
+    case pb::CONTAINER_STOPPED_EVENT:
+      t = ContainerEventType::Stopped;
+      break;
+    case pb::CONTAINER_DELETED_EVENT:
+      t = ContainerEventType::Deleted;
+      break;
+    default:
+      break;
   }
   return {in.container_id(), t, in.created_at(), in.pod_sandbox_status().id()};
 }

@@ -22,18 +22,41 @@ constexpr int kMaxMessageSize = 16 * 1024 * 1024;
 Error toError(const grpc::Status& s, std::string_view method) {
   ErrorCode code = ErrorCode::Unknown;
   switch (s.error_code()) {
-    case grpc::StatusCode::INVALID_ARGUMENT: code = ErrorCode::InvalidArgument; break;
-    case grpc::StatusCode::NOT_FOUND: code = ErrorCode::NotFound; break;
-    case grpc::StatusCode::ALREADY_EXISTS: code = ErrorCode::AlreadyExists; break;
-    case grpc::StatusCode::FAILED_PRECONDITION: code = ErrorCode::FailedPrecondition; break;
-    case grpc::StatusCode::PERMISSION_DENIED: code = ErrorCode::PermissionDenied; break;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: code = ErrorCode::ResourceExhausted; break;
-    case grpc::StatusCode::DEADLINE_EXCEEDED: code = ErrorCode::DeadlineExceeded; break;
-    case grpc::StatusCode::UNAVAILABLE: code = ErrorCode::Unavailable; break;
-    case grpc::StatusCode::UNIMPLEMENTED: code = ErrorCode::Unimplemented; break;
-    case grpc::StatusCode::CANCELLED: code = ErrorCode::Cancelled; break;
-    case grpc::StatusCode::INTERNAL: code = ErrorCode::Internal; break;
-    default: break;
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      code = ErrorCode::InvalidArgument;
+      break;
+    case grpc::StatusCode::NOT_FOUND:
+      code = ErrorCode::NotFound;
+      break;
+    case grpc::StatusCode::ALREADY_EXISTS:
+      code = ErrorCode::AlreadyExists;
+      break;
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      code = ErrorCode::FailedPrecondition;
+      break;
+    case grpc::StatusCode::PERMISSION_DENIED:
+      code = ErrorCode::PermissionDenied;
+      break;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      code = ErrorCode::ResourceExhausted;
+      break;
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      code = ErrorCode::DeadlineExceeded;
+      break;
+    case grpc::StatusCode::UNAVAILABLE:
+      code = ErrorCode::Unavailable;
+      break;
+    case grpc::StatusCode::UNIMPLEMENTED:
+      code = ErrorCode::Unimplemented;
+      break;
+    case grpc::StatusCode::CANCELLED:
+      code = ErrorCode::Cancelled;
+      break;
+    case grpc::StatusCode::INTERNAL:
+      code = ErrorCode::Internal;
+      break;
+    default:
+      break;
   }
   return Error{code, std::string(method) + ": " + s.error_message()};
 }
@@ -53,7 +76,8 @@ std::shared_ptr<grpc::Channel> makeChannel(const std::string& target, const Grpc
 
 // Runs one unary call with a deadline and maps the status.
 template <class Stub, class Req, class Resp>
-Result<Resp> unary(Stub& stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+Result<Resp> unary(Stub& stub,
+                   grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
                    const Req& req, milliseconds timeout, std::string_view name) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + timeout);  // NOLINT(real-time): gRPC deadline
@@ -66,7 +90,9 @@ Result<Resp> unary(Stub& stub, grpc::Status (Stub::*method)(grpc::ClientContext*
 class GrpcRuntimeService final : public RuntimeService {
  public:
   GrpcRuntimeService(std::shared_ptr<grpc::Channel> channel, GrpcOptions options)
-      : channel_(std::move(channel)), stub_(pb::RuntimeService::NewStub(channel_)), o_(std::move(options)) {}
+      : channel_(std::move(channel)),
+        stub_(pb::RuntimeService::NewStub(channel_)),
+        o_(std::move(options)) {}
 
   // cri::RuntimeService
   Result<VersionInfo> version() override {
@@ -74,7 +100,8 @@ class GrpcRuntimeService final : public RuntimeService {
     req.set_version("v1");
     auto r = call(&pb::RuntimeService::Stub::Version, req, "Version");
     if (!r) return std::unexpected(r.error());
-    return VersionInfo{r->version(), r->runtime_name(), r->runtime_version(), r->runtime_api_version()};
+    return VersionInfo{r->version(), r->runtime_name(), r->runtime_version(),
+                       r->runtime_api_version()};
   }
 
   Result<RuntimeStatus> status(bool verbose) override {
@@ -187,8 +214,8 @@ class GrpcRuntimeService final : public RuntimeService {
     pb::UpdateContainerResourcesRequest req;
     req.set_container_id(id);
     convert::toProto(res, req.mutable_linux());
-    return done(call(&pb::RuntimeService::Stub::UpdateContainerResources, req,
-                     "UpdateContainerResources"));
+    return done(
+        call(&pb::RuntimeService::Stub::UpdateContainerResources, req, "UpdateContainerResources"));
   }
 
   Status reopenContainerLog(const std::string& id) override {
@@ -204,8 +231,8 @@ class GrpcRuntimeService final : public RuntimeService {
     for (const auto& c : cmd) req.add_cmd(c);
     req.set_timeout(timeout.count());
     // The runtime enforces `timeout`; our deadline only guards against a runtime that hangs.
-    auto r = call(&pb::RuntimeService::Stub::ExecSync, req, "ExecSync",
-                  o_.request_timeout + timeout);
+    auto r =
+        call(&pb::RuntimeService::Stub::ExecSync, req, "ExecSync", o_.request_timeout + timeout);
     if (!r) return std::unexpected(r.error());
     return ExecSyncResult{r->stdout(), r->stderr(), r->exit_code()};
   }
@@ -273,7 +300,8 @@ class GrpcRuntimeService final : public RuntimeService {
   Result<std::vector<PodSandboxStats>> listPodSandboxStats(const PodSandboxFilter& f) override {
     pb::ListPodSandboxStatsRequest req;
     req.mutable_filter()->set_id(f.id);
-    for (const auto& [k, v] : f.label_selector) (*req.mutable_filter()->mutable_label_selector())[k] = v;
+    for (const auto& [k, v] : f.label_selector)
+      (*req.mutable_filter()->mutable_label_selector())[k] = v;
     auto r = call(&pb::RuntimeService::Stub::ListPodSandboxStats, req, "ListPodSandboxStats");
     if (!r) return std::unexpected(r.error());
     std::vector<PodSandboxStats> out;
@@ -301,8 +329,10 @@ class GrpcRuntimeService final : public RuntimeService {
 
  private:
   template <class Req, class Resp>
-  Result<Resp> call(grpc::Status (pb::RuntimeService::Stub::*m)(grpc::ClientContext*, const Req&, Resp*),
-                    const Req& req, std::string_view name, std::optional<milliseconds> timeout = {}) {
+  Result<Resp> call(grpc::Status (pb::RuntimeService::Stub::*m)(grpc::ClientContext*, const Req&,
+                                                                Resp*),
+                    const Req& req, std::string_view name,
+                    std::optional<milliseconds> timeout = {}) {
     return unary(*stub_, m, req, timeout.value_or(o_.request_timeout), name);
   }
   template <class R>
@@ -319,7 +349,9 @@ class GrpcRuntimeService final : public RuntimeService {
 class GrpcImageService final : public ImageService {
  public:
   GrpcImageService(std::shared_ptr<grpc::Channel> channel, GrpcOptions options)
-      : channel_(std::move(channel)), stub_(pb::ImageService::NewStub(channel_)), o_(std::move(options)) {}
+      : channel_(std::move(channel)),
+        stub_(pb::ImageService::NewStub(channel_)),
+        o_(std::move(options)) {}
 
   // cri::ImageService
   Result<std::vector<Image>> listImages() override {
@@ -334,8 +366,8 @@ class GrpcImageService final : public ImageService {
   Result<std::optional<Image>> imageStatus(const std::string& image) override {
     pb::ImageStatusRequest req;
     req.mutable_image()->set_image(image);
-    auto r = unary(*stub_, &pb::ImageService::Stub::ImageStatus, req, o_.request_timeout,
-                   "ImageStatus");
+    auto r =
+        unary(*stub_, &pb::ImageService::Stub::ImageStatus, req, o_.request_timeout, "ImageStatus");
     if (!r) return std::unexpected(r.error());
     if (!r->has_image() || r->image().id().empty()) return std::optional<Image>();
     return std::optional<Image>(convert::fromProto(r->image()));
@@ -363,8 +395,8 @@ class GrpcImageService final : public ImageService {
   Status removeImage(const std::string& image) override {
     pb::RemoveImageRequest req;
     req.mutable_image()->set_image(image);
-    auto r = unary(*stub_, &pb::ImageService::Stub::RemoveImage, req, o_.request_timeout,
-                   "RemoveImage");
+    auto r =
+        unary(*stub_, &pb::ImageService::Stub::RemoveImage, req, o_.request_timeout, "RemoveImage");
     if (!r) return std::unexpected(r.error());
     return {};
   }
@@ -397,10 +429,10 @@ Result<std::string> grpcTarget(const std::string& endpoint) {
   }
   if (endpoint[0] == '/') return "unix://" + endpoint;
   if (endpoint.starts_with("tcp://") || endpoint.starts_with("npipe://"))
-    return fail(ErrorCode::InvalidArgument, "CRI endpoint \"" + endpoint +
-                                                "\": only unix sockets are supported on Linux");
-  return fail(ErrorCode::InvalidArgument, "CRI endpoint \"" + endpoint +
-                                              "\": expected unix:///path/to/socket");
+    return fail(ErrorCode::InvalidArgument,
+                "CRI endpoint \"" + endpoint + "\": only unix sockets are supported on Linux");
+  return fail(ErrorCode::InvalidArgument,
+              "CRI endpoint \"" + endpoint + "\": expected unix:///path/to/socket");
 }
 
 Result<GrpcServices> connectGrpc(const GrpcOptions& runtime, const GrpcOptions& image) {
@@ -420,10 +452,14 @@ std::string_view toString(SandboxState s) {
 }
 std::string_view toString(ContainerState s) {
   switch (s) {
-    case ContainerState::Created: return "CONTAINER_CREATED";
-    case ContainerState::Running: return "CONTAINER_RUNNING";
-    case ContainerState::Exited: return "CONTAINER_EXITED";
-    case ContainerState::Unknown: return "CONTAINER_UNKNOWN";
+    case ContainerState::Created:
+      return "CONTAINER_CREATED";
+    case ContainerState::Running:
+      return "CONTAINER_RUNNING";
+    case ContainerState::Exited:
+      return "CONTAINER_EXITED";
+    case ContainerState::Unknown:
+      return "CONTAINER_UNKNOWN";
   }
   return "CONTAINER_UNKNOWN";
 }

@@ -22,8 +22,9 @@ std::string OperationRecorder::summary() const {
   std::string out;
   for (const auto& [name, s] : snapshot()) {
     const auto ms = [](Duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
-    out += fmt::format("{} n={} err={} mean={:.2f}ms max={:.2f}ms total={:.1f}ms; ", name, s.count, s.errors,
-                       s.count ? ms(s.total) / static_cast<double>(s.count) : 0.0, ms(s.max), ms(s.total));
+    out += fmt::format("{} n={} err={} mean={:.2f}ms max={:.2f}ms total={:.1f}ms; ", name, s.count,
+                       s.errors, s.count ? ms(s.total) / static_cast<double>(s.count) : 0.0,
+                       ms(s.max), ms(s.total));
   }
   return out;
 }

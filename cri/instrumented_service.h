@@ -41,11 +41,16 @@ class OperationRecorder {
 
 class InstrumentedRuntimeService final : public RuntimeService {
  public:
-  InstrumentedRuntimeService(RuntimeServicePtr inner, OperationRecorder& rec) : in_(std::move(inner)), rec_(rec) {}
+  InstrumentedRuntimeService(RuntimeServicePtr inner, OperationRecorder& rec)
+      : in_(std::move(inner)), rec_(rec) {}
 
   // cri::RuntimeService
-  Result<VersionInfo> version() override { return rec_.time("version", [&] { return in_->version(); }); }
-  Result<RuntimeStatus> status(bool v) override { return rec_.time("status", [&] { return in_->status(v); }); }
+  Result<VersionInfo> version() override {
+    return rec_.time("version", [&] { return in_->version(); });
+  }
+  Result<RuntimeStatus> status(bool v) override {
+    return rec_.time("status", [&] { return in_->status(v); });
+  }
   Result<std::string> runPodSandbox(const PodSandboxConfig& c, const std::string& h) override {
     return rec_.time("run_podsandbox", [&] { return in_->runPodSandbox(c, h); });
   }
@@ -61,7 +66,8 @@ class InstrumentedRuntimeService final : public RuntimeService {
   Result<std::vector<PodSandbox>> listPodSandbox(const PodSandboxFilter& f) override {
     return rec_.time("list_podsandbox", [&] { return in_->listPodSandbox(f); });
   }
-  Result<std::string> createContainer(const std::string& s, const ContainerConfig& c, const PodSandboxConfig& sc) override {
+  Result<std::string> createContainer(const std::string& s, const ContainerConfig& c,
+                                      const PodSandboxConfig& sc) override {
     return rec_.time("create_container", [&] { return in_->createContainer(s, c, sc); });
   }
   Status startContainer(const std::string& id) override {
@@ -77,7 +83,8 @@ class InstrumentedRuntimeService final : public RuntimeService {
     return rec_.time("list_containers", [&] { return in_->listContainers(f); });
   }
   Result<ContainerStatus> containerStatus(const std::string& id, bool v) override {
-    return rec_.time(v ? "container_status_verbose" : "container_status", [&] { return in_->containerStatus(id, v); });
+    return rec_.time(v ? "container_status_verbose" : "container_status",
+                     [&] { return in_->containerStatus(id, v); });
   }
   Status updateContainerResources(const std::string& id, const LinuxResources& r) override {
     return rec_.time("update_container", [&] { return in_->updateContainerResources(id, r); });
@@ -89,8 +96,12 @@ class InstrumentedRuntimeService final : public RuntimeService {
                                   std::chrono::seconds t) override {
     return rec_.time("exec_sync", [&] { return in_->execSync(id, cmd, t); });
   }
-  Result<std::string> exec(const StreamingRequest& r) override { return rec_.time("exec", [&] { return in_->exec(r); }); }
-  Result<std::string> attach(const StreamingRequest& r) override { return rec_.time("attach", [&] { return in_->attach(r); }); }
+  Result<std::string> exec(const StreamingRequest& r) override {
+    return rec_.time("exec", [&] { return in_->exec(r); });
+  }
+  Result<std::string> attach(const StreamingRequest& r) override {
+    return rec_.time("attach", [&] { return in_->attach(r); });
+  }
   Result<std::string> portForward(const StreamingRequest& r) override {
     return rec_.time("port_forward", [&] { return in_->portForward(r); });
   }
@@ -106,7 +117,8 @@ class InstrumentedRuntimeService final : public RuntimeService {
   Result<std::vector<PodSandboxStats>> listPodSandboxStats(const PodSandboxFilter& f) override {
     return rec_.time("list_podsandbox_stats", [&] { return in_->listPodSandboxStats(f); });
   }
-  Status getContainerEvents(const std::function<bool(const ContainerEvent&)>& sink, std::stop_token stop) override {
+  Status getContainerEvents(const std::function<bool(const ContainerEvent&)>& sink,
+                            std::stop_token stop) override {
     return in_->getContainerEvents(sink, stop);  // a stream: not timed
   }
 
@@ -117,17 +129,23 @@ class InstrumentedRuntimeService final : public RuntimeService {
 
 class InstrumentedImageService final : public ImageService {
  public:
-  InstrumentedImageService(ImageServicePtr inner, OperationRecorder& rec) : in_(std::move(inner)), rec_(rec) {}
+  InstrumentedImageService(ImageServicePtr inner, OperationRecorder& rec)
+      : in_(std::move(inner)), rec_(rec) {}
 
   // cri::ImageService
-  Result<std::vector<Image>> listImages() override { return rec_.time("list_images", [&] { return in_->listImages(); }); }
+  Result<std::vector<Image>> listImages() override {
+    return rec_.time("list_images", [&] { return in_->listImages(); });
+  }
   Result<std::optional<Image>> imageStatus(const std::string& i) override {
     return rec_.time("image_status", [&] { return in_->imageStatus(i); });
   }
-  Result<std::string> pullImage(const std::string& i, const AuthConfig* a, const PodSandboxConfig* s) override {
+  Result<std::string> pullImage(const std::string& i, const AuthConfig* a,
+                                const PodSandboxConfig* s) override {
     return rec_.time("pull_image", [&] { return in_->pullImage(i, a, s); });
   }
-  Status removeImage(const std::string& i) override { return rec_.time("remove_image", [&] { return in_->removeImage(i); }); }
+  Status removeImage(const std::string& i) override {
+    return rec_.time("remove_image", [&] { return in_->removeImage(i); });
+  }
   Result<std::vector<FilesystemUsage>> imageFsInfo() override {
     return rec_.time("image_fs_info", [&] { return in_->imageFsInfo(); });
   }

@@ -147,7 +147,7 @@ struct PodSandboxStatus {
   PodSandboxMetadata metadata;
   SandboxState state{SandboxState::NotReady};
   int64_t created_at{0};
-  std::string ip;                          // primary pod IP
+  std::string ip;  // primary pod IP
   std::vector<std::string> additional_ips;
   std::optional<NamespaceOptions> namespaces;
   Labels labels;
@@ -232,7 +232,7 @@ struct ExecSyncResult {
 };
 
 struct StreamingRequest {
-  std::string container_id;  // Exec/Attach
+  std::string container_id;    // Exec/Attach
   std::string pod_sandbox_id;  // PortForward
   std::vector<std::string> cmd;
   std::vector<int32_t> ports;

@@ -46,8 +46,10 @@ ResolvConf parseResolvConf(std::string_view text) {
 PodDns podDnsConfig(const api::Pod& pod, const DnsSettings& s) {
   PodDns out;
   std::string policy = pod.spec.dns_policy;
-  if (policy == "ClusterFirstWithHostNet") policy = "ClusterFirst";
-  else if (policy == "ClusterFirst" && pod.spec.host_network) policy = "Default";
+  if (policy == "ClusterFirstWithHostNet")
+    policy = "ClusterFirst";
+  else if (policy == "ClusterFirst" && pod.spec.host_network)
+    policy = "Default";
   if (policy == "ClusterFirst" && s.cluster_dns.empty()) {
     out.warnings.emplace_back(
         "MissingClusterDNS",
@@ -78,13 +80,15 @@ PodDns podDnsConfig(const api::Pod& pod, const DnsSettings& s) {
       const std::string opt = o.value ? o.name + ":" + *o.value : o.name;
       auto same = std::find_if(c.options.begin(), c.options.end(),
                                [&](const std::string& x) { return optionName(x) == o.name; });
-      if (same != c.options.end()) *same = opt;
-      else c.options.push_back(opt);
+      if (same != c.options.end())
+        *same = opt;
+      else
+        c.options.push_back(opt);
     }
   }
   if (c.servers.size() > kMaxNameservers) {
-    out.warnings.emplace_back("DNSConfigForming",
-                              "Nameserver limits were exceeded, some nameservers have been omitted");
+    out.warnings.emplace_back(
+        "DNSConfigForming", "Nameserver limits were exceeded, some nameservers have been omitted");
     c.servers.resize(kMaxNameservers);
   }
   size_t chars = 0, keep = 0;
@@ -93,8 +97,9 @@ PodDns podDnsConfig(const api::Pod& pod, const DnsSettings& s) {
     if (chars > kMaxSearchChars) break;
   }
   if (keep < c.searches.size()) {
-    out.warnings.emplace_back("DNSConfigForming",
-                              "Search Line limits were exceeded, some search paths have been omitted");
+    out.warnings.emplace_back(
+        "DNSConfigForming",
+        "Search Line limits were exceeded, some search paths have been omitted");
     c.searches.resize(keep);
   }
   return out;
@@ -111,8 +116,10 @@ std::string managedHostsFile(const std::vector<std::string>& pod_ips, const std:
       "fe00::1\tip6-allnodes\n"
       "fe00::2\tip6-allrouters\n";
   for (const auto& ip : pod_ips) {
-    if (fqdn.empty()) s += ip + "\t" + hostname + "\n";
-    else s += ip + "\t" + fqdn + "\t" + hostname + "\n";
+    if (fqdn.empty())
+      s += ip + "\t" + hostname + "\n";
+    else
+      s += ip + "\t" + fqdn + "\t" + hostname + "\n";
   }
   if (!aliases.empty()) {
     s += "\n# Entries added by HostAliases.\n";

@@ -20,8 +20,8 @@ ResolvConf parseResolvConf(std::string_view text);
 
 struct DnsSettings {
   std::vector<std::string> cluster_dns;  // clusterDNS
-  std::string cluster_domain;           // clusterDomain
-  ResolvConf host;                      // the node's resolvConf, parsed
+  std::string cluster_domain;            // clusterDomain
+  ResolvConf host;                       // the node's resolvConf, parsed
 };
 
 struct PodDns {

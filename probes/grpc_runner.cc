@@ -22,8 +22,10 @@ void GrpcHealthChecker::clear() {
 }
 
 Outcome GrpcHealthChecker::check(const api::GrpcAction& a, const Endpoint& e, Duration timeout) {
-  if (a.port < 1 || a.port > 65535) return {ProbeResult::Failure, "invalid port number: " + std::to_string(a.port)};
-  const std::string target = (e.ip.find(':') != std::string::npos ? "[" + e.ip + "]" : e.ip) + ":" + std::to_string(a.port);
+  if (a.port < 1 || a.port > 65535)
+    return {ProbeResult::Failure, "invalid port number: " + std::to_string(a.port)};
+  const std::string target = (e.ip.find(':') != std::string::npos ? "[" + e.ip + "]" : e.ip) + ":" +
+                             std::to_string(a.port);
   std::shared_ptr<grpc::Channel> channel;
   {
     std::lock_guard g(channels_->mu);
@@ -49,17 +51,22 @@ Outcome GrpcHealthChecker::check(const api::GrpcAction& a, const Endpoint& e, Du
   const auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
   if (!s.ok()) {
     if (s.error_code() == grpc::StatusCode::UNIMPLEMENTED)
-      return {ProbeResult::Failure, "this server does not implement the grpc health protocol (grpc.health.v1.Health): " +
-                                        s.error_message()};
-    if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED || s.error_code() == grpc::StatusCode::UNAVAILABLE)
-      return {ProbeResult::Failure, "timeout: failed to connect service \"" + target + "\" within " +
-                                        std::to_string(secs) + "s: " + s.error_message()};
-    return {ProbeResult::Failure, "rpc error: code = " + std::to_string(static_cast<int>(s.error_code())) +
-                                      " desc = " + s.error_message()};
+      return {ProbeResult::Failure,
+              "this server does not implement the grpc health protocol (grpc.health.v1.Health): " +
+                  s.error_message()};
+    if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+        s.error_code() == grpc::StatusCode::UNAVAILABLE)
+      return {ProbeResult::Failure, "timeout: failed to connect service \"" + target +
+                                        "\" within " + std::to_string(secs) +
+                                        "s: " + s.error_message()};
+    return {ProbeResult::Failure,
+            "rpc error: code = " + std::to_string(static_cast<int>(s.error_code())) +
+                " desc = " + s.error_message()};
   }
   if (resp.status() != pb::HealthCheckResponse::SERVING) {
     return {ProbeResult::Failure, "service unhealthy (responded with \"" +
-                                      pb::HealthCheckResponse::ServingStatus_Name(resp.status()) + "\")"};
+                                      pb::HealthCheckResponse::ServingStatus_Name(resp.status()) +
+                                      "\")"};
   }
   return {ProbeResult::Success, ""};
 }

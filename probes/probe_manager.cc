@@ -10,9 +10,12 @@ namespace nodelet::probes {
 
 std::string_view toString(Kind k) {
   switch (k) {
-    case Kind::Liveness: return "Liveness";
-    case Kind::Readiness: return "Readiness";
-    case Kind::Startup: return "Startup";
+    case Kind::Liveness:
+      return "Liveness";
+    case Kind::Readiness:
+      return "Readiness";
+    case Kind::Startup:
+      return "Startup";
   }
   return "?";
 }
@@ -118,11 +121,14 @@ void Manager::add(const Target& t) {
     Worker w{k, *p};
     // The first run comes after a random part of the period.
     const auto period = std::chrono::seconds(std::max(p->period_seconds, 1));
-    w.next_run = onGrid(now + Duration(static_cast<int64_t>(rng_() % static_cast<uint64_t>(Duration(period).count()))));
+    w.next_run = onGrid(now + Duration(static_cast<int64_t>(
+                                  rng_() % static_cast<uint64_t>(Duration(period).count()))));
     schedule(t.container_id, k, w.next_run);
     wake_.notify_all();
     // Initial results, as the kubelet's: readiness Failure, liveness Success, startup Unknown.
-    w.result = k == Kind::Readiness ? ProbeResult::Failure : k == Kind::Liveness ? ProbeResult::Success : ProbeResult::Unknown;
+    w.result = k == Kind::Readiness  ? ProbeResult::Failure
+               : k == Kind::Liveness ? ProbeResult::Success
+                                     : ProbeResult::Unknown;
     c.workers.push_back(w);
   };
   worker(Kind::Startup, t.startup);
@@ -146,7 +152,8 @@ bool Manager::ready(const std::string& id) const {
   auto it = containers_.find(id);
   if (it == containers_.end()) return true;
   const Container& c = it->second;
-  if (const Worker* s = find(c, Kind::Startup); s && s->result != ProbeResult::Success) return c.seeded_ready;
+  if (const Worker* s = find(c, Kind::Startup); s && s->result != ProbeResult::Success)
+    return c.seeded_ready;
   const Worker* r = find(c, Kind::Readiness);
   if (!r) return true;
   if (c.seeded_ready && r->successes == 0 && r->failures < r->probe.failure_threshold) return true;
@@ -213,7 +220,9 @@ std::optional<MonoTime> Manager::tick() {
   }
   for (auto& r : due) {
     if (pool_) {
-      pool_->post([this, r = std::move(r)]() mutable { execute(r.id, r.kind, r.handler, r.target, r.timeout); });
+      pool_->post([this, r = std::move(r)]() mutable {
+        execute(r.id, r.kind, r.handler, r.target, r.timeout);
+      });
     } else {
       execute(r.id, r.kind, r.handler, r.target, r.timeout);
     }
@@ -221,7 +230,8 @@ std::optional<MonoTime> Manager::tick() {
   return next;
 }
 
-void Manager::execute(std::string id, Kind kind, api::Handler handler, Target target, Duration timeout) {
+void Manager::execute(std::string id, Kind kind, api::Handler handler, Target target,
+                      Duration timeout) {
   const MonoTime start = clock_.monotonicNow();
   Outcome o = runner_.run(handler, target.container_id, target.endpoint, timeout);
   apply(id, kind, o, clock_.monotonicNow() - start);
@@ -233,7 +243,9 @@ void Manager::apply(const std::string& id, Kind kind, const Outcome& o, Duration
     std::lock_guard g(mu_);
     auto& counter = counters_[std::string(toString(kind))];
     counter.total += took;
-    (o.result == ProbeResult::Success ? counter.success : o.result == ProbeResult::Failure ? counter.failure : counter.unknown)++;
+    (o.result == ProbeResult::Success   ? counter.success
+     : o.result == ProbeResult::Failure ? counter.failure
+                                        : counter.unknown)++;
     auto it = containers_.find(id);
     if (it == containers_.end()) return;  // removed while probing
     Container& c = it->second;
@@ -250,17 +262,21 @@ void Manager::apply(const std::string& id, Kind kind, const Outcome& o, Duration
       return;  // an unknown result changes nothing
     }
     const ProbeResult before = w->result;
-    if (o.result == ProbeResult::Success && w->successes >= w->probe.success_threshold) w->result = ProbeResult::Success;
+    if (o.result == ProbeResult::Success && w->successes >= w->probe.success_threshold)
+      w->result = ProbeResult::Success;
     if (o.result == ProbeResult::Failure && w->failures >= w->probe.failure_threshold) {
       w->result = ProbeResult::Failure;
       if (kind == Kind::Readiness) c.seeded_ready = false;
       // A failed liveness/startup probe gets the container killed: hold until it is replaced.
       if (kind != Kind::Readiness) w->on_hold = true;
     }
-    if (o.result == ProbeResult::Success && kind == Kind::Readiness && w->result == ProbeResult::Success) c.seeded_ready = false;
+    if (o.result == ProbeResult::Success && kind == Kind::Readiness &&
+        w->result == ProbeResult::Success)
+      c.seeded_ready = false;
     const bool changed = before != w->result;
     if (changed || o.result == ProbeResult::Failure)
-      event = ProbeEvent{c.target.pod_uid, c.target.container_name, id, kind, w->result, o.output, changed};
+      event = ProbeEvent{c.target.pod_uid, c.target.container_name, id, kind, w->result, o.output,
+                         changed};
   }
   if (event && sink_) sink_(*event);
 }

@@ -12,16 +12,16 @@
 //     holds until the container is replaced.
 // tick() runs what is due and returns the next due time; probes execute on a small pool (or
 // inline, for tests), results are applied under the manager's lock, events go to the sink.
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <mutex>
-#include <condition_variable>
 #include <optional>
-#include <thread>
 #include <queue>
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "agent/core/clock.h"
@@ -62,7 +62,8 @@ class Manager {
   // `threads` 0: nothing runs by itself; tests call tick() and probes run inline in it.
   // Otherwise a scheduler thread sleeps until the next due probe and hands due probes to a pool
   // of `threads` threads, so nothing else wakes up for probes.
-  Manager(Runner& runner, Clock& clock, Sink sink, size_t threads = 2, uint64_t seed = std::random_device{}());
+  Manager(Runner& runner, Clock& clock, Sink sink, size_t threads = 2,
+          uint64_t seed = std::random_device{}());
   ~Manager();
   Manager(const Manager&) = delete;
   Manager& operator=(const Manager&) = delete;

@@ -1,11 +1,11 @@
 #include "probes/runner.h"
 
 #include <arpa/inet.h>
-#include <httplib.h>
-#include <strings.h>
 #include <fcntl.h>
+#include <httplib.h>
 #include <netdb.h>
 #include <poll.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,22 +34,28 @@ std::string hostPort(const std::string& host, int32_t port) {
 
 std::string_view toString(ProbeResult r) {
   switch (r) {
-    case ProbeResult::Unknown: return "unknown";
-    case ProbeResult::Success: return "success";
-    case ProbeResult::Failure: return "failure";
+    case ProbeResult::Unknown:
+      return "unknown";
+    case ProbeResult::Success:
+      return "success";
+    case ProbeResult::Failure:
+      return "failure";
   }
   return "?";
 }
 
-Result<int32_t> resolvePort(const api::IntOrString& port, const std::vector<api::ContainerPort>& ports) {
+Result<int32_t> resolvePort(const api::IntOrString& port,
+                            const std::vector<api::ContainerPort>& ports) {
   if (port.is_int) {
     if (port.int_value < 1 || port.int_value > 65535)
-      return fail(ErrorCode::InvalidArgument, "invalid port number: " + std::to_string(port.int_value));
+      return fail(ErrorCode::InvalidArgument,
+                  "invalid port number: " + std::to_string(port.int_value));
     return port.int_value;
   }
   for (const auto& p : ports)
     if (p.name == port.str_value) return p.container_port;
-  return fail(ErrorCode::NotFound, "couldn't find port \"" + port.str_value + "\" in the container's ports");
+  return fail(ErrorCode::NotFound,
+              "couldn't find port \"" + port.str_value + "\" in the container's ports");
 }
 
 Outcome DefaultRunner::tcp(const api::TcpSocketAction& a, const Endpoint& e, Duration timeout) {
@@ -72,7 +78,8 @@ Outcome DefaultRunner::tcp(const api::TcpSocketAction& a, const Endpoint& e, Dur
       err = errno;
     } else {
       pollfd p{fd, POLLOUT, 0};
-      const int ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count());
+      const int ms =
+          static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count());
       const int n = ::poll(&p, 1, ms);
       if (n == 0) {
         ::close(fd);
@@ -119,7 +126,9 @@ Outcome DefaultRunner::http(const api::HttpGetAction& a, const Endpoint& e, Dura
   // elsewhere counts as success.
   for (int hop = 0; hop <= 10; ++hop) {
     auto res = client.Get(path, headers);
-    if (!res) return {ProbeResult::Failure, "Get \"" + origin + path + "\": " + httplib::to_string(res.error())};
+    if (!res)
+      return {ProbeResult::Failure,
+              "Get \"" + origin + path + "\": " + httplib::to_string(res.error())};
     const int code = res->status;
     if (code >= 300 && code < 400) {
       const std::string location = res->get_header_value("Location");
@@ -132,7 +141,8 @@ Outcome DefaultRunner::http(const api::HttpGetAction& a, const Endpoint& e, Dura
         path = location.size() > origin.size() ? location.substr(origin.size()) : "/";
         continue;
       }
-      return {ProbeResult::Success, "Probe terminated redirects, Response: " + std::to_string(code)};
+      return {ProbeResult::Success,
+              "Probe terminated redirects, Response: " + std::to_string(code)};
     }
     if (code >= 200 && code < 400) return {ProbeResult::Success, ""};
     return {ProbeResult::Failure, "HTTP probe failed with statuscode: " + std::to_string(code)};
@@ -140,11 +150,12 @@ Outcome DefaultRunner::http(const api::HttpGetAction& a, const Endpoint& e, Dura
   return {ProbeResult::Failure, "Get \"" + origin + path + "\": stopped after 10 redirects"};
 }
 
-DefaultRunner::DefaultRunner(ExecFn exec) : exec_(std::move(exec)), grpc_(std::make_unique<GrpcHealthChecker>()) {}
+DefaultRunner::DefaultRunner(ExecFn exec)
+    : exec_(std::move(exec)), grpc_(std::make_unique<GrpcHealthChecker>()) {}
 DefaultRunner::~DefaultRunner() = default;
 
-Outcome DefaultRunner::run(const api::Handler& h, const std::string& container_id, const Endpoint& e,
-                           Duration timeout) {
+Outcome DefaultRunner::run(const api::Handler& h, const std::string& container_id,
+                           const Endpoint& e, Duration timeout) {
   if (h.http_get) return http(*h.http_get, e, timeout);
   if (h.tcp_socket) return tcp(*h.tcp_socket, e, timeout);
   if (h.exec) {

@@ -29,12 +29,13 @@ struct Endpoint {
 class Runner {
  public:
   virtual ~Runner() = default;
-  virtual Outcome run(const api::Handler& handler, const std::string& container_id, const Endpoint& endpoint,
-                      Duration timeout) = 0;
+  virtual Outcome run(const api::Handler& handler, const std::string& container_id,
+                      const Endpoint& endpoint, Duration timeout) = 0;
 };
 
 // Resolves a probe port: a number, or the name of one of the container's ports.
-Result<int32_t> resolvePort(const api::IntOrString& port, const std::vector<api::ContainerPort>& ports);
+Result<int32_t> resolvePort(const api::IntOrString& port,
+                            const std::vector<api::ContainerPort>& ports);
 
 // Exec probes run through the runtime (CRI ExecSync); the agent supplies this function.
 using ExecFn = std::function<Result<std::pair<int32_t, std::string>>(
@@ -48,8 +49,8 @@ class DefaultRunner final : public Runner {
   explicit DefaultRunner(ExecFn exec);
   ~DefaultRunner() override;
   // nodelet::probes::Runner
-  Outcome run(const api::Handler& handler, const std::string& container_id, const Endpoint& endpoint,
-              Duration timeout) override;
+  Outcome run(const api::Handler& handler, const std::string& container_id,
+              const Endpoint& endpoint, Duration timeout) override;
 
   static Outcome http(const api::HttpGetAction& a, const Endpoint& e, Duration timeout);
   static Outcome tcp(const api::TcpSocketAction& a, const Endpoint& e, Duration timeout);

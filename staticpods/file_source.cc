@@ -106,8 +106,10 @@ FileSnapshot FileSource::scan() {
 
 void FileSource::noteWriting(const std::string& path, bool writing) {
   std::lock_guard g(mu_);
-  if (writing) writing_.try_emplace(path, clock_.monotonicNow());
-  else writing_.erase(path);
+  if (writing)
+    writing_.try_emplace(path, clock_.monotonicNow());
+  else
+    writing_.erase(path);
 }
 
 void FileSource::start(std::function<void(FileSnapshot)> sink) {
@@ -137,12 +139,13 @@ void FileSource::run(std::stop_token stop) {
   while (!stop.stop_requested()) {
     // (Re)arm the watch: the directory may appear later, or be replaced.
     std::error_code ec;
-    const std::string dir = fs::is_directory(path_, ec) ? path_ : fs::path(path_).parent_path().string();
+    const std::string dir =
+        fs::is_directory(path_, ec) ? path_ : fs::path(path_).parent_path().string();
     if (inotify_fd_ >= 0 && (watch < 0 || watched != dir) && fs::exists(dir, ec)) {
       if (watch >= 0) inotify_rm_watch(inotify_fd_, watch);
       watch = inotify_add_watch(inotify_fd_, dir.c_str(),
-                                IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
-                                    IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF);
+                                IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
+                                    IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF);
       watched = dir;
       dirty = true;
     }
@@ -153,7 +156,9 @@ void FileSource::run(std::stop_token stop) {
       next_scan = clock_.monotonicNow() + period_;
       dirty = false;
     }
-    const auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(next_scan - clock_.monotonicNow()).count();
+    const auto wait_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(next_scan - clock_.monotonicNow())
+            .count();
     pollfd fds[2] = {{inotify_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     const int n = ::poll(fds, 2, static_cast<int>(std::clamp<int64_t>(wait_ms, 0, 60'000)));
     if (n <= 0) continue;

@@ -2,8 +2,8 @@
 
 #include <openssl/evp.h>
 
-#include <nlohmann/json.hpp>
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 
@@ -112,7 +112,8 @@ void applyApiDefaults(json& obj) {
 void applyStaticPodDefaults(json& obj, const ManifestContext& ctx, const std::string& uid) {
   auto& meta = obj["metadata"];
   std::string node = ctx.node_name;
-  std::transform(node.begin(), node.end(), node.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  std::transform(node.begin(), node.end(), node.begin(),
+                 [](unsigned char ch) { return std::tolower(ch); });
   meta["name"] = meta["name"].get<std::string>() + "-" + node;
   meta["uid"] = uid;
   auto& ann = meta["annotations"];
@@ -186,13 +187,16 @@ void checkContainer(const api::Container& c, const std::string& path, bool init,
   for (size_t i = 0; i < c.env.size(); ++i) {
     const auto& e = c.env[i];
     if (e.name.empty() || e.name.find('=') != std::string::npos)
-      errs.push_back(path + ".env[" + std::to_string(i) + "].name: Invalid value \"" + e.name + "\"");
+      errs.push_back(path + ".env[" + std::to_string(i) + "].name: Invalid value \"" + e.name +
+                     "\"");
   }
   for (const auto& [k, v] : c.resources.limits) {
-    if (!api::parseQuantity(v)) errs.push_back(path + ".resources.limits." + k + ": invalid quantity \"" + v + "\"");
+    if (!api::parseQuantity(v))
+      errs.push_back(path + ".resources.limits." + k + ": invalid quantity \"" + v + "\"");
   }
   for (const auto& [k, v] : c.resources.requests) {
-    if (!api::parseQuantity(v)) errs.push_back(path + ".resources.requests." + k + ": invalid quantity \"" + v + "\"");
+    if (!api::parseQuantity(v))
+      errs.push_back(path + ".resources.requests." + k + ": invalid quantity \"" + v + "\"");
   }
   std::set<std::string> mount_paths;
   for (size_t i = 0; i < c.volume_mounts.size(); ++i) {
@@ -203,9 +207,9 @@ void checkContainer(const api::Container& c, const std::string& path, bool init,
       errs.push_back(mp + ".mountPath: must be an absolute path");
     else if (!mount_paths.insert(m.mount_path).second)
       errs.push_back(mp + ".mountPath: must be unique");
-    if (!m.sub_path.empty() && (m.sub_path[0] == '/' || m.sub_path == ".." ||
-                                m.sub_path.starts_with("../") || m.sub_path.find("/../") != std::string::npos ||
-                                m.sub_path.ends_with("/..")))
+    if (!m.sub_path.empty() &&
+        (m.sub_path[0] == '/' || m.sub_path == ".." || m.sub_path.starts_with("../") ||
+         m.sub_path.find("/../") != std::string::npos || m.sub_path.ends_with("/..")))
       errs.push_back(mp + ".subPath: must be a relative path without '..'");
   }
   if (init) {
@@ -220,7 +224,8 @@ void checkContainer(const api::Container& c, const std::string& path, bool init,
   checkProbe(c.liveness_probe, path + ".livenessProbe", true, errs);
   checkProbe(c.readiness_probe, path + ".readinessProbe", false, errs);
   checkProbe(c.startup_probe, path + ".startupProbe", true, errs);
-  if (c.termination_message_policy != "File" && c.termination_message_policy != "FallbackToLogsOnError")
+  if (c.termination_message_policy != "File" &&
+      c.termination_message_policy != "FallbackToLogsOnError")
     errs.push_back(path + ".terminationMessagePolicy: Unsupported value \"" +
                    c.termination_message_policy + "\"");
 }
@@ -237,7 +242,8 @@ std::vector<std::string> validatePod(const api::Pod& pod) {
                    "\": must be a DNS-1123 subdomain (lowercase alphanumerics, '-' and '.')");
   }
   if (m.namespace_.size() > 63 || !std::regex_match(m.namespace_, dns1123Label()))
-    errs.push_back("metadata.namespace: Invalid value \"" + m.namespace_ + "\": must be a DNS-1123 label");
+    errs.push_back("metadata.namespace: Invalid value \"" + m.namespace_ +
+                   "\": must be a DNS-1123 label");
   const auto& s = pod.spec;
   if (s.containers.empty()) errs.push_back("spec.containers: Required value");
   std::set<std::string> volumes;
@@ -258,15 +264,16 @@ std::vector<std::string> validatePod(const api::Pod& pod) {
       case api::Volume::Kind::HostPath: {
         if (v.path.empty() || v.path[0] != '/')
           errs.push_back(vp + ".hostPath.path: must be an absolute path");
-        static const std::set<std::string> kTypes = {"", "DirectoryOrCreate", "Directory",
-                                                     "FileOrCreate", "File", "Socket",
-                                                     "CharDevice", "BlockDevice"};
+        static const std::set<std::string> kTypes = {
+            "",       "DirectoryOrCreate", "Directory",  "FileOrCreate", "File",
+            "Socket", "CharDevice",        "BlockDevice"};
         if (!kTypes.contains(v.host_path_type))
           errs.push_back(vp + ".hostPath.type: Unsupported value \"" + v.host_path_type + "\"");
         break;
       }
       case api::Volume::Kind::Other:
-        errs.push_back(vp + "." + v.other_kind + ": Unsupported volume type: nodelet supports "
+        errs.push_back(vp + "." + v.other_kind +
+                       ": Unsupported volume type: nodelet supports "
                        "emptyDir and hostPath volumes in this version");
         break;
     }
@@ -282,14 +289,16 @@ std::vector<std::string> validatePod(const api::Pod& pod) {
   };
   each(s.init_containers, "initContainers", true);
   each(s.containers, "containers", false);
-  if (s.restart_policy != "Always" && s.restart_policy != "OnFailure" && s.restart_policy != "Never")
+  if (s.restart_policy != "Always" && s.restart_policy != "OnFailure" &&
+      s.restart_policy != "Never")
     errs.push_back("spec.restartPolicy: Unsupported value \"" + s.restart_policy +
                    "\": supported values: \"Always\", \"OnFailure\", \"Never\"");
   if (s.dns_policy != "ClusterFirst" && s.dns_policy != "ClusterFirstWithHostNet" &&
       s.dns_policy != "Default" && s.dns_policy != "None")
     errs.push_back("spec.dnsPolicy: Unsupported value \"" + s.dns_policy + "\"");
   if (s.dns_policy == "None" && !s.dns_config)
-    errs.push_back("spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None");
+    errs.push_back(
+        "spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None");
   if (s.termination_grace_period_seconds && *s.termination_grace_period_seconds < 0)
     errs.push_back("spec.terminationGracePeriodSeconds: must be >= 0");
   if (s.active_deadline_seconds && *s.active_deadline_seconds < 1)
@@ -299,7 +308,9 @@ std::vector<std::string> validatePod(const api::Pod& pod) {
       for (const auto& c : *list)
         for (const auto& p : c.ports)
           if (p.host_port != 0 && p.host_port != p.container_port)
-            errs.push_back("spec.containers[*].ports.hostPort: must match containerPort when hostNetwork is true");
+            errs.push_back(
+                "spec.containers[*].ports.hostPort: must match containerPort when hostNetwork is "
+                "true");
   }
   return errs;
 }
@@ -318,7 +329,8 @@ Result<StaticPod> parseManifest(std::string_view content, const ManifestContext&
   if (kind != "Pod")
     return fail(ErrorCode::InvalidArgument, "kind: expected \"Pod\", got \"" + kind + "\"");
   if (api_version != "v1")
-    return fail(ErrorCode::InvalidArgument, "apiVersion: expected \"v1\", got \"" + api_version + "\"");
+    return fail(ErrorCode::InvalidArgument,
+                "apiVersion: expected \"v1\", got \"" + api_version + "\"");
   if (!obj.contains("metadata") || !obj["metadata"].is_object())
     return fail(ErrorCode::InvalidArgument, "metadata: Required value");
   if (!obj["metadata"].contains("name") || !obj["metadata"]["name"].is_string() ||
@@ -344,8 +356,8 @@ Result<StaticPod> parseManifest(std::string_view content, const ManifestContext&
   applyStaticPodDefaults(obj, ctx, uid);
   const std::string final_name = obj["metadata"]["name"];
   if (final_name.size() > 253)
-    return fail(ErrorCode::InvalidArgument, "metadata.name: \"" + final_name +
-                                                "\" (with the node name) is longer than 253");
+    return fail(ErrorCode::InvalidArgument,
+                "metadata.name: \"" + final_name + "\" (with the node name) is longer than 253");
   auto pod = api::decodePod(obj.dump());
   if (!pod) return std::unexpected(pod.error());
   return StaticPod{std::move(*pod), obj.dump(), ctx.source_path};

@@ -70,8 +70,12 @@ class In {
     return IntOrString{true, i32(), {}};
   }
   // Helpers for optional fields.
-  void str(const char* k, std::string& out) const { if (has(k)) out = at(k).str(); }
-  void b(const char* k, bool& out) const { if (has(k)) out = at(k).boolean(); }
+  void str(const char* k, std::string& out) const {
+    if (has(k)) out = at(k).str();
+  }
+  void b(const char* k, bool& out) const {
+    if (has(k)) out = at(k).boolean();
+  }
   template <class T>
   void i(const char* k, T& out) const {
     if (has(k)) out = static_cast<T>(sizeof(T) == 4 ? at(k).i32() : at(k).i64());
@@ -279,7 +283,8 @@ Container decodeContainer(const In& in) {
   in.str("terminationMessagePath", c.termination_message_path);
   in.str("terminationMessagePolicy", c.termination_message_policy);
   in.str("imagePullPolicy", c.image_pull_policy);
-  if (in.has("securityContext")) c.security_context = decodeSecurityContext(in.at("securityContext"));
+  if (in.has("securityContext"))
+    c.security_context = decodeSecurityContext(in.at("securityContext"));
   in.b("stdin", c.stdin_);
   in.b("stdinOnce", c.stdin_once);
   in.b("tty", c.tty);
@@ -316,10 +321,10 @@ Volume decodeVolume(const In& in) {
       v.other_kind = k;
     }
   }
-  if (sources != 1) in.fail("must specify exactly one volume source, found " + std::to_string(sources));
+  if (sources != 1)
+    in.fail("must specify exactly one volume source, found " + std::to_string(sources));
   return v;
 }
-
 
 std::optional<SysTime> optTime(const In& in, const char* key) {
   if (!in.has(key)) return std::nullopt;
@@ -422,7 +427,9 @@ Pod decodePodJson(const In& in) {
   In s = in.at("spec");
   s.expectObject();
   if (s.has("initContainers"))
-    s.at("initContainers").each([&](const In& e) { p.spec.init_containers.push_back(decodeContainer(e)); });
+    s.at("initContainers").each([&](const In& e) {
+      p.spec.init_containers.push_back(decodeContainer(e));
+    });
   if (s.has("containers"))
     s.at("containers").each([&](const In& e) { p.spec.containers.push_back(decodeContainer(e)); });
   if (s.has("volumes"))
@@ -472,7 +479,9 @@ Pod decodePodJson(const In& in) {
     if (x.has("runAsNonRoot")) sc.run_as_non_root = x.at("runAsNonRoot").boolean();
     if (x.has("fsGroup")) sc.fs_group = x.at("fsGroup").i64();
     if (x.has("supplementalGroups"))
-      x.at("supplementalGroups").each([&](const In& e) { sc.supplemental_groups.push_back(e.i64()); });
+      x.at("supplementalGroups").each([&](const In& e) {
+        sc.supplemental_groups.push_back(e.i64());
+      });
     if (x.has("sysctls")) {
       x.at("sysctls").each([&](const In& e) {
         std::string n, v;
@@ -483,7 +492,8 @@ Pod decodePodJson(const In& in) {
     }
     p.spec.security_context = sc;
   }
-  if (s.has("enableServiceLinks")) p.spec.enable_service_links = s.at("enableServiceLinks").boolean();
+  if (s.has("enableServiceLinks"))
+    p.spec.enable_service_links = s.at("enableServiceLinks").boolean();
   if (s.has("priority")) p.spec.priority = s.at("priority").i32();
   s.str("priorityClassName", p.spec.priority_class_name);
   if (in.has("status")) p.status = decodeStatus(in.at("status"));
@@ -517,9 +527,13 @@ json encodeState(const ContainerState& s) {
 }
 
 json encodeContainerStatus(const ContainerStatus& c) {
-  json j = {{"name", c.name},   {"state", encodeState(c.state)},
-            {"lastState", encodeState(c.last_state)}, {"ready", c.ready},
-            {"restartCount", c.restart_count}, {"image", c.image}, {"imageID", c.image_id}};
+  json j = {{"name", c.name},
+            {"state", encodeState(c.state)},
+            {"lastState", encodeState(c.last_state)},
+            {"ready", c.ready},
+            {"restartCount", c.restart_count},
+            {"image", c.image},
+            {"imageID", c.image_id}};
   if (!c.container_id.empty()) j["containerID"] = c.container_id;
   if (c.started) j["started"] = *c.started;
   return j;
@@ -590,8 +604,8 @@ json encodeContainer(const Container& c) {
 }
 
 json encodePodJson(const Pod& p) {
-  json meta = {{"name", p.metadata.name}, {"namespace", p.metadata.namespace_},
-               {"uid", p.metadata.uid}};
+  json meta = {
+      {"name", p.metadata.name}, {"namespace", p.metadata.namespace_}, {"uid", p.metadata.uid}};
   if (!p.metadata.labels.empty()) meta["labels"] = p.metadata.labels;
   if (!p.metadata.annotations.empty()) meta["annotations"] = p.metadata.annotations;
   meta["creationTimestamp"] = p.metadata.creation_timestamp
@@ -606,9 +620,13 @@ json encodePodJson(const Pod& p) {
   for (const auto& c : p.spec.containers) spec["containers"].push_back(encodeContainer(c));
   if (!p.spec.init_containers.empty()) {
     spec["initContainers"] = json::array();
-    for (const auto& c : p.spec.init_containers) spec["initContainers"].push_back(encodeContainer(c));
+    for (const auto& c : p.spec.init_containers)
+      spec["initContainers"].push_back(encodeContainer(c));
   }
-  return {{"kind", "Pod"}, {"apiVersion", "v1"}, {"metadata", meta}, {"spec", spec},
+  return {{"kind", "Pod"},
+          {"apiVersion", "v1"},
+          {"metadata", meta},
+          {"spec", spec},
           {"status", encodeStatusJson(p.status)}};
 }
 
@@ -631,14 +649,14 @@ std::string encodePodStatus(const PodStatus& status) { return encodeStatusJson(s
 std::string encodePodList(const std::vector<Pod>& pods) {
   json items = json::array();
   for (const auto& p : pods) items.push_back(encodePodJson(p));
-  return json{{"kind", "PodList"}, {"apiVersion", "v1"}, {"metadata", json::object()},
-              {"items", items}}
+  return json{
+      {"kind", "PodList"}, {"apiVersion", "v1"}, {"metadata", json::object()}, {"items", items}}
       .dump();
 }
 
 std::string formatTime(SysTime t) {
-  const std::time_t secs = std::chrono::system_clock::to_time_t(
-      std::chrono::time_point_cast<std::chrono::seconds>(t));
+  const std::time_t secs =
+      std::chrono::system_clock::to_time_t(std::chrono::time_point_cast<std::chrono::seconds>(t));
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[32];

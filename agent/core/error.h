@@ -30,7 +30,8 @@ struct Error {
   ErrorCode code{ErrorCode::Unknown};
   std::string message;
 
-  // Prefixes context: Error{NotFound,"no such file"}.wrap("read a.yaml") -> "read a.yaml: no such file".
+  // Prefixes context: Error{NotFound,"no such file"}.wrap("read a.yaml") -> "read a.yaml: no such
+  // file".
   Error wrap(std::string_view context) const& {
     return Error{code, std::string(context) + ": " + message};
   }

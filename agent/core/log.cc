@@ -25,11 +25,16 @@ spdlog::logger& logger() {
 
 spdlog::level::level_enum toSpd(Level l) {
   switch (l) {
-    case Level::Trace: return spdlog::level::trace;
-    case Level::Debug: return spdlog::level::debug;
-    case Level::Info: return spdlog::level::info;
-    case Level::Warn: return spdlog::level::warn;
-    case Level::Error: return spdlog::level::err;
+    case Level::Trace:
+      return spdlog::level::trace;
+    case Level::Debug:
+      return spdlog::level::debug;
+    case Level::Info:
+      return spdlog::level::info;
+    case Level::Warn:
+      return spdlog::level::warn;
+    case Level::Error:
+      return spdlog::level::err;
   }
   return spdlog::level::info;
 }
@@ -38,13 +43,20 @@ spdlog::level::level_enum toSpd(Level l) {
 
 std::string_view name(Id id) {
   switch (id) {
-    case Id::Agent: return "agent";
-    case Id::Cri: return "cri";
-    case Id::StaticPods: return "staticpods";
-    case Id::Network: return "network";
-    case Id::Probes: return "probes";
-    case Id::Server: return "server";
-    case Id::Api: return "api";
+    case Id::Agent:
+      return "agent";
+    case Id::Cri:
+      return "cri";
+    case Id::StaticPods:
+      return "staticpods";
+    case Id::Network:
+      return "network";
+    case Id::Probes:
+      return "probes";
+    case Id::Server:
+      return "server";
+    case Id::Api:
+      return "api";
   }
   return "?";
 }

@@ -24,9 +24,9 @@ void logf(Level level, Id id, fmt::format_string<Args...> f, Args&&... args) {
 
 }  // namespace nodelet::log
 
-#define NODELET_LOG(LEVEL, ID, ...)                                                 \
-  ::nodelet::log::logf(::nodelet::log::Level::NODELET_LOG_LEVEL_##LEVEL, \
-                       ::nodelet::log::Id::ID, __VA_ARGS__)
+#define NODELET_LOG(LEVEL, ID, ...)                                                              \
+  ::nodelet::log::logf(::nodelet::log::Level::NODELET_LOG_LEVEL_##LEVEL, ::nodelet::log::Id::ID, \
+                       __VA_ARGS__)
 #define NODELET_LOG_LEVEL_trace Trace
 #define NODELET_LOG_LEVEL_debug Debug
 #define NODELET_LOG_LEVEL_info Info

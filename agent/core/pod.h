@@ -119,7 +119,7 @@ struct Lifecycle {
 };
 
 struct ResourceRequirements {
-  StringMap limits;    // "cpu" -> "500m", "memory" -> "64Mi"
+  StringMap limits;  // "cpu" -> "500m", "memory" -> "64Mi"
   StringMap requests;
   bool operator==(const ResourceRequirements&) const = default;
 };

@@ -8,7 +8,9 @@ namespace {
 
 // Returns the quantity times `scale` (1 or 1000), rounded up.
 Result<int64_t> parseScaled(std::string_view q, long double scale) {
-  auto bad = [&] { return fail(ErrorCode::InvalidArgument, "invalid quantity \"" + std::string(q) + "\""); };
+  auto bad = [&] {
+    return fail(ErrorCode::InvalidArgument, "invalid quantity \"" + std::string(q) + "\"");
+  };
   if (q.empty() || q.size() > 64) return bad();
   size_t i = 0;
   if (q[i] == '+' || q[i] == '-') ++i;
@@ -28,19 +30,32 @@ Result<int64_t> parseScaled(std::string_view q, long double scale) {
   std::string_view suffix = q.substr(i);
   long double mult = 1;
   if (suffix.empty()) {
-  } else if (suffix == "m") { mult = 1e-3L;
-  } else if (suffix == "k") { mult = 1e3L;
-  } else if (suffix == "M") { mult = 1e6L;
-  } else if (suffix == "G") { mult = 1e9L;
-  } else if (suffix == "T") { mult = 1e12L;
-  } else if (suffix == "P") { mult = 1e15L;
-  } else if (suffix == "E") { mult = 1e18L;
-  } else if (suffix == "Ki") { mult = 1024.0L;
-  } else if (suffix == "Mi") { mult = 1024.0L * 1024;
-  } else if (suffix == "Gi") { mult = 1024.0L * 1024 * 1024;
-  } else if (suffix == "Ti") { mult = 1024.0L * 1024 * 1024 * 1024;
-  } else if (suffix == "Pi") { mult = 1024.0L * 1024 * 1024 * 1024 * 1024;
-  } else if (suffix == "Ei") { mult = 1024.0L * 1024 * 1024 * 1024 * 1024 * 1024;
+  } else if (suffix == "m") {
+    mult = 1e-3L;
+  } else if (suffix == "k") {
+    mult = 1e3L;
+  } else if (suffix == "M") {
+    mult = 1e6L;
+  } else if (suffix == "G") {
+    mult = 1e9L;
+  } else if (suffix == "T") {
+    mult = 1e12L;
+  } else if (suffix == "P") {
+    mult = 1e15L;
+  } else if (suffix == "E") {
+    mult = 1e18L;
+  } else if (suffix == "Ki") {
+    mult = 1024.0L;
+  } else if (suffix == "Mi") {
+    mult = 1024.0L * 1024;
+  } else if (suffix == "Gi") {
+    mult = 1024.0L * 1024 * 1024;
+  } else if (suffix == "Ti") {
+    mult = 1024.0L * 1024 * 1024 * 1024;
+  } else if (suffix == "Pi") {
+    mult = 1024.0L * 1024 * 1024 * 1024 * 1024;
+  } else if (suffix == "Ei") {
+    mult = 1024.0L * 1024 * 1024 * 1024 * 1024 * 1024;
   } else if (suffix[0] == 'e' || suffix[0] == 'E') {
     int exp = 0;
     size_t j = 1;

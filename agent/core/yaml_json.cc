@@ -3,8 +3,8 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
 #include <sstream>
@@ -94,14 +94,17 @@ class JsonBuilder final : public YAML::EventHandler {
     size_t nodes_at_start;
     std::optional<std::string> key;
   };
-  bool expectingKey() const { return !stack_.empty() && stack_.back().value.is_object() && !stack_.back().key; }
+  bool expectingKey() const {
+    return !stack_.empty() && stack_.back().value.is_object() && !stack_.back().key;
+  }
   void count(size_t n) {
     nodes_ += n;
     if (nodes_ > kMaxNodes) throw std::runtime_error("document expands to more than 200000 nodes");
   }
   void push(json v, YAML::anchor_t anchor) {
     if (expectingKey()) throw std::runtime_error("mapping keys must be scalars");
-    if (stack_.size() >= kMaxDepth) throw std::runtime_error("document nested deeper than 64 levels");
+    if (stack_.size() >= kMaxDepth)
+      throw std::runtime_error("document nested deeper than 64 levels");
     count(1);
     stack_.push_back({std::move(v), anchor, nodes_, std::nullopt});
   }

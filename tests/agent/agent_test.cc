@@ -84,7 +84,9 @@ class AgentTest : public ::testing::Test {
       if (c.state == cri::ContainerState::Running) out.push_back(c);
     return out;
   }
-  api::PodStatus status(const std::string& uid) { return statuses_.podStatus(uid).value_or(api::PodStatus{}); }
+  api::PodStatus status(const std::string& uid) {
+    return statuses_.podStatus(uid).value_or(api::PodStatus{});
+  }
   bool hasEvent(const std::string& reason, const std::string& message) {
     for (const auto& e : events_.events())
       if (e.reason == reason && e.message.find(message) != std::string::npos) return true;
@@ -117,7 +119,8 @@ TEST_F(AgentTest, RunsAStaticPodTheWayTheKubeletDoes) {
   ASSERT_TRUE(sbc);
   EXPECT_EQ(sbc->hostname, "web-node-1");
   EXPECT_EQ(sbc->log_directory, opts_.pod_logs_dir + "/default_web-node-1_" + web.pod.metadata.uid);
-  EXPECT_TRUE(std::filesystem::is_directory(sbc->log_directory)) << "nodelet creates the pod log directory";
+  EXPECT_TRUE(std::filesystem::is_directory(sbc->log_directory))
+      << "nodelet creates the pod log directory";
   EXPECT_EQ(sbc->cgroup_parent, "/kubepods/besteffort/pod" + web.pod.metadata.uid);
 
   auto run = running();
@@ -128,8 +131,11 @@ TEST_F(AgentTest, RunsAStaticPodTheWayTheKubeletDoes) {
   EXPECT_EQ(cfg.log_path, "app/0.log");
   EXPECT_EQ(cfg.command, (std::vector<std::string>{"sh", "-c", "echo hello from web-node-1"}));
   const auto env = cfg.envs;
-  EXPECT_NE(std::find(env.begin(), env.end(), std::pair<std::string, std::string>{"ESCAPED", "$(GREETING)"}), env.end());
-  EXPECT_FALSE(cfg.security.masked_paths.empty()) << "unprivileged containers get the default masked paths";
+  EXPECT_NE(std::find(env.begin(), env.end(),
+                      std::pair<std::string, std::string>{"ESCAPED", "$(GREETING)"}),
+            env.end());
+  EXPECT_FALSE(cfg.security.masked_paths.empty())
+      << "unprivileged containers get the default masked paths";
   bool hosts = false;
   for (const auto& m : cfg.mounts) hosts = hosts || m.container_path == "/etc/hosts";
   EXPECT_TRUE(hosts);
@@ -184,7 +190,8 @@ TEST_F(AgentTest, ARemovedManifestStopsAndRemovesThePod) {
   EXPECT_TRUE(rt_.containers().empty());
   EXPECT_FALSE(statuses_.podStatus(web.pod.metadata.uid));
   EXPECT_TRUE(hasEvent("Killing", "Stopping container app"));
-  EXPECT_FALSE(std::filesystem::exists(opts_.pod_logs_dir + "/default_web-node-1_" + web.pod.metadata.uid));
+  EXPECT_FALSE(
+      std::filesystem::exists(opts_.pod_logs_dir + "/default_web-node-1_" + web.pod.metadata.uid));
 }
 
 TEST_F(AgentTest, AnEditedManifestReplacesThePod) {
@@ -199,7 +206,8 @@ TEST_F(AgentTest, AnEditedManifestReplacesThePod) {
   ASSERT_EQ(sbs.size(), 1u);
   EXPECT_EQ(sbs[0].labels.at("io.kubernetes.pod.uid"), v2.pod.metadata.uid);
   ASSERT_EQ(running().size(), 1u);
-  EXPECT_EQ(rt_.containerConfigs().at(running()[0].id).command.back(), "echo howdy from web-node-1");
+  EXPECT_EQ(rt_.containerConfigs().at(running()[0].id).command.back(),
+            "echo howdy from web-node-1");
 }
 
 TEST_F(AgentTest, ARestartedAgentAdoptsRunningPods) {
@@ -220,7 +228,8 @@ TEST_F(AgentTest, ARestartedAgentAdoptsRunningPods) {
 TEST_F(AgentTest, OrphansAreRemovedButForeignContainersAreNeverTouched) {
   auto web = manifest(kWeb);
   apply({web});
-  const std::string foreign = rt_.addForeignSandbox({"other", "u-x", "default", 0}, {{"app", "theirs"}});
+  const std::string foreign =
+      rt_.addForeignSandbox({"other", "u-x", "default", 0}, {{"app", "theirs"}});
   rt_.addForeignContainer(foreign, "theirs", {}, cri::ContainerState::Running);
   start();
   apply({});  // the manifest is gone while nodelet was down

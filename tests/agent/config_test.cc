@@ -1,7 +1,8 @@
 // KubeletConfiguration and the kubelet's flags.
+#include "agent/config.h"
+
 #include <gtest/gtest.h>
 
-#include "agent/config.h"
 #include "agent/flags.h"
 
 namespace nodelet::agent {
@@ -13,10 +14,11 @@ TEST(DurationTest, GoSyntax) {
   struct Case {
     const char* s;
     int64_t ms;
-  } cases[] = {{"20s", 20000}, {"1m", 60000},    {"1m30s", 90000}, {"500ms", 500},
+  } cases[] = {{"20s", 20000},  {"1m", 60000},  {"1m30s", 90000}, {"500ms", 500},
                {"2h", 7200000}, {"1.5s", 1500}, {"0", 0},         {"1h0m0s", 3600000}};
   for (const auto& c : cases) EXPECT_EQ(parseDuration(c.s).value(), milliseconds(c.ms)) << c.s;
-  for (const char* bad : {"", "20", "s", "1x", "--1s", "1.2.3s"}) EXPECT_FALSE(parseDuration(bad)) << bad;
+  for (const char* bad : {"", "20", "s", "1x", "--1s", "1.2.3s"})
+    EXPECT_FALSE(parseDuration(bad)) << bad;
 }
 
 TEST(ConfigTest, ReadsTheFieldsNodeletHonours) {
@@ -41,7 +43,8 @@ failSwapOn: false
 readOnlyPort: 10255
 evictionHard: {memory.available: 100Mi}
 authentication: {anonymous: {enabled: false}}
-)", c);
+)",
+                          c);
   ASSERT_TRUE(s) << s.error().message;
   EXPECT_EQ(c.static_pod_path, "/etc/kubernetes/manifests");
   EXPECT_EQ(c.file_check_frequency, milliseconds(5000));
@@ -82,13 +85,17 @@ TEST(ConfigTest, ErrorsNameTheField) {
   };
   for (const auto& c : cases) {
     Config cfg;
-    auto s = loadConfigText(std::string("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n") + c.body, cfg);
+    auto s = loadConfigText(
+        std::string("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n") +
+            c.body,
+        cfg);
     ASSERT_FALSE(s) << c.body;
     EXPECT_NE(s.error().message.find(c.error), std::string::npos) << s.error().message;
   }
   Config cfg;
   EXPECT_FALSE(loadConfigText("apiVersion: v1\nkind: Pod\n", cfg));
-  EXPECT_FALSE(loadConfigText("kind: KubeletConfiguration\napiVersion: kubelet.config.k8s.io/v1\n", cfg));
+  EXPECT_FALSE(
+      loadConfigText("kind: KubeletConfiguration\napiVersion: kubelet.config.k8s.io/v1\n", cfg));
 }
 
 TEST(ConfigTest, UnsupportedValuesAreRejectedClearly) {
@@ -106,9 +113,10 @@ TEST(ConfigTest, UnsupportedValuesAreRejectedClearly) {
 }
 
 TEST(FlagsTest, TheKubeletsSpellings) {
-  auto a = parseArgs({"nodelet", "--config=/etc/k.yaml", "--pod-manifest-path", "/m", "-v=4", "--v", "5",
-                      "--fail-swap-on=false", "--cluster-dns=10.0.0.10,10.0.0.11", "--hostname-override", "Node1",
-                      "--runtime-request-timeout=30s", "--max-pods=12", "-root-dir=/r"});
+  auto a =
+      parseArgs({"nodelet", "--config=/etc/k.yaml", "--pod-manifest-path", "/m", "-v=4", "--v", "5",
+                 "--fail-swap-on=false", "--cluster-dns=10.0.0.10,10.0.0.11", "--hostname-override",
+                 "Node1", "--runtime-request-timeout=30s", "--max-pods=12", "-root-dir=/r"});
   ASSERT_TRUE(a) << a.error().message;
   Config c;
   ASSERT_TRUE(applyFlags(*a, c));
@@ -125,19 +133,22 @@ TEST(FlagsTest, TheKubeletsSpellings) {
 
 TEST(FlagsTest, FlagsOverrideTheFile) {
   Config c;
-  ASSERT_TRUE(loadConfigText("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nmaxPods: 50\nstaticPodPath: /file\n", c));
+  ASSERT_TRUE(
+      loadConfigText("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: "
+                     "KubeletConfiguration\nmaxPods: 50\nstaticPodPath: /file\n",
+                     c));
   ASSERT_TRUE(applyFlags(*parseArgs({"nodelet", "--max-pods=7"}), c));
   EXPECT_EQ(c.max_pods, 7);
   EXPECT_EQ(c.static_pod_path, "/file");
 }
 
 TEST(FlagsTest, MistakesAreErrors) {
-  for (std::vector<std::string> bad : std::vector<std::vector<std::string>>{
-           {"nodelet", "--no-such-flag"},
-           {"nodelet", "--config"},
-           {"nodelet", "stray"},
-           {"nodelet", "frobnicate"},
-           {"nodelet", "check", "-o", "xml", "f.yaml"}}) {
+  for (std::vector<std::string> bad :
+       std::vector<std::vector<std::string>>{{"nodelet", "--no-such-flag"},
+                                             {"nodelet", "--config"},
+                                             {"nodelet", "stray"},
+                                             {"nodelet", "frobnicate"},
+                                             {"nodelet", "check", "-o", "xml", "f.yaml"}}) {
     EXPECT_FALSE(parseArgs(bad)) << bad.back();
   }
   auto a = parseArgs({"nodelet", "--max-pods=lots"});

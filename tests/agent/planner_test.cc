@@ -14,7 +14,8 @@ using testing::podFromYaml;
 const MonoTime kNow = MonoTime(std::chrono::hours(100));
 const SysTime kNowSys = SysTime(std::chrono::seconds(1'700'000'000));
 int64_t nsAgo(std::chrono::seconds s) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>((kNowSys - s).time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>((kNowSys - s).time_since_epoch())
+      .count();
 }
 
 // A compact way to describe the runtime: sandbox "s<attempt>" ready or not, containers by name.
@@ -29,12 +30,18 @@ struct C {
   std::chrono::seconds finished_ago{std::chrono::seconds(1)};
 };
 
-PodRuntimeStatus runtime(const api::Pod& pod, std::vector<std::pair<std::string, bool>> sandboxes, std::vector<C> cs) {
+PodRuntimeStatus runtime(const api::Pod& pod, std::vector<std::pair<std::string, bool>> sandboxes,
+                         std::vector<C> cs) {
   PodRuntimeStatus st;
   st.uid = pod.metadata.uid;
   int64_t t = 1000;
   for (auto& [id, ready] : sandboxes)
-    st.sandboxes.push_back({id, static_cast<uint32_t>(id[1] - '0'), ready ? cri::SandboxState::Ready : cri::SandboxState::NotReady, t--, "10.0.0.1", {}});
+    st.sandboxes.push_back({id,
+                            static_cast<uint32_t>(id[1] - '0'),
+                            ready ? cri::SandboxState::Ready : cri::SandboxState::NotReady,
+                            t--,
+                            "10.0.0.1",
+                            {}});
   t = 1000;
   for (const auto& c : cs) {
     RuntimeContainer rc;
@@ -60,7 +67,8 @@ PodActions plan(const api::Pod& pod, const PodRuntimeStatus& st, const Backoff* 
 
 const char* kOneApp = "  containers: [{name: app, image: x}]\n";
 const char* kTwoInits =
-    "  initContainers: [{name: i1, image: x}, {name: i2, image: x}]\n  containers: [{name: app, image: x}]\n";
+    "  initContainers: [{name: i1, image: x}, {name: i2, image: x}]\n  containers: [{name: app, "
+    "image: x}]\n";
 const char* kSidecar =
     "  initContainers: [{name: side, image: x, restartPolicy: Always}, {name: i1, image: x}]\n"
     "  containers: [{name: app, image: x}]\n";
@@ -115,8 +123,8 @@ TEST(PlannerTest, RestartPolicyDecidesWhatRunsAgain) {
     bool restart;
     bool done;
   } cases[] = {
-      {"Always", 0, true, false},    {"Always", 1, true, false},   {"OnFailure", 0, false, true},
-      {"OnFailure", 1, true, false}, {"Never", 0, false, true},    {"Never", 1, false, true},
+      {"Always", 0, true, false},    {"Always", 1, true, false}, {"OnFailure", 0, false, true},
+      {"OnFailure", 1, true, false}, {"Never", 0, false, true},  {"Never", 1, false, true},
   };
   for (const auto& c : cases) {
     auto pod = podFromYaml(std::string(kOneApp) + "  restartPolicy: " + c.policy + "\n");
@@ -129,7 +137,9 @@ TEST(PlannerTest, RestartPolicyDecidesWhatRunsAgain) {
 TEST(PlannerTest, ARunningUnchangedPodIsLeftAlone) {
   auto pod = podFromYaml(kSidecar);
   auto a = plan(pod, runtime(pod, {{"s0", true}},
-                             {{"app", S::Running}, {"i1", S::Exited, 0, "s0", 0, "init"}, {"side", S::Running, 0, "s0", 0, "sidecar"}}));
+                             {{"app", S::Running},
+                              {"i1", S::Exited, 0, "s0", 0, "init"},
+                              {"side", S::Running, 0, "s0", 0, "sidecar"}}));
   EXPECT_EQ(a, PodActions{.sandbox_id = "s0"});
 }
 
@@ -159,7 +169,8 @@ TEST(PlannerTest, ACrashLoopBacksOff) {
   EXPECT_TRUE(a.containers_to_start.empty());
   ASSERT_TRUE(a.waiting.contains("app"));
   EXPECT_EQ(a.waiting["app"].reason, "CrashLoopBackOff");
-  EXPECT_EQ(a.waiting["app"].message, "back-off 10s restarting failed container=app pod=web_default(uid-1)");
+  EXPECT_EQ(a.waiting["app"].message,
+            "back-off 10s restarting failed container=app pod=web_default(uid-1)");
   ASSERT_TRUE(a.requeue_after);
   EXPECT_EQ(std::chrono::duration_cast<std::chrono::seconds>(*a.requeue_after).count(), 7);
 }
@@ -173,10 +184,13 @@ TEST(PlannerTest, AFailedLivenessProbeKillsAndTheRestartPolicyDecides) {
     auto pod = podFromYaml(std::string(kOneApp) + "  restartPolicy: " + c.policy + "\n");
     const std::map<std::string, Unhealthy> unhealthy = {
         {"app-0@s0", {"Container app failed liveness probe, will be restarted", 7}}};
-    auto a = computePodActions(pod, runtime(pod, {{"s0", true}}, {{"app", S::Running}}), {kNow, kNowSys, nullptr, &unhealthy});
+    auto a = computePodActions(pod, runtime(pod, {{"s0", true}}, {{"app", S::Running}}),
+                               {kNow, kNowSys, nullptr, &unhealthy});
     ASSERT_EQ(a.containers_to_kill.size(), 1u) << c.policy;
-    EXPECT_EQ(a.containers_to_kill[0].message, "Container app failed liveness probe, will be restarted");
-    EXPECT_EQ(a.containers_to_kill[0].grace_seconds, 7) << "the probe's terminationGracePeriodSeconds";
+    EXPECT_EQ(a.containers_to_kill[0].message,
+              "Container app failed liveness probe, will be restarted");
+    EXPECT_EQ(a.containers_to_kill[0].grace_seconds, 7)
+        << "the probe's terminationGracePeriodSeconds";
     EXPECT_EQ(!a.containers_to_start.empty(), c.restart) << c.policy;
   }
 }
@@ -190,7 +204,8 @@ TEST(PlannerTest, AContainerKilledByItsProbeAgainSoonWaitsOutItsBackoff) {
   now.restarts = 1;
   const auto st = runtime(pod, {{"s0", true}}, {now, prev});
   b.next(backoffKey(pod, pod.spec.containers[0]), kNow - std::chrono::seconds(2));
-  const std::map<std::string, Unhealthy> unhealthy = {{st.containers[0].status.id, {"probe failed", std::nullopt}}};
+  const std::map<std::string, Unhealthy> unhealthy = {
+      {st.containers[0].status.id, {"probe failed", std::nullopt}}};
   auto a = computePodActions(pod, st, {kNow, kNowSys, &b, &unhealthy});
   ASSERT_EQ(a.containers_to_kill.size(), 1u);
   EXPECT_TRUE(a.containers_to_start.empty()) << "the restart waits for the back-off";
@@ -216,11 +231,14 @@ TEST(PlannerTest, ANeverPodWhoseSandboxDiedIsDone) {
 TEST(PlannerTest, SidecarsStartInOrderAndMustRunBeforeTheNextInit) {
   auto pod = podFromYaml(kSidecar);
   EXPECT_EQ(plan(pod, runtime(pod, {}, {})).init_to_start, (std::vector<std::string>{"side"}));
-  EXPECT_EQ(plan(pod, runtime(pod, {{"s0", true}}, {{"side", S::Running, 0, "s0", 0, "sidecar"}})).init_to_start,
+  EXPECT_EQ(plan(pod, runtime(pod, {{"s0", true}}, {{"side", S::Running, 0, "s0", 0, "sidecar"}}))
+                .init_to_start,
             (std::vector<std::string>{"i1"}));
   // A sidecar that died after initialisation restarts without blocking the app.
   auto a = plan(pod, runtime(pod, {{"s0", true}},
-                             {{"app", S::Running}, {"i1", S::Exited, 0, "s0", 0, "init"}, {"side", S::Exited, 1, "s0", 0, "sidecar"}}));
+                             {{"app", S::Running},
+                              {"i1", S::Exited, 0, "s0", 0, "init"},
+                              {"side", S::Exited, 1, "s0", 0, "sidecar"}}));
   EXPECT_EQ(a.init_to_start, (std::vector<std::string>{"side"}));
   EXPECT_TRUE(a.containers_to_start.empty());
 }
@@ -228,7 +246,9 @@ TEST(PlannerTest, SidecarsStartInOrderAndMustRunBeforeTheNextInit) {
 TEST(PlannerTest, ACompletedPodStopsItsSidecars) {
   auto pod = podFromYaml(std::string(kSidecar) + "  restartPolicy: Never\n");
   auto a = plan(pod, runtime(pod, {{"s0", true}},
-                             {{"app", S::Exited, 0}, {"i1", S::Exited, 0, "s0", 0, "init"}, {"side", S::Running, 0, "s0", 0, "sidecar"}}));
+                             {{"app", S::Exited, 0},
+                              {"i1", S::Exited, 0, "s0", 0, "init"},
+                              {"side", S::Running, 0, "s0", 0, "sidecar"}}));
   EXPECT_TRUE(a.pod_done);
   ASSERT_EQ(a.containers_to_kill.size(), 1u);
   EXPECT_EQ(a.containers_to_kill[0].name, "side");

@@ -80,8 +80,9 @@ TEST(PodStatusTest, ARunningPod) {
   ASSERT_TRUE(c.state.running);
   std::vector<std::string> types;
   for (const auto& x : s.conditions) types.push_back(x.type + "=" + x.status);
-  EXPECT_EQ(types, (std::vector<std::string>{"PodReadyToStartContainers=True", "Initialized=True", "Ready=True",
-                                             "ContainersReady=True", "PodScheduled=True"}));
+  EXPECT_EQ(types,
+            (std::vector<std::string>{"PodReadyToStartContainers=True", "Initialized=True",
+                                      "Ready=True", "ContainersReady=True", "PodScheduled=True"}));
 }
 
 TEST(PodStatusTest, PhasesFollowTheKubeletsRules) {
@@ -100,14 +101,17 @@ TEST(PodStatusTest, PhasesFollowTheKubeletsRules) {
       {"Never", {ctr("a", S::Running)}, "Pending"},
   };
   for (const auto& c : cases) {
-    auto f = fixture(std::string("  restartPolicy: ") + c.policy + "\n  containers: [{name: a, image: x}, {name: b, image: x}]\n", c.cs);
+    auto f = fixture(std::string("  restartPolicy: ") + c.policy +
+                         "\n  containers: [{name: a, image: x}, {name: b, image: x}]\n",
+                     c.cs);
     EXPECT_EQ(f.compute().phase, c.phase) << c.policy << " with " << c.cs.size() << " containers";
   }
 }
 
 TEST(PodStatusTest, ACrashLoopShowsWaitingWithTheLastExit) {
   auto f = fixture("  containers: [{name: app, image: x}]\n", {ctr("app", S::Exited, 2, 3)});
-  f.waiting["app"] = {"CrashLoopBackOff", "back-off 40s restarting failed container=app pod=web_default(uid-1)"};
+  f.waiting["app"] = {"CrashLoopBackOff",
+                      "back-off 40s restarting failed container=app pod=web_default(uid-1)"};
   auto s = f.compute();
   const auto& c = s.container_statuses[0];
   ASSERT_TRUE(c.state.waiting);
@@ -124,8 +128,9 @@ TEST(PodStatusTest, ACrashLoopShowsWaitingWithTheLastExit) {
 }
 
 TEST(PodStatusTest, LastStateIsThePreviousContainer) {
-  auto f = fixture("  containers: [{name: app, image: x}]\n",
-                   {ctr("app", S::Running, 0, 1, "s0", 200), ctr("app", S::Exited, 137, 0, "s0", 100)});
+  auto f =
+      fixture("  containers: [{name: app, image: x}]\n",
+              {ctr("app", S::Running, 0, 1, "s0", 200), ctr("app", S::Exited, 137, 0, "s0", 100)});
   auto s = f.compute();
   EXPECT_EQ(s.container_statuses[0].restart_count, 1);
   ASSERT_TRUE(s.container_statuses[0].last_state.terminated);
@@ -133,8 +138,10 @@ TEST(PodStatusTest, LastStateIsThePreviousContainer) {
 }
 
 TEST(PodStatusTest, InitialisingPod) {
-  auto f = fixture("  initContainers: [{name: i1, image: x}, {name: i2, image: x}]\n  containers: [{name: app, image: x}]\n",
-                   {ctr("i1", S::Exited, 0)});
+  auto f = fixture(
+      "  initContainers: [{name: i1, image: x}, {name: i2, image: x}]\n  containers: [{name: app, "
+      "image: x}]\n",
+      {ctr("i1", S::Exited, 0)});
   auto s = f.compute();
   EXPECT_EQ(s.phase, "Pending");
   EXPECT_EQ(cond(s, "Initialized").status, "False");
@@ -147,13 +154,16 @@ TEST(PodStatusTest, InitialisingPod) {
 }
 
 TEST(PodStatusTest, AFailedInitContainerFailsANeverPod) {
-  auto f = fixture("  restartPolicy: Never\n  initContainers: [{name: i1, image: x}]\n  containers: [{name: app, image: x}]\n",
-                   {ctr("i1", S::Exited, 1)});
+  auto f = fixture(
+      "  restartPolicy: Never\n  initContainers: [{name: i1, image: x}]\n  containers: [{name: "
+      "app, image: x}]\n",
+      {ctr("i1", S::Exited, 1)});
   EXPECT_EQ(f.compute().phase, "Failed");
 }
 
 TEST(PodStatusTest, TerminalPhasesNeverChangeAndReadyBecomesPodCompleted) {
-  auto f = fixture("  restartPolicy: Never\n  containers: [{name: app, image: x}]\n", {ctr("app", S::Exited, 0)});
+  auto f = fixture("  restartPolicy: Never\n  containers: [{name: app, image: x}]\n",
+                   {ctr("app", S::Exited, 0)});
   auto s = f.compute();
   EXPECT_EQ(s.phase, "Succeeded");
   EXPECT_EQ(cond(s, "Ready").reason, "PodCompleted");
@@ -170,11 +180,13 @@ TEST(PodStatusTest, TransitionTimesCarryOverWhileTheStatusHolds) {
   EXPECT_EQ(cond(s, "Ready").last_transition_time, kNow - std::chrono::hours(1));
   EXPECT_EQ(s.start_time, kNow - std::chrono::hours(2));
   f.rt.containers[0].status.state = S::Exited;
-  EXPECT_EQ(cond(f.compute(&prev), "Ready").last_transition_time, kNow) << "a change is a new transition";
+  EXPECT_EQ(cond(f.compute(&prev), "Ready").last_transition_time, kNow)
+      << "a change is a new transition";
 }
 
 TEST(PodStatusTest, HostNetworkPodsReportTheNodeIp) {
-  auto f = fixture("  hostNetwork: true\n  containers: [{name: app, image: x}]\n", {ctr("app", S::Running)});
+  auto f = fixture("  hostNetwork: true\n  containers: [{name: app, image: x}]\n",
+                   {ctr("app", S::Running)});
   EXPECT_EQ(f.compute().pod_ip, "192.0.2.10");
 }
 
@@ -191,7 +203,8 @@ TEST(QosClassTest, FromRequestsAndLimits) {
       {"{limits: {memory: 1Gi}}", "Burstable"},
   };
   for (const auto& c : cases) {
-    auto pod = podFromYaml(std::string("  containers: [{name: a, image: x, resources: ") + c.resources + "}]\n");
+    auto pod = podFromYaml(std::string("  containers: [{name: a, image: x, resources: ") +
+                           c.resources + "}]\n");
     EXPECT_EQ(qosClass(pod.spec), c.qos) << c.resources;
   }
 }

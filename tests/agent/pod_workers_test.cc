@@ -24,7 +24,8 @@ class FakePodSyncer final : public PodSyncer {
     cv_.wait(l, [&] { return !hold_; });
     return next_outcome_;
   }
-  Status syncTerminatingPod(const std::string& uid, const api::Pod*, std::optional<int64_t> grace) override {
+  Status syncTerminatingPod(const std::string& uid, const api::Pod*,
+                            std::optional<int64_t> grace) override {
     std::lock_guard l(mu_);
     calls_.push_back("terminating " + uid + (grace ? " grace=" + std::to_string(*grace) : ""));
     if (fail_terminating_ > 0) {
@@ -63,11 +64,16 @@ class FakePodSyncer final : public PodSyncer {
   SyncOutcome next_outcome_;
 };
 
-api::Pod pod(const std::string& uid, const std::string& image = "x:1", const std::string& name = "web") {
+api::Pod pod(const std::string& uid, const std::string& image = "x:1",
+             const std::string& name = "web") {
   return podFromYaml("  containers: [{name: app, image: \"" + image + "\"}]\n", name, uid);
 }
-PodUpdate sync(const api::Pod& p) { return {PodUpdate::Type::Sync, p.metadata.uid, p, std::nullopt, true}; }
-PodUpdate kill(const std::string& uid, bool remove = true) { return {PodUpdate::Type::Kill, uid, std::nullopt, std::nullopt, remove}; }
+PodUpdate sync(const api::Pod& p) {
+  return {PodUpdate::Type::Sync, p.metadata.uid, p, std::nullopt, true};
+}
+PodUpdate kill(const std::string& uid, bool remove = true) {
+  return {PodUpdate::Type::Kill, uid, std::nullopt, std::nullopt, remove};
+}
 
 class PodWorkersTest : public ::testing::Test {
  protected:
@@ -95,7 +101,8 @@ TEST_F(PodWorkersTest, KillIsNeverOverwrittenByUpdate) {
   workers_.updatePod(sync(pod("a", "x:2")));
   syncer_.release();
   workers_.waitIdle();
-  EXPECT_EQ(syncer_.calls(), (std::vector<std::string>{"sync a x:1", "terminating a", "terminated a remove"}));
+  EXPECT_EQ(syncer_.calls(),
+            (std::vector<std::string>{"sync a x:1", "terminating a", "terminated a remove"}));
   EXPECT_FALSE(workers_.known("a")) << "finished workers are forgotten";
 }
 
@@ -112,7 +119,8 @@ TEST_F(PodWorkersTest, ATerminatingPodDoesNotSyncAgain) {
   clock_.advance(std::chrono::seconds(1));
   workers_.tick();
   workers_.waitIdle();
-  EXPECT_EQ(syncer_.calls(), (std::vector<std::string>{"sync a x:1", "terminating a", "terminating a", "terminated a remove"}));
+  EXPECT_EQ(syncer_.calls(), (std::vector<std::string>{"sync a x:1", "terminating a",
+                                                       "terminating a", "terminated a remove"}));
 }
 
 TEST_F(PodWorkersTest, ANewPodOfTheSameNameWaitsForTheOldOne) {
@@ -123,12 +131,14 @@ TEST_F(PodWorkersTest, ANewPodOfTheSameNameWaitsForTheOldOne) {
   workers_.updatePod(sync(pod("new")));
   workers_.waitIdle();
   auto calls = syncer_.calls();
-  EXPECT_EQ(std::count(calls.begin(), calls.end(), "sync new x:1"), 0) << "old is still terminating";
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), "sync new x:1"), 0)
+      << "old is still terminating";
   clock_.advance(std::chrono::seconds(1));
   workers_.tick();
   workers_.waitIdle();
-  EXPECT_EQ(syncer_.calls(), (std::vector<std::string>{"sync old x:1", "terminating old", "terminating old",
-                                                       "terminated old remove", "sync new x:1"}));
+  EXPECT_EQ(syncer_.calls(),
+            (std::vector<std::string>{"sync old x:1", "terminating old", "terminating old",
+                                      "terminated old remove", "sync new x:1"}));
 }
 
 TEST_F(PodWorkersTest, PodsOfOtherNamesDoNotWait) {
@@ -146,7 +156,8 @@ TEST_F(PodWorkersTest, ACompletedPodIsTerminatedButKept) {
   syncer_.next_outcome_.pod_done = true;
   workers_.updatePod(sync(pod("a")));
   workers_.waitIdle();
-  EXPECT_EQ(syncer_.calls(), (std::vector<std::string>{"sync a x:1", "terminating a", "terminated a keep"}));
+  EXPECT_EQ(syncer_.calls(),
+            (std::vector<std::string>{"sync a x:1", "terminating a", "terminated a keep"}));
   EXPECT_EQ(workers_.state("a"), PodWorkerState::Terminated);
   // Removing the manifest later removes it for good.
   workers_.updatePod(kill("a"));

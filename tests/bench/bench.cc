@@ -32,8 +32,10 @@ std::string image() { return env("NODELET_E2E_APP_IMAGE", "localhost/nodelet/bus
 const char* kIdle = "trap 'exit 0' TERM; while true; do sleep 1 & wait $!; done";
 
 std::string manifest(const std::string& name, const std::string& marker = "") {
-  return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name + "}\nspec:\n  terminationGracePeriodSeconds: 5\n"
-         "  containers:\n  - name: app\n    image: " + image() + "\n    command: [\"sh\", \"-c\", \"" + kIdle +
+  return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name +
+         "}\nspec:\n  terminationGracePeriodSeconds: 5\n"
+         "  containers:\n  - name: app\n    image: " +
+         image() + "\n    command: [\"sh\", \"-c\", \"" + kIdle +
          (marker.empty() ? "" : " # " + marker) + "\"]\n";
 }
 
@@ -43,12 +45,14 @@ std::string manifest(const std::string& name, const std::string& marker = "") {
 bool waitRunning(NodeletProcess& n, size_t want, std::chrono::seconds limit,
                  const std::function<bool(const cri::Container&)>& match = nullptr,
                  milliseconds every = milliseconds(2)) {
-  return waitFor([&] {
-    size_t running = 0;
-    for (const auto& c : n.containers())
-      if (c.state == cri::ContainerState::Running && (!match || match(c))) ++running;
-    return running >= want;
-  }, limit, every);
+  return waitFor(
+      [&] {
+        size_t running = 0;
+        for (const auto& c : n.containers())
+          if (c.state == cri::ContainerState::Running && (!match || match(c))) ++running;
+        return running >= want;
+      },
+      limit, every);
 }
 
 struct Usage {
@@ -59,7 +63,8 @@ struct Usage {
 uint64_t cpuNs(pid_t pid) {
   uint64_t total = 0;
   std::error_code ec;
-  for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+  for (const auto& t :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
     std::ifstream in(t.path() / "schedstat");
     uint64_t ns = 0;
     if (in >> ns) total += ns;
@@ -97,29 +102,43 @@ double directStart(cri::RuntimeService& rt, int pods, int parallel, const std::s
           sb.hostname = "direct-" + std::to_string(i);
           sb.log_directory = "/var/log/nodelet-bench/" + uid;
           sb.labels = {{"nodelet-bench", tag}};
-          sb.cgroup_parent = env("NODELET_E2E_CGROUP_PARENT", "/nodelet-rig") + "/kubepods/besteffort/pod" + uid;
-          sb.dns_config = cri::DnsConfig{{"10.96.0.10"}, {"default.svc.cluster.local"}, {"ndots:5"}};
+          sb.cgroup_parent =
+              env("NODELET_E2E_CGROUP_PARENT", "/nodelet-rig") + "/kubepods/besteffort/pod" + uid;
+          sb.dns_config =
+              cri::DnsConfig{{"10.96.0.10"}, {"default.svc.cluster.local"}, {"ndots:5"}};
           sb.security.seccomp = cri::SecurityProfile{cri::SecurityProfile::Type::Unconfined, ""};
           std::filesystem::create_directories(sb.log_directory);
           // The same extra requests nodelet (and the kubelet) make: sandbox status, files to mount.
           std::ofstream(sb.log_directory + "/hosts") << "127.0.0.1\tlocalhost\n";
           std::ofstream(sb.log_directory + "/termination-log") << "";
           auto id = rt.runPodSandbox(sb, "");
-          if (!id) { std::fprintf(stderr, "direct RunPodSandbox: %s\n", id.error().message.c_str()); continue; }
+          if (!id) {
+            std::fprintf(stderr, "direct RunPodSandbox: %s\n", id.error().message.c_str());
+            continue;
+          }
           sandboxes[static_cast<size_t>(i)] = *id;
           cri::ContainerConfig c;
           c.name = "app";
           c.image = image();
           c.command = {"sh", "-c", kIdle};
           c.log_path = "app/0.log";
-          c.mounts = {{"/etc/hosts", sb.log_directory + "/hosts"}, {"/dev/termination-log", sb.log_directory + "/termination-log"}};
+          c.mounts = {{"/etc/hosts", sb.log_directory + "/hosts"},
+                      {"/dev/termination-log", sb.log_directory + "/termination-log"}};
           // The kubelet's default masked and read-only /proc paths, which nodelet sends too:
           // runc sets each up, so a fair floor includes them.
-          c.security.masked_paths = {"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys",
-                                     "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-                                     "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+          c.security.masked_paths = {"/proc/asound",
+                                     "/proc/acpi",
+                                     "/proc/kcore",
+                                     "/proc/keys",
+                                     "/proc/latency_stats",
+                                     "/proc/timer_list",
+                                     "/proc/timer_stats",
+                                     "/proc/sched_debug",
+                                     "/proc/scsi",
+                                     "/sys/firmware",
                                      "/sys/devices/virtual/powercap"};
-          c.security.readonly_paths = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"};
+          c.security.readonly_paths = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                                       "/proc/sysrq-trigger"};
           c.security.seccomp = cri::SecurityProfile{cri::SecurityProfile::Type::Unconfined, ""};
           (void)rt.podSandboxStatus(*id, false);
           auto cid = rt.createContainer(*id, c, sb);
@@ -141,7 +160,8 @@ double directStart(cri::RuntimeService& rt, int pods, int parallel, const std::s
 double nodeletStart(NodeletProcess& n, int pods, const std::string& tag) {
   const size_t already = n.containers().size();
   const auto t0 = Clock::now();
-  for (int i = 0; i < pods; ++i) n.write(tag + std::to_string(i) + ".yaml", manifest(tag + std::to_string(i)));
+  for (int i = 0; i < pods; ++i)
+    n.write(tag + std::to_string(i) + ".yaml", manifest(tag + std::to_string(i)));
   if (!waitRunning(n, already + static_cast<size_t>(pods), std::chrono::seconds(120), nullptr,
                    pods > 1 ? milliseconds(25) : milliseconds(2)))
     return -1;
@@ -156,7 +176,8 @@ int run() {
   const int kPods = 20, kParallel = 4;  // nodelet's worker pool has 4 threads
   NodeletProcess n;
   n.start("", 0);
-  if (!waitFor([&] { return std::filesystem::exists(n.root() / "status"); }, std::chrono::seconds(10))) {
+  if (!waitFor([&] { return std::filesystem::exists(n.root() / "status"); },
+               std::chrono::seconds(10))) {
     // The status directory appears with the first snapshot; an empty node may not write one.
   }
   std::this_thread::sleep_for(std::chrono::seconds(2));  // NOLINT(real-time): let it settle
@@ -178,8 +199,8 @@ int run() {
     if (round == 2) break;  // the last round's pods stay for what follows
     for (int i = 0; i < kPods; ++i) n.remove("twenty-" + std::to_string(i) + ".yaml");
     // Until the previous round is fully gone (sandboxes too: CNI teardown is heavy).
-    waitFor([&] { return n.containers().size() <= 5 && n.sandboxes().size() <= 5; }, std::chrono::seconds(60),
-            milliseconds(50));
+    waitFor([&] { return n.containers().size() <= 5 && n.sandboxes().size() <= 5; },
+            std::chrono::seconds(60), milliseconds(50));
   }
   const double direct20 = median(d20), nodelet20 = median(n20);
   std::this_thread::sleep_for(std::chrono::seconds(3));  // NOLINT(real-time): let it settle
@@ -191,7 +212,8 @@ int run() {
     const std::string pod = "twenty-" + std::to_string(i) + "-" + n.node();
     std::string old_id;
     for (const auto& c : n.containers())
-      if (c.state == cri::ContainerState::Running && c.labels.at("io.kubernetes.pod.name") == pod) old_id = c.id;
+      if (c.state == cri::ContainerState::Running && c.labels.at("io.kubernetes.pod.name") == pod)
+        old_id = c.id;
     auto st = n.runtime().containerStatus(old_id, true);
     if (!st || !st->info.contains("info")) continue;
     const int pid = nlohmann::json::parse(st->info.at("info")).value("pid", 0);
@@ -213,25 +235,34 @@ int run() {
     const std::string pod = name + "-" + n.node();
     std::string old_uid;
     for (const auto& c : n.containers())
-      if (c.labels.at("io.kubernetes.pod.name") == pod && c.state == cri::ContainerState::Running) old_uid = c.labels.at("io.kubernetes.pod.uid");
+      if (c.labels.at("io.kubernetes.pod.name") == pod && c.state == cri::ContainerState::Running)
+        old_uid = c.labels.at("io.kubernetes.pod.uid");
     if (waitRunning(n, 1, std::chrono::seconds(30), [&](const cri::Container& c) {
-          return c.labels.at("io.kubernetes.pod.name") == pod && c.labels.at("io.kubernetes.pod.uid") != old_uid;
+          return c.labels.at("io.kubernetes.pod.name") == pod &&
+                 c.labels.at("io.kubernetes.pod.uid") != old_uid;
         }))
       edit.push_back(ms(Clock::now() - t0));
   }
 
   std::printf("\n## nodelet benchmark (%s)\n\n", env("BENCH_LABEL", "this machine").c_str());
   std::printf("| measure | direct CRI | nodelet | nodelet's own share |\n|---|---:|---:|---:|\n");
-  std::printf("| 1 pod: manifest written -> container RUNNING, median of 5 | %.0f ms | %.0f ms | %.1f ms |\n",
-              direct1, nodelet1, nodelet1 - direct1);
-  std::printf("| %d pods (parallelism %d): all RUNNING, median of 3 | %.0f ms | %.0f ms | %.1f ms per pod |\n", kPods, kParallel,
-              direct20, nodelet20, (nodelet20 - direct20) / kPods);
-  std::printf("| crashed container (SIGKILL) -> replacement RUNNING, median of %zu | | %.0f ms | |\n", crash.size(),
-              median(crash));
-  std::printf("| edited manifest -> new pod RUNNING, median of %zu | | %.0f ms | |\n", edit.size(), median(edit));
-  std::printf("| RSS idle, 0 pods / %d pods | | %.1f / %.1f MiB | |\n", kPods, idle0.rss_mib, idle20.rss_mib);
-  std::printf("| CPU idle (20 s), 0 pods / %d pods | | %.3f %% / %.3f %% of a core | |\n", kPods, idle0.cpu_percent,
-              idle20.cpu_percent);
+  std::printf(
+      "| 1 pod: manifest written -> container RUNNING, median of 5 | %.0f ms | %.0f ms | %.1f ms "
+      "|\n",
+      direct1, nodelet1, nodelet1 - direct1);
+  std::printf(
+      "| %d pods (parallelism %d): all RUNNING, median of 3 | %.0f ms | %.0f ms | %.1f ms per pod "
+      "|\n",
+      kPods, kParallel, direct20, nodelet20, (nodelet20 - direct20) / kPods);
+  std::printf(
+      "| crashed container (SIGKILL) -> replacement RUNNING, median of %zu | | %.0f ms | |\n",
+      crash.size(), median(crash));
+  std::printf("| edited manifest -> new pod RUNNING, median of %zu | | %.0f ms | |\n", edit.size(),
+              median(edit));
+  std::printf("| RSS idle, 0 pods / %d pods | | %.1f / %.1f MiB | |\n", kPods, idle0.rss_mib,
+              idle20.rss_mib);
+  std::printf("| CPU idle (20 s), 0 pods / %d pods | | %.3f %% / %.3f %% of a core | |\n", kPods,
+              idle0.cpu_percent, idle20.cpu_percent);
   std::printf("\n1-pod samples direct / nodelet (ms):");
   for (size_t i = 0; i < d1.size(); ++i) std::printf(" %.0f/%.0f", d1[i], n1[i]);
   std::printf("\n20-pod samples direct / nodelet (ms):");
@@ -251,12 +282,14 @@ int runProbes() {
   const int kPods = 110;
   const char* kWeb = "trap 'exit 0' TERM; httpd -f -p 80 -h / & wait";
   auto podYaml = [&](int i, bool probes) {
-    return "apiVersion: v1\nkind: Pod\nmetadata: {name: p" + std::to_string(i) + "}\nspec:\n"
-           "  terminationGracePeriodSeconds: 5\n  containers:\n  - name: app\n    image: " + image() +
-           "\n    command: [\"sh\", \"-c\", \"" + kWeb + "\"]\n" +
-           (probes ? "    readinessProbe: {httpGet: {path: /etc/passwd, port: 80}, periodSeconds: 1}\n"
-                     "    livenessProbe: {tcpSocket: {port: 80}, periodSeconds: 1}\n"
-                   : "");
+    return "apiVersion: v1\nkind: Pod\nmetadata: {name: p" + std::to_string(i) +
+           "}\nspec:\n"
+           "  terminationGracePeriodSeconds: 5\n  containers:\n  - name: app\n    image: " +
+           image() + "\n    command: [\"sh\", \"-c\", \"" + kWeb + "\"]\n" +
+           (probes
+                ? "    readinessProbe: {httpGet: {path: /etc/passwd, port: 80}, periodSeconds: 1}\n"
+                  "    livenessProbe: {tcpSocket: {port: 80}, periodSeconds: 1}\n"
+                : "");
   };
   NodeletProcess plain, probed;
   plain.start("", 0);
@@ -265,20 +298,23 @@ int runProbes() {
     plain.write("p" + std::to_string(i) + ".yaml", podYaml(i, false));
     probed.write("p" + std::to_string(i) + ".yaml", podYaml(i, true));
   }
-  const bool up = waitRunning(plain, kPods, std::chrono::seconds(300)) && waitRunning(probed, kPods, std::chrono::seconds(300));
+  const bool up = waitRunning(plain, kPods, std::chrono::seconds(300)) &&
+                  waitRunning(probed, kPods, std::chrono::seconds(300));
   if (!up) {
     std::fprintf(stderr, "bench probes: pods did not all start\n");
     return 1;
   }
   // Until every probed pod is ready (its probes run), then let both settle.
-  waitFor([&] {
-    int ready = 0;
-    for (int i = 0; i < kPods; ++i) {
-      auto c = probed.container("p" + std::to_string(i), "app");
-      ready += c && c->value("ready", false);
-    }
-    return ready == kPods;
-  }, std::chrono::seconds(120), milliseconds(500));
+  waitFor(
+      [&] {
+        int ready = 0;
+        for (int i = 0; i < kPods; ++i) {
+          auto c = probed.container("p" + std::to_string(i), "app");
+          ready += c && c->value("ready", false);
+        }
+        return ready == kPods;
+      },
+      std::chrono::seconds(120), milliseconds(500));
   std::this_thread::sleep_for(std::chrono::seconds(5));  // NOLINT(real-time)
   auto ticks = [](pid_t pid) {  // utime, stime of the process (all threads), in clock ticks
     std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -318,20 +354,25 @@ int runProbes() {
   const double cpu_a = 100.0 * static_cast<double>(a1 - a0) / 1e9 / secs;
   const double cpu_b = 100.0 * static_cast<double>(b1 - b0) / 1e9 / secs;
   std::printf("\n## probes at scale (%d pods each, 30 s window, side by side)\n\n", kPods);
-  std::printf("| nodelet | CPU (%% of a core) | of it: user / kernel | RSS |\n|---|---:|---:|---:|\n");
+  std::printf(
+      "| nodelet | CPU (%% of a core) | of it: user / kernel | RSS |\n|---|---:|---:|---:|\n");
   std::printf("| %d pods, no probes | %.2f %% | %.2f / %.2f %% | %.1f MiB |\n", kPods, cpu_a,
               pct(ta1.first - ta0.first), pct(ta1.second - ta0.second), rss(plain.pid()));
-  std::printf("| %d pods x (HTTP readiness + TCP liveness, period 1 s) = %d probes/s | %.2f %% | %.2f / %.2f %% | %.1f MiB |\n",
-              kPods, 2 * kPods, cpu_b, pct(tb1.first - tb0.first), pct(tb1.second - tb0.second), rss(probed.pid()));
+  std::printf(
+      "| %d pods x (HTTP readiness + TCP liveness, period 1 s) = %d probes/s | %.2f %% | %.2f / "
+      "%.2f %% | %.1f MiB |\n",
+      kPods, 2 * kPods, cpu_b, pct(tb1.first - tb0.first), pct(tb1.second - tb0.second),
+      rss(probed.pid()));
   std::printf("| added by the probes | %.2f %% | %.2f / %.2f %% | |\n", cpu_b - cpu_a,
-              pct((tb1.first - tb0.first) - (ta1.first - ta0.first)), pct((tb1.second - tb0.second) - (ta1.second - ta0.second)));
+              pct((tb1.first - tb0.first) - (ta1.first - ta0.first)),
+              pct((tb1.second - tb0.second) - (ta1.second - ta0.second)));
   std::printf("\nprobed pods ready: %d/%d, restarts: %d\n", ready, kPods, restarts);
   for (int i = 0; i < kPods; ++i) {
     plain.remove("p" + std::to_string(i) + ".yaml");
     probed.remove("p" + std::to_string(i) + ".yaml");
   }
-  waitFor([&] { return plain.sandboxes().empty() && probed.sandboxes().empty(); }, std::chrono::seconds(120),
-          milliseconds(500));
+  waitFor([&] { return plain.sandboxes().empty() && probed.sandboxes().empty(); },
+          std::chrono::seconds(120), milliseconds(500));
   return 0;
 }
 

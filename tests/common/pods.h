@@ -9,8 +9,8 @@ namespace nodelet::testing {
 
 inline api::Pod podFromYaml(const std::string& spec_yaml, const std::string& name = "web",
                             const std::string& uid = "uid-1") {
-  auto json = yamlToJson("apiVersion: v1\nkind: Pod\nmetadata: {name: " + name + ", namespace: default, uid: " + uid +
-                         "}\nspec:\n" + spec_yaml);
+  auto json = yamlToJson("apiVersion: v1\nkind: Pod\nmetadata: {name: " + name +
+                         ", namespace: default, uid: " + uid + "}\nspec:\n" + spec_yaml);
   EXPECT_TRUE(json) << json.error().message;
   auto pod = api::decodePod(json.value_or("{}"));
   EXPECT_TRUE(pod) << pod.error().message;

@@ -13,7 +13,8 @@ namespace {
 using nlohmann::json;
 
 TEST(YamlToJsonTest, ResolvesPlainScalarsAndKeepsQuotedStrings) {
-  auto j = yamlToJson("a: 1\nb: '1'\nc: true\nd: \"true\"\ne: 1.5\nf: null\ng: ~\nh: text\ni: yes\nj: 010x\n");
+  auto j = yamlToJson(
+      "a: 1\nb: '1'\nc: true\nd: \"true\"\ne: 1.5\nf: null\ng: ~\nh: text\ni: yes\nj: 010x\n");
   ASSERT_TRUE(j) << j.error().message;
   const json v = json::parse(*j);
   EXPECT_EQ(v["a"], 1);
@@ -70,7 +71,8 @@ TEST(YamlToJsonTest, RejectsWhatIsNotOneDocument) {
   for (const auto& c : cases) {
     auto j = yamlToJson(c.yaml);
     ASSERT_FALSE(j) << c.name;
-    EXPECT_NE(j.error().message.find(c.error), std::string::npos) << c.name << ": " << j.error().message;
+    EXPECT_NE(j.error().message.find(c.error), std::string::npos)
+        << c.name << ": " << j.error().message;
   }
 }
 
@@ -78,7 +80,8 @@ TEST(YamlToJsonTest, RefusesAliasBombsAndDeepNesting) {
   std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
   for (char c = 'b'; c <= 'i'; ++c) {
     bomb += std::string(1, c) + ": &" + c + " [";
-    for (int i = 0; i < 10; ++i) bomb += std::string(i ? ", " : "") + "*" + static_cast<char>(c - 1);
+    for (int i = 0; i < 10; ++i)
+      bomb += std::string(i ? ", " : "") + "*" + static_cast<char>(c - 1);
     bomb += "]\n";
   }
   auto j = yamlToJson(bomb);
@@ -101,10 +104,18 @@ TEST(QuantityTest, ParsesTheKubernetesForms) {
   struct Case {
     const char* q;
     int64_t milli;
-  } cases[] = {{"100m", 100},          {"1", 1000},        {"0.5", 500},        {"2", 2000},
-               {"1k", 1'000'000},      {"64Mi", 64LL * 1024 * 1024 * 1000},   {"1Gi", 1073741824000LL},
-               {"1e3", 1'000'000},     {"1.5Gi", 1610612736000LL},            {"0", 0},
-               {"1m", 1},              {"0.0001", 1}};
+  } cases[] = {{"100m", 100},
+               {"1", 1000},
+               {"0.5", 500},
+               {"2", 2000},
+               {"1k", 1'000'000},
+               {"64Mi", 64LL * 1024 * 1024 * 1000},
+               {"1Gi", 1073741824000LL},
+               {"1e3", 1'000'000},
+               {"1.5Gi", 1610612736000LL},
+               {"0", 0},
+               {"1m", 1},
+               {"0.0001", 1}};
   for (const auto& c : cases) {
     auto v = api::parseQuantityMilli(c.q);
     ASSERT_TRUE(v) << c.q;
@@ -112,7 +123,8 @@ TEST(QuantityTest, ParsesTheKubernetesForms) {
   }
   EXPECT_EQ(api::parseQuantity("64Mi").value(), 64LL * 1024 * 1024);
   EXPECT_EQ(api::parseQuantity("100m").value(), 1) << "Value() rounds up";
-  for (const char* bad : {"", "abc", "1x", "Mi", "1.2.3", "--1", "1e999"}) EXPECT_FALSE(api::parseQuantityMilli(bad)) << bad;
+  for (const char* bad : {"", "abc", "1x", "Mi", "1.2.3", "--1", "1e999"})
+    EXPECT_FALSE(api::parseQuantityMilli(bad)) << bad;
 }
 
 TEST(TimeTest, FormatsAndParsesRfc3339) {
@@ -133,7 +145,8 @@ TEST(DecodePodTest, ErrorsNameTheFieldPath) {
       {R"({"spec":{"containers":[{"name":"a","ports":[{"containerPort":"eighty"}]}]}})",
        "spec.containers[0].ports[0].containerPort: expected integer, got string"},
       {R"({"spec":{"containers":{"name":"a"}}})", "spec.containers: expected array, got object"},
-      {R"({"metadata":{"labels":{"a":1}},"spec":{}})", "metadata.labels.a: expected string, got number"},
+      {R"({"metadata":{"labels":{"a":1}},"spec":{}})",
+       "metadata.labels.a: expected string, got number"},
       {R"({"spec":{"containers":[{"name":"a","livenessProbe":{"periodSeconds":3}}]}})",
        "spec.containers[0].livenessProbe: must specify exactly one handler type, found 0"},
       {R"({"spec":{"volumes":[{"name":"v","emptyDir":{},"hostPath":{"path":"/x"}}]}})",
@@ -146,7 +159,8 @@ TEST(DecodePodTest, ErrorsNameTheFieldPath) {
   for (const auto& c : cases) {
     auto p = api::decodePod(c.json);
     ASSERT_FALSE(p) << c.json;
-    EXPECT_NE(p.error().message.find(c.error), std::string::npos) << c.json << " -> " << p.error().message;
+    EXPECT_NE(p.error().message.find(c.error), std::string::npos)
+        << c.json << " -> " << p.error().message;
   }
 }
 

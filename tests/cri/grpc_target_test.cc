@@ -13,8 +13,8 @@ TEST(GrpcTargetTest, AcceptsTheKubeletSpelling) {
 }
 
 TEST(GrpcTargetTest, RejectsWhatLinuxCannotUse) {
-  for (const char* bad : {"", "tcp://127.0.0.1:1234", "npipe:////./pipe/x", "unix://relative",
-                          "containerd.sock"}) {
+  for (const char* bad :
+       {"", "tcp://127.0.0.1:1234", "npipe:////./pipe/x", "unix://relative", "containerd.sock"}) {
     auto r = grpcTarget(bad);
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().code, ErrorCode::InvalidArgument);

@@ -112,8 +112,8 @@ std::vector<std::string> compare(const FileDescriptorSet& ours_set, const FileDe
         problems.push_back("field " + fname + ": number " + std::to_string(f.number()) +
                            ", upstream " + std::to_string(g.number()));
       if (g.type() != f.type())
-        problems.push_back("field " + fname + ": type " + std::to_string(f.type()) +
-                           ", upstream " + std::to_string(g.type()));
+        problems.push_back("field " + fname + ": type " + std::to_string(f.type()) + ", upstream " +
+                           std::to_string(g.type()));
       if (g.type_name() != f.type_name())
         problems.push_back("field " + fname + ": type " + f.type_name() + ", upstream " +
                            g.type_name());
@@ -133,10 +133,11 @@ std::vector<std::string> compare(const FileDescriptorSet& ours_set, const FileDe
     for (const auto& v : e->value()) {
       auto u = upv.find(v.name());
       if (u == upv.end()) {
-        if (ours_must_exist_upstream) problems.push_back("enum value " + name + "." + v.name() + " not upstream");
+        if (ours_must_exist_upstream)
+          problems.push_back("enum value " + name + "." + v.name() + " not upstream");
       } else if (u->second != v.number()) {
-        problems.push_back("enum value " + name + "." + v.name() + ": " + std::to_string(v.number()) +
-                           ", upstream " + std::to_string(u->second));
+        problems.push_back("enum value " + name + "." + v.name() + ": " +
+                           std::to_string(v.number()) + ", upstream " + std::to_string(u->second));
       }
     }
   }
@@ -220,12 +221,29 @@ TEST_F(ProtoCompatTest, HasNoWireConflictWithContainerd16Api) {
 
 TEST_F(ProtoCompatTest, CoversEveryRpcNodeletCalls) {
   const Index idx = index(ours_);
-  for (const char* rpc :
-       {"Version", "Status", "RunPodSandbox", "StopPodSandbox", "RemovePodSandbox",
-        "PodSandboxStatus", "ListPodSandbox", "CreateContainer", "StartContainer", "StopContainer",
-        "RemoveContainer", "ListContainers", "ContainerStatus", "ExecSync", "Exec", "Attach",
-        "PortForward", "ReopenContainerLog", "ContainerStats", "ListContainerStats",
-        "PodSandboxStats", "UpdateContainerResources", "GetContainerEvents"}) {
+  for (const char* rpc : {"Version",
+                          "Status",
+                          "RunPodSandbox",
+                          "StopPodSandbox",
+                          "RemovePodSandbox",
+                          "PodSandboxStatus",
+                          "ListPodSandbox",
+                          "CreateContainer",
+                          "StartContainer",
+                          "StopContainer",
+                          "RemoveContainer",
+                          "ListContainers",
+                          "ContainerStatus",
+                          "ExecSync",
+                          "Exec",
+                          "Attach",
+                          "PortForward",
+                          "ReopenContainerLog",
+                          "ContainerStats",
+                          "ListContainerStats",
+                          "PodSandboxStats",
+                          "UpdateContainerResources",
+                          "GetContainerEvents"}) {
     EXPECT_TRUE(idx.methods.contains(std::string("RuntimeService/") + rpc)) << rpc;
   }
   for (const char* rpc : {"ImageStatus", "ListImages", "PullImage", "RemoveImage", "ImageFsInfo"})
@@ -241,7 +259,8 @@ TEST_F(ProtoCompatTest, DetectsAWrongFieldNumber) {
   text.replace(pos, from.size(), "  int64 timeout = 3;\n}\nmessage StopContainerResponse");
   auto problems = compare(compileOurs(text), compileUpstream("cri-api-master"), true);
   ASSERT_EQ(problems.size(), 1u) << join(problems);
-  EXPECT_NE(problems[0].find("StopContainerRequest.timeout: number 3, upstream 2"), std::string::npos)
+  EXPECT_NE(problems[0].find("StopContainerRequest.timeout: number 3, upstream 2"),
+            std::string::npos)
       << problems[0];
 }
 

@@ -163,7 +163,8 @@ TEST_F(CriE2eTest, PodLifecycleWithNetworkExecAndLogs) {
 
   // containerd 1.6 has no evented PLEG: the answer is a typed Unimplemented.
   std::stop_source stop;
-  auto ev = rt_->getContainerEvents([](const cri::ContainerEvent&) { return false; }, stop.get_token());
+  auto ev =
+      rt_->getContainerEvents([](const cri::ContainerEvent&) { return false; }, stop.get_token());
   if (!ev) {
     EXPECT_EQ(ev.error().code, ErrorCode::Unimplemented) << ev.error().message;
   }

@@ -1,7 +1,6 @@
 // nodelet as a user runs it: the binary, a directory of manifests, the rig's real containerd.
-#include <httplib.h>
-
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <fstream>
 #include <random>
@@ -20,8 +19,10 @@ std::string image() { return env("NODELET_E2E_APP_IMAGE", "localhost/nodelet/bus
 std::string podYaml(const std::string& name, const std::string& spec) {
   return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name + "\nspec:\n" + spec;
 }
-std::string container(const std::string& name, const std::string& script, const std::string& extra = "") {
-  return "  - name: " + name + "\n    image: " + image() + "\n    command: [\"sh\", \"-c\", \"" + script + "\"]\n" + extra;
+std::string container(const std::string& name, const std::string& script,
+                      const std::string& extra = "") {
+  return "  - name: " + name + "\n    image: " + image() + "\n    command: [\"sh\", \"-c\", \"" +
+         script + "\"]\n" + extra;
 }
 // PID 1 must trap TERM or every stop costs the whole grace period.
 const std::string kIdle = "trap 'exit 0' TERM; while true; do sleep 1 & wait $!; done";
@@ -43,19 +44,28 @@ class NodeletE2eTest : public ::testing::Test {
 TEST_F(NodeletE2eTest, RunsAWebPodReachableOnItsHostPort) {
   auto& n = start();
   const int port = 20000 + static_cast<int>(std::random_device{}() % 20000);
-  n.write("web.yaml", podYaml("web", "  containers:\n" +
-                                         container("httpd", "trap 'exit 0' TERM; mkdir -p /www; echo hello-$(NODE) > /www/index.html; httpd -f -p 80 -h /www & wait",
-                                                   "    env: [{name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}]\n"
-                                                   "    ports: [{containerPort: 80, hostPort: " + std::to_string(port) + ", hostIP: 127.0.0.1}]\n")));
+  n.write(
+      "web.yaml",
+      podYaml("web",
+              "  containers:\n" +
+                  container(
+                      "httpd",
+                      "trap 'exit 0' TERM; mkdir -p /www; echo hello-$(NODE) > /www/index.html; "
+                      "httpd -f -p 80 -h /www & wait",
+                      "    env: [{name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}]\n"
+                      "    ports: [{containerPort: 80, hostPort: " +
+                          std::to_string(port) + ", hostIP: 127.0.0.1}]\n")));
   ASSERT_TRUE(waitFor([&] { return n.phase("web") == "Running"; }, seconds(20))) << n.phase("web");
   httplib::Client http("127.0.0.1", port);
   http.set_connection_timeout(1);
   std::string body;
-  EXPECT_TRUE(waitFor([&] {
-    auto r = http.Get("/");
-    if (r && r->status == 200) body = r->body;
-    return !body.empty();
-  }, seconds(10)));
+  EXPECT_TRUE(waitFor(
+      [&] {
+        auto r = http.Get("/");
+        if (r && r->status == 200) body = r->body;
+        return !body.empty();
+      },
+      seconds(10)));
   EXPECT_EQ(body, "hello-" + n.node() + "\n");
   auto pod = *n.pod("web");
   const std::string ip = pod["status"]["podIP"];
@@ -63,59 +73,84 @@ TEST_F(NodeletE2eTest, RunsAWebPodReachableOnItsHostPort) {
   EXPECT_EQ(pod["status"]["qosClass"], "BestEffort");
   EXPECT_EQ(pod["metadata"]["annotations"]["kubernetes.io/config.source"], "file");
   // The container log is where the kubelet puts it, in CRI format.
-  const auto log = n.logs() / ("default_web-" + n.node() + "_" + pod["metadata"]["uid"].get<std::string>()) / "httpd" / "0.log";
+  const auto log = n.logs() /
+                   ("default_web-" + n.node() + "_" + pod["metadata"]["uid"].get<std::string>()) /
+                   "httpd" / "0.log";
   EXPECT_TRUE(std::filesystem::exists(log)) << log;
 }
 
 TEST_F(NodeletE2eTest, ACrashingContainerRestartsAtOnceThenBacksOff) {
   auto& n = start();
-  n.write("crash.yaml", podYaml("crash", "  containers:\n" + container("app", "echo crashing; sleep 0.3; exit 3")));
+  n.write("crash.yaml", podYaml("crash", "  containers:\n" +
+                                             container("app", "echo crashing; sleep 0.3; exit 3")));
   // First exit: restarted at once (restartCount 1).
-  ASSERT_TRUE(waitFor([&] {
-    auto c = n.container("crash", "app");
-    return c && c->value("restartCount", 0) >= 1;
-  }, seconds(20)));
+  ASSERT_TRUE(waitFor(
+      [&] {
+        auto c = n.container("crash", "app");
+        return c && c->value("restartCount", 0) >= 1;
+      },
+      seconds(20)));
   // Second exit: back-off 10 s: CrashLoopBackOff with the last exit code, no restart meanwhile.
-  ASSERT_TRUE(waitFor([&] {
-    auto c = n.container("crash", "app");
-    return c && (*c)["state"].contains("waiting") && (*c)["state"]["waiting"]["reason"] == "CrashLoopBackOff";
-  }, seconds(20))) << n.container("crash", "app")->dump();
+  ASSERT_TRUE(waitFor(
+      [&] {
+        auto c = n.container("crash", "app");
+        return c && (*c)["state"].contains("waiting") &&
+               (*c)["state"]["waiting"]["reason"] == "CrashLoopBackOff";
+      },
+      seconds(20)))
+      << n.container("crash", "app")->dump();
   auto c = *n.container("crash", "app");
   EXPECT_EQ(c["restartCount"], 1);
   EXPECT_EQ(c["lastState"]["terminated"]["exitCode"], 3);
   EXPECT_EQ(c["lastState"]["terminated"]["reason"], "Error");
-  EXPECT_NE(c["state"]["waiting"]["message"].get<std::string>().find("back-off 10s restarting failed container=app"), std::string::npos);
+  EXPECT_NE(c["state"]["waiting"]["message"].get<std::string>().find(
+                "back-off 10s restarting failed container=app"),
+            std::string::npos);
   EXPECT_EQ(n.phase("crash"), "Running");
 }
 
 TEST_F(NodeletE2eTest, RestartPoliciesOnFailureAndNever) {
   auto& n = start();
-  n.write("ok.yaml", podYaml("ok", "  restartPolicy: OnFailure\n  containers:\n" + container("app", "exit 0")));
-  n.write("fails.yaml", podYaml("fails", "  restartPolicy: Never\n  containers:\n" + container("app", "exit 1")));
-  n.write("retry.yaml", podYaml("retry", "  restartPolicy: OnFailure\n  containers:\n" + container("app", "sleep 0.2; exit 1")));
+  n.write("ok.yaml", podYaml("ok", "  restartPolicy: OnFailure\n  containers:\n" +
+                                       container("app", "exit 0")));
+  n.write("fails.yaml",
+          podYaml("fails", "  restartPolicy: Never\n  containers:\n" + container("app", "exit 1")));
+  n.write("retry.yaml", podYaml("retry", "  restartPolicy: OnFailure\n  containers:\n" +
+                                             container("app", "sleep 0.2; exit 1")));
   EXPECT_TRUE(waitFor([&] { return n.phase("ok") == "Succeeded"; }, seconds(20))) << n.phase("ok");
-  EXPECT_TRUE(waitFor([&] { return n.phase("fails") == "Failed"; }, seconds(20))) << n.phase("fails");
-  EXPECT_TRUE(waitFor([&] {
-    auto c = n.container("retry", "app");
-    return c && c->value("restartCount", 0) >= 1;
-  }, seconds(20)));
+  EXPECT_TRUE(waitFor([&] { return n.phase("fails") == "Failed"; }, seconds(20)))
+      << n.phase("fails");
+  EXPECT_TRUE(waitFor(
+      [&] {
+        auto c = n.container("retry", "app");
+        return c && c->value("restartCount", 0) >= 1;
+      },
+      seconds(20)));
   EXPECT_EQ(n.container("ok", "app")->value("restartCount", -1), 0);
   EXPECT_EQ(n.container("fails", "app")->value("restartCount", -1), 0);
   // Completed pods stop their sandbox but keep their status.
-  EXPECT_TRUE(waitFor([&] {
-    for (const auto& s : n.sandboxes())
-      if (s.metadata.name == "ok-" + n.node() && s.state == cri::SandboxState::Ready) return false;
-    return true;
-  }, seconds(10)));
+  EXPECT_TRUE(waitFor(
+      [&] {
+        for (const auto& s : n.sandboxes())
+          if (s.metadata.name == "ok-" + n.node() && s.state == cri::SandboxState::Ready)
+            return false;
+        return true;
+      },
+      seconds(10)));
 }
 
 TEST_F(NodeletE2eTest, InitContainersRunInOrderBeforeTheApp) {
   auto& n = start();
-  n.write("init.yaml", podYaml("init",
-      "  initContainers:\n" + container("first", "echo -n 1 >> /work/order", "    volumeMounts: [{name: w, mountPath: /work}]\n") +
-      container("second", "echo -n 2 >> /work/order", "    volumeMounts: [{name: w, mountPath: /work}]\n") +
-      "  containers:\n" + container("app", "echo order=$(cat /work/order); " + kIdle, "    volumeMounts: [{name: w, mountPath: /work}]\n") +
-      "  volumes: [{name: w, emptyDir: {}}]\n"));
+  n.write("init.yaml",
+          podYaml("init", "  initContainers:\n" +
+                              container("first", "echo -n 1 >> /work/order",
+                                        "    volumeMounts: [{name: w, mountPath: /work}]\n") +
+                              container("second", "echo -n 2 >> /work/order",
+                                        "    volumeMounts: [{name: w, mountPath: /work}]\n") +
+                              "  containers:\n" +
+                              container("app", "echo order=$(cat /work/order); " + kIdle,
+                                        "    volumeMounts: [{name: w, mountPath: /work}]\n") +
+                              "  volumes: [{name: w, emptyDir: {}}]\n"));
   ASSERT_TRUE(waitFor([&] { return n.running("init", "app"); }, seconds(20)));
   for (const char* c : {"first", "second"}) {
     auto s = n.container("init", c);
@@ -131,17 +166,23 @@ TEST_F(NodeletE2eTest, InitContainersRunInOrderBeforeTheApp) {
 
 TEST_F(NodeletE2eTest, SidecarsStartBeforeAndStopAfterTheApp) {
   auto& n = start();
-  n.write("side.yaml", podYaml("side",
-      "  initContainers:\n" + container("proxy", "touch /shared/up; " + kIdle,
-                                        "    restartPolicy: Always\n    volumeMounts: [{name: s, mountPath: /shared}]\n") +
-      "  containers:\n" + container("app", "test -f /shared/up && echo saw-sidecar; " + kIdle,
-                                    "    volumeMounts: [{name: s, mountPath: /shared}]\n") +
-      "  volumes: [{name: s, emptyDir: {}}]\n"));
-  ASSERT_TRUE(waitFor([&] { return n.running("side", "app") && n.running("side", "proxy"); }, seconds(20)));
+  n.write("side.yaml",
+          podYaml("side", "  initContainers:\n" +
+                              container("proxy", "touch /shared/up; " + kIdle,
+                                        "    restartPolicy: Always\n    volumeMounts: [{name: s, "
+                                        "mountPath: /shared}]\n") +
+                              "  containers:\n" +
+                              container("app", "test -f /shared/up && echo saw-sidecar; " + kIdle,
+                                        "    volumeMounts: [{name: s, mountPath: /shared}]\n") +
+                              "  volumes: [{name: s, emptyDir: {}}]\n"));
+  ASSERT_TRUE(
+      waitFor([&] { return n.running("side", "app") && n.running("side", "proxy"); }, seconds(20)));
   const auto uid = (*n.pod("side"))["metadata"]["uid"].get<std::string>();
   std::string content;
-  EXPECT_TRUE(waitForFileContaining((n.logs() / ("default_side-" + n.node() + "_" + uid) / "app" / "0.log").string(),
-                                    "saw-sidecar", content)) << content;
+  EXPECT_TRUE(waitForFileContaining(
+      (n.logs() / ("default_side-" + n.node() + "_" + uid) / "app" / "0.log").string(),
+      "saw-sidecar", content))
+      << content;
   // Removal: the app stops before the sidecar.
   const auto before = n.containers();
   n.remove("side.yaml");
@@ -159,20 +200,25 @@ TEST_F(NodeletE2eTest, AnEditedManifestReplacesThePodAndARemovedOneIsCleanedUp) 
   ASSERT_TRUE(waitFor([&] { return n.running("web", "app"); }, seconds(20)));
   const std::string uid1 = (*n.pod("web"))["metadata"]["uid"];
   n.write("web.yaml", podYaml("web", "  containers:\n" + container("app", "echo v2; " + kIdle)));
-  ASSERT_TRUE(waitFor([&] {
-    auto p = n.pod("web");
-    return p && (*p)["metadata"]["uid"] != uid1 && n.running("web", "app");
-  }, seconds(20)));
-  EXPECT_TRUE(waitFor([&] { return n.sandboxes().size() == 1; }, seconds(10))) << "the old pod's sandbox is removed";
+  ASSERT_TRUE(waitFor(
+      [&] {
+        auto p = n.pod("web");
+        return p && (*p)["metadata"]["uid"] != uid1 && n.running("web", "app");
+      },
+      seconds(20)));
+  EXPECT_TRUE(waitFor([&] { return n.sandboxes().size() == 1; }, seconds(10)))
+      << "the old pod's sandbox is removed";
   n.remove("web.yaml");
   EXPECT_TRUE(waitFor([&] { return n.sandboxes().empty() && !n.pod("web"); }, seconds(20)));
-  EXPECT_TRUE(waitFor([&] { return std::filesystem::is_empty(n.logs()); }, seconds(5))) << "pod log directories are removed";
+  EXPECT_TRUE(waitFor([&] { return std::filesystem::is_empty(n.logs()); }, seconds(5)))
+      << "pod log directories are removed";
 }
 
 TEST_F(NodeletE2eTest, AKilledNodeletAdoptsItsPodsWithoutRestartingThem) {
   auto& n = start();
   n.write("a.yaml", podYaml("a", "  containers:\n" + container("app", kIdle)));
-  n.write("b.yaml", podYaml("b", "  initContainers:\n" + container("init", "true") + "  containers:\n" + container("app", kIdle)));
+  n.write("b.yaml", podYaml("b", "  initContainers:\n" + container("init", "true") +
+                                     "  containers:\n" + container("app", kIdle)));
   ASSERT_TRUE(waitFor([&] { return n.running("a", "app") && n.running("b", "app"); }, seconds(20)));
   const auto before = n.containerIds();
   n.stop(SIGKILL);
@@ -180,10 +226,12 @@ TEST_F(NodeletE2eTest, AKilledNodeletAdoptsItsPodsWithoutRestartingThem) {
   // Give the new process time to list, sync and settle; nothing may be created or stopped.
   ASSERT_TRUE(waitFor([&] { return n.log().find("added") != std::string::npos; }, seconds(10)));
   bool changed = false;
-  waitFor([&] {
-    changed = n.containerIds() != before;
-    return changed;
-  }, seconds(3));
+  waitFor(
+      [&] {
+        changed = n.containerIds() != before;
+        return changed;
+      },
+      seconds(3));
   EXPECT_FALSE(changed) << "containers were recreated after a nodelet restart";
   EXPECT_TRUE(n.running("a", "app") && n.running("b", "app"));
   EXPECT_EQ(n.container("a", "app")->value("restartCount", -1), 0);
@@ -192,18 +240,26 @@ TEST_F(NodeletE2eTest, AKilledNodeletAdoptsItsPodsWithoutRestartingThem) {
 TEST_F(NodeletE2eTest, ABrokenManifestIsReportedWhileGoodOnesRun) {
   auto& n = start();
   n.write("good.yaml", podYaml("good", "  containers:\n" + container("app", kIdle)));
-  n.write("bad.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  containers:\n  - name: app\n");
+  n.write(
+      "bad.yaml",
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  containers:\n  - name: app\n");
   ASSERT_TRUE(waitFor([&] { return n.running("good", "app"); }, seconds(20)));
-  EXPECT_TRUE(waitFor([&] { return n.log().find("FailedStaticPodManifest") != std::string::npos; }, seconds(5)));
-  EXPECT_NE(n.log().find("bad.yaml: spec.containers[0].image: Required value"), std::string::npos) << n.log();
+  EXPECT_TRUE(waitFor([&] { return n.log().find("FailedStaticPodManifest") != std::string::npos; },
+                      seconds(5)));
+  EXPECT_NE(n.log().find("bad.yaml: spec.containers[0].image: Required value"), std::string::npos)
+      << n.log();
   // Breaking the good manifest keeps its pod running as it was.
   const auto ids = n.containerIds();
-  n.write("good.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: good}\nspec:\n  containers: [{name: app, image");
+  n.write(
+      "good.yaml",
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: good}\nspec:\n  containers: [{name: app, image");
   bool changed = false;
-  waitFor([&] {
-    changed = n.containerIds() != ids;
-    return changed;
-  }, seconds(2));
+  waitFor(
+      [&] {
+        changed = n.containerIds() != ids;
+        return changed;
+      },
+      seconds(2));
   EXPECT_FALSE(changed);
   EXPECT_TRUE(n.running("good", "app"));
 }

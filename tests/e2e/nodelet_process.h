@@ -45,23 +45,28 @@ class NodeletProcess {
   std::vector<std::string> extra_args;
 
   void start(const std::string& extra_config = "", int verbosity = 2) {
-    const auto cfg = dir_.write("config.yaml",
-                                "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
-                                "podLogsDir: " + logs().string() + "\nfailSwapOn: false\nhealthzPort: 0\n" + extra_config);
+    const auto cfg =
+        dir_.write("config.yaml",
+                   "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+                   "podLogsDir: " +
+                       logs().string() + "\nfailSwapOn: false\nhealthzPort: 0\n" + extra_config);
     const std::string log = (dir_.path() / "nodelet.log").string();
     pid_ = ::fork();
     if (pid_ == 0) {
       const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       ::dup2(fd, 1);
       ::dup2(fd, 2);
-      const std::string cgroup_root = "--cgroup-root=" + env("NODELET_E2E_CGROUP_PARENT", "/nodelet-rig");
-      const std::string endpoint = "--container-runtime-endpoint=" + env("NODELET_E2E_CRI_ENDPOINT");
+      const std::string cgroup_root =
+          "--cgroup-root=" + env("NODELET_E2E_CGROUP_PARENT", "/nodelet-rig");
+      const std::string endpoint =
+          "--container-runtime-endpoint=" + env("NODELET_E2E_CRI_ENDPOINT");
       const std::string path = "--pod-manifest-path=" + manifests().string();
       const std::string rootdir = "--root-dir=" + root().string();
       const std::string name = "--hostname-override=" + node_;
       const std::string config = "--config=" + cfg.string();
       const std::string v = "-v=" + std::to_string(verbosity);
-      std::vector<std::string> args = {NODELET_BINARY, config, path, endpoint, rootdir, name, cgroup_root, v};
+      std::vector<std::string> args = {NODELET_BINARY, config, path,        endpoint,
+                                       rootdir,        name,   cgroup_root, v};
       args.insert(args.end(), extra_args.begin(), extra_args.end());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
@@ -104,7 +109,8 @@ class NodeletProcess {
     auto p = pod(pod_name);
     if (!p) return std::nullopt;
     for (const char* list : {"containerStatuses", "initContainerStatuses"})
-      for (const auto& s : p->value("status", nlohmann::json::object()).value(list, nlohmann::json::array()))
+      for (const auto& s :
+           p->value("status", nlohmann::json::object()).value(list, nlohmann::json::array()))
         if (s["name"] == c) return s;
     return std::nullopt;
   }

@@ -44,8 +44,7 @@ std::optional<Error> FakeRuntimeService::enter(const std::string& method) {
 }
 
 int64_t FakeRuntimeService::nowNs() const {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             clock_.systemNow().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_.systemNow().time_since_epoch())
       .count();
 }
 
@@ -69,7 +68,8 @@ size_t FakeRuntimeService::countCalls(const std::string& method) const {
   return static_cast<size_t>(std::count(calls_.begin(), calls_.end(), method));
 }
 
-void FakeRuntimeService::exitContainer(const std::string& id, int32_t exit_code, std::string reason) {
+void FakeRuntimeService::exitContainer(const std::string& id, int32_t exit_code,
+                                       std::string reason) {
   std::lock_guard g(mu_);
   auto it = containers_.find(id);
   if (it == containers_.end()) return;
@@ -140,7 +140,8 @@ std::map<std::string, cri::ContainerConfig> FakeRuntimeService::containerConfigs
   return out;
 }
 
-std::optional<cri::PodSandboxConfig> FakeRuntimeService::sandboxConfig(const std::string& id) const {
+std::optional<cri::PodSandboxConfig> FakeRuntimeService::sandboxConfig(
+    const std::string& id) const {
   std::lock_guard g(mu_);
   auto it = sandboxes_.find(id);
   if (it == sandboxes_.end()) return std::nullopt;
@@ -296,7 +297,8 @@ Status FakeRuntimeService::removeContainer(const std::string& id) {
   return {};
 }
 
-Result<std::vector<cri::Container>> FakeRuntimeService::listContainers(const cri::ContainerFilter& f) {
+Result<std::vector<cri::Container>> FakeRuntimeService::listContainers(
+    const cri::ContainerFilter& f) {
   std::lock_guard g(mu_);
   if (auto e = enter("ListContainers")) return std::unexpected(*e);
   std::vector<cri::Container> out;
@@ -320,7 +322,8 @@ Result<cri::ContainerStatus> FakeRuntimeService::containerStatus(const std::stri
   return it->second.status;
 }
 
-Status FakeRuntimeService::updateContainerResources(const std::string& id, const cri::LinuxResources&) {
+Status FakeRuntimeService::updateContainerResources(const std::string& id,
+                                                    const cri::LinuxResources&) {
   std::lock_guard g(mu_);
   if (auto e = enter("UpdateContainerResources")) return std::unexpected(*e);
   if (!containers_.contains(id)) return std::unexpected(notFound("container", id));
@@ -403,11 +406,12 @@ Result<std::vector<cri::PodSandboxStats>> FakeRuntimeService::listPodSandboxStat
   return out;
 }
 
-Status FakeRuntimeService::getContainerEvents(const std::function<bool(const cri::ContainerEvent&)>&,
-                                              std::stop_token) {
+Status FakeRuntimeService::getContainerEvents(
+    const std::function<bool(const cri::ContainerEvent&)>&, std::stop_token) {
   std::lock_guard g(mu_);
   if (auto e = enter("GetContainerEvents")) return std::unexpected(*e);
-  return fail(ErrorCode::Unimplemented, "GetContainerEvents: not implemented (fake, like containerd 1.6)");
+  return fail(ErrorCode::Unimplemented,
+              "GetContainerEvents: not implemented (fake, like containerd 1.6)");
 }
 
 // ---- images ------------------------------------------------------------------------------

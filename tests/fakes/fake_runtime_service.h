@@ -28,7 +28,10 @@ class FakeRuntimeService final : public cri::RuntimeService {
   size_t countCalls(const std::string& method) const;
   // Ends a running container's process with `exit_code` (reason "Completed" or "Error").
   void exitContainer(const std::string& id, int32_t exit_code, std::string reason = "");
-  void setSandboxIp(std::string ip) { std::lock_guard g(mu_); next_ip_ = std::move(ip); }
+  void setSandboxIp(std::string ip) {
+    std::lock_guard g(mu_);
+    next_ip_ = std::move(ip);
+  }
   void setNetworkReady(bool ready, std::string reason = "NetworkPluginNotReady");
   // Adds a sandbox/container that nodelet did not create (for "never touch others" tests).
   std::string addForeignSandbox(const cri::PodSandboxMetadata& meta, cri::Labels labels);
@@ -50,7 +53,8 @@ class FakeRuntimeService final : public cri::RuntimeService {
   Status removePodSandbox(const std::string& id) override;
   Result<cri::PodSandboxStatus> podSandboxStatus(const std::string& id, bool verbose) override;
   Result<std::vector<cri::PodSandbox>> listPodSandbox(const cri::PodSandboxFilter& filter) override;
-  Result<std::string> createContainer(const std::string& sandbox_id, const cri::ContainerConfig& config,
+  Result<std::string> createContainer(const std::string& sandbox_id,
+                                      const cri::ContainerConfig& config,
                                       const cri::PodSandboxConfig& sandbox_config) override;
   Status startContainer(const std::string& id) override;
   Status stopContainer(const std::string& id, int64_t timeout_seconds) override;
@@ -65,9 +69,11 @@ class FakeRuntimeService final : public cri::RuntimeService {
   Result<std::string> attach(const cri::StreamingRequest& req) override;
   Result<std::string> portForward(const cri::StreamingRequest& req) override;
   Result<cri::ContainerStats> containerStats(const std::string& id) override;
-  Result<std::vector<cri::ContainerStats>> listContainerStats(const cri::ContainerStatsFilter& f) override;
+  Result<std::vector<cri::ContainerStats>> listContainerStats(
+      const cri::ContainerStatsFilter& f) override;
   Result<cri::PodSandboxStats> podSandboxStats(const std::string& id) override;
-  Result<std::vector<cri::PodSandboxStats>> listPodSandboxStats(const cri::PodSandboxFilter& f) override;
+  Result<std::vector<cri::PodSandboxStats>> listPodSandboxStats(
+      const cri::PodSandboxFilter& f) override;
   Status getContainerEvents(const std::function<bool(const cri::ContainerEvent&)>& sink,
                             std::stop_token stop) override;
 
@@ -108,7 +114,10 @@ class FakeImageService final : public cri::ImageService {
   void injectError(const std::string& method, Error e);
   std::vector<std::string> calls() const;
   // When false, PullImage fails as it does with no registry reachable.
-  void setPullable(bool p) { std::lock_guard g(mu_); pullable_ = p; }
+  void setPullable(bool p) {
+    std::lock_guard g(mu_);
+    pullable_ = p;
+  }
 
   // cri::ImageService
   Result<std::vector<cri::Image>> listImages() override;

@@ -31,7 +31,8 @@ class ScriptedRunner final : public Runner {
   ProbeResult fallback{ProbeResult::Success};
 };
 
-api::Probe probe(const std::string& kind, int period = 10, int failure = 3, int success = 1, int delay = 0) {
+api::Probe probe(const std::string& kind, int period = 10, int failure = 3, int success = 1,
+                 int delay = 0) {
   api::Probe p;
   p.handler.exec = api::ExecAction{{kind}};
   p.period_seconds = period;
@@ -43,8 +44,10 @@ api::Probe probe(const std::string& kind, int period = 10, int failure = 3, int 
 
 class ProbeManagerTest : public ::testing::Test {
  protected:
-  Target target(std::optional<api::Probe> live, std::optional<api::Probe> ready, std::optional<api::Probe> start = {}) {
-    return {"uid", "web_default", "app", "c1", clock_.monotonicNow(), live, ready, start, {"10.0.0.1", {}}};
+  Target target(std::optional<api::Probe> live, std::optional<api::Probe> ready,
+                std::optional<api::Probe> start = {}) {
+    return {"uid", "web_default", "app",           "c1", clock_.monotonicNow(), live,
+            ready, start,         {"10.0.0.1", {}}};
   }
   // Advances time in 1 s steps, ticking, for `secs` seconds.
   void run(int secs) {
@@ -84,8 +87,8 @@ TEST_F(ProbeManagerTest, ReadinessStartsFalseAndFollowsItsProbe) {
 
 TEST_F(ProbeManagerTest, SuccessThresholdNeedsConsecutiveSuccesses) {
   mgr_.add(target({}, probe("ready", 1, 3, 3)));
-  runner_.script["ready"] = {ProbeResult::Success, ProbeResult::Success, ProbeResult::Failure, ProbeResult::Success,
-                             ProbeResult::Success};
+  runner_.script["ready"] = {ProbeResult::Success, ProbeResult::Success, ProbeResult::Failure,
+                             ProbeResult::Success, ProbeResult::Success};
   run(5);  // one run per second: S S F S S
   EXPECT_FALSE(mgr_.ready("c1"));
   run(1);  // the third success in a row

@@ -1,9 +1,8 @@
 // The HTTP and TCP probe runners against servers on 127.0.0.1.
 #include "probes/runner.h"
 
-#include <httplib.h>
-
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,14 +17,21 @@ using std::chrono::seconds;
 class HttpProbeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_.Get("/ok", [](const httplib::Request&, httplib::Response& r) { r.set_content("ok", "text/plain"); });
+    server_.Get("/ok", [](const httplib::Request&, httplib::Response& r) {
+      r.set_content("ok", "text/plain");
+    });
     server_.Get("/fail", [](const httplib::Request&, httplib::Response& r) { r.status = 503; });
     server_.Get("/moved", [this](const httplib::Request&, httplib::Response& r) {
       r.set_redirect("http://127.0.0.1:" + std::to_string(port_) + "/fail");
     });
-    server_.Get("/away", [](const httplib::Request&, httplib::Response& r) { r.set_redirect("http://192.0.2.1/x"); });
+    server_.Get("/away", [](const httplib::Request&, httplib::Response& r) {
+      r.set_redirect("http://192.0.2.1/x");
+    });
     server_.Get("/headers", [](const httplib::Request& q, httplib::Response& r) {
-      r.status = q.get_header_value("X-Probe") == "yes" && q.get_header_value("User-Agent") == "kube-probe/1.32" ? 200 : 400;
+      r.status = q.get_header_value("X-Probe") == "yes" &&
+                         q.get_header_value("User-Agent") == "kube-probe/1.32"
+                     ? 200
+                     : 400;
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
@@ -78,11 +84,13 @@ TEST(TcpProbeTest, ConnectSucceedsOrSaysWhy) {
   api::TcpSocketAction a;
   a.port = {false, 0, "http"};
   const Endpoint e{"127.0.0.1", {{"http", port, 0, "", "TCP"}}};
-  EXPECT_EQ(DefaultRunner::tcp(a, e, seconds(1)).result, ProbeResult::Success) << "named port resolved";
+  EXPECT_EQ(DefaultRunner::tcp(a, e, seconds(1)).result, ProbeResult::Success)
+      << "named port resolved";
   ::close(fd);
   auto refused = DefaultRunner::tcp(a, e, seconds(1));
   EXPECT_EQ(refused.result, ProbeResult::Failure);
-  EXPECT_NE(refused.output.find("connect: Connection refused"), std::string::npos) << refused.output;
+  EXPECT_NE(refused.output.find("connect: Connection refused"), std::string::npos)
+      << refused.output;
   a.port = {false, 0, "nope"};
   auto unknown = DefaultRunner::tcp(a, e, seconds(1));
   EXPECT_EQ(unknown.result, ProbeResult::Failure);
@@ -90,7 +98,8 @@ TEST(TcpProbeTest, ConnectSucceedsOrSaysWhy) {
 }
 
 TEST(ExecProbeTest, ExitCodeDecidesAndATimeoutIsAFailure) {
-  DefaultRunner r([](const std::string&, const std::vector<std::string>& cmd, Duration) -> Result<std::pair<int32_t, std::string>> {
+  DefaultRunner r([](const std::string&, const std::vector<std::string>& cmd,
+                     Duration) -> Result<std::pair<int32_t, std::string>> {
     if (cmd[0] == "slow") return fail(ErrorCode::DeadlineExceeded, "deadline");
     return std::pair<int32_t, std::string>{cmd[0] == "true" ? 0 : 1, "out"};
   });
@@ -117,7 +126,8 @@ namespace {
 
 TEST(GrpcProbeTest, ServingIsSuccessAndAnythingElseSaysWhy) {
   testing::HealthServer server;
-  DefaultRunner r([](const std::string&, const std::vector<std::string>&, Duration) -> Result<std::pair<int32_t, std::string>> {
+  DefaultRunner r([](const std::string&, const std::vector<std::string>&,
+                     Duration) -> Result<std::pair<int32_t, std::string>> {
     return std::pair<int32_t, std::string>{0, ""};
   });
   api::Handler h;
@@ -129,9 +139,11 @@ TEST(GrpcProbeTest, ServingIsSuccessAndAnythingElseSaysWhy) {
   EXPECT_EQ(bad.result, ProbeResult::Failure);
   EXPECT_EQ(bad.output, "service unhealthy (responded with \"NOT_SERVING\")");
   h.grpc->service = "db";
-  EXPECT_EQ(r.run(h, "c", e, std::chrono::seconds(2)).result, ProbeResult::Failure) << "unknown service";
+  EXPECT_EQ(r.run(h, "c", e, std::chrono::seconds(2)).result, ProbeResult::Failure)
+      << "unknown service";
   server.set("db", grpc::health::v1::HealthCheckResponse::SERVING);
-  EXPECT_EQ(r.run(h, "c", e, std::chrono::seconds(2)).result, ProbeResult::Success) << "named service";
+  EXPECT_EQ(r.run(h, "c", e, std::chrono::seconds(2)).result, ProbeResult::Success)
+      << "named service";
 }
 
 }  // namespace

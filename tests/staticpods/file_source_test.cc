@@ -12,8 +12,8 @@ namespace nodelet::staticpods {
 namespace {
 
 std::string pod(const std::string& name, const std::string& image = "busybox:1.35") {
-  return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name + "}\nspec:\n  containers:\n  - {name: c, image: \"" +
-         image + "\"}\n";
+  return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name +
+         "}\nspec:\n  containers:\n  - {name: c, image: \"" + image + "\"}\n";
 }
 
 std::vector<std::string> names(const FileSnapshot& s) {
@@ -31,7 +31,9 @@ class FileSourceTest : public ::testing::Test {
 
 TEST_F(FileSourceTest, RunsEveryManifestAndIgnoresTheRest) {
   dir_.write("a.yaml", pod("a"));
-  dir_.write("b.json", R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"b"},"spec":{"containers":[{"name":"c","image":"x:1"}]}})");
+  dir_.write(
+      "b.json",
+      R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"b"},"spec":{"containers":[{"name":"c","image":"x:1"}]}})");
   dir_.write(".hidden.yaml", pod("hidden"));
   dir_.write("c.yaml.swp", pod("swap"));
   dir_.write("d.yaml~", pod("backup"));
@@ -43,12 +45,14 @@ TEST_F(FileSourceTest, RunsEveryManifestAndIgnoresTheRest) {
 
 TEST_F(FileSourceTest, ABrokenManifestIsReportedAndSkippedWhileOthersRun) {
   dir_.write("good.yaml", pod("good"));
-  dir_.write("bad.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec: {containers: [{name: c}]}\n");
+  dir_.write("bad.yaml",
+             "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec: {containers: [{name: c}]}\n");
   auto s = source_.scan();
   EXPECT_EQ(names(s), (std::vector<std::string>{"good-node"}));
   ASSERT_EQ(s.errors.size(), 1u);
   EXPECT_NE(s.errors[0].path.find("bad.yaml"), std::string::npos);
-  EXPECT_NE(s.errors[0].message.find("spec.containers[0].image: Required value"), std::string::npos);
+  EXPECT_NE(s.errors[0].message.find("spec.containers[0].image: Required value"),
+            std::string::npos);
 }
 
 TEST_F(FileSourceTest, ABrokenEditKeepsTheLastGoodPodRunning) {
@@ -56,7 +60,9 @@ TEST_F(FileSourceTest, ABrokenEditKeepsTheLastGoodPodRunning) {
   auto first = source_.scan();
   ASSERT_EQ(first.pods.size(), 1u);
   const std::string uid = first.pods[0].pod.metadata.uid;
-  dir_.write("web.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec: {containers: [{name: c");  // truncated
+  dir_.write(
+      "web.yaml",
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec: {containers: [{name: c");  // truncated
   auto broken = source_.scan();
   ASSERT_EQ(broken.pods.size(), 1u) << "the running pod is not lost";
   EXPECT_EQ(broken.pods[0].pod.metadata.uid, uid);

@@ -58,7 +58,8 @@ TEST(ManifestTest, ImagePullPolicyFollowsTheTag) {
                {"busybox:1.35", "IfNotPresent"},
                {"localhost:5000/busybox", "Always"},
                {"localhost:5000/busybox:1", "IfNotPresent"},
-               {"busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "IfNotPresent"}};
+               {"busybox@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                "IfNotPresent"}};
   for (const auto& c : cases) {
     std::string m = kWeb;
     m.replace(m.find("busybox:1.35"), 12, c.image);
@@ -104,33 +105,61 @@ TEST(ManifestTest, RejectsBadManifestsWithTheFieldAndReason) {
     const char* error;
   } cases[] = {
       {"empty file", "", "empty document"},
-      {"not a pod", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n", "kind: expected \"Pod\""},
-      {"wrong apiVersion", "apiVersion: v2\nkind: Pod\nmetadata: {name: x}\nspec: {}\n", "apiVersion: expected \"v1\""},
-      {"no name", "apiVersion: v1\nkind: Pod\nmetadata: {}\nspec: {}\n", "metadata.name: Required value"},
-      {"uppercase name", "apiVersion: v1\nkind: Pod\nmetadata: {name: Web}\nspec: {containers: [{name: a, image: x}]}\n",
+      {"not a pod", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n",
+       "kind: expected \"Pod\""},
+      {"wrong apiVersion", "apiVersion: v2\nkind: Pod\nmetadata: {name: x}\nspec: {}\n",
+       "apiVersion: expected \"v1\""},
+      {"no name", "apiVersion: v1\nkind: Pod\nmetadata: {}\nspec: {}\n",
+       "metadata.name: Required value"},
+      {"uppercase name",
+       "apiVersion: v1\nkind: Pod\nmetadata: {name: Web}\nspec: {containers: [{name: a, image: "
+       "x}]}\n",
        "metadata.name: Invalid value \"Web\""},
-      {"no containers", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {}\n", "spec.containers: Required value"},
-      {"no image", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: a}]}\n",
+      {"no containers", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {}\n",
+       "spec.containers: Required value"},
+      {"no image",
+       "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: a}]}\n",
        "spec.containers[0].image: Required value"},
-      {"duplicate names", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  initContainers: [{name: a, image: x}]\n  containers: [{name: a, image: x}]\n",
+      {"duplicate names",
+       "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  initContainers: [{name: a, image: "
+       "x}]\n  containers: [{name: a, image: x}]\n",
        "spec.containers[0].name: Duplicate value \"a\""},
-      {"bad port", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: a, image: x, ports: [{containerPort: 70000}]}]}\n",
+      {"bad port",
+       "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: a, image: x, "
+       "ports: [{containerPort: 70000}]}]}\n",
        "spec.containers[0].ports[0].containerPort: must be between 1 and 65535"},
-      {"port as text", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: a, image: x, ports: [{containerPort: http}]}]}\n",
+      {"port as text",
+       "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: a, image: x, "
+       "ports: [{containerPort: http}]}]}\n",
        "spec.containers[0].ports[0].containerPort: expected integer, got string"},
-      {"bad restartPolicy", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {restartPolicy: Sometimes, containers: [{name: a, image: x}]}\n",
+      {"bad restartPolicy",
+       "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {restartPolicy: Sometimes, "
+       "containers: [{name: a, image: x}]}\n",
        "spec.restartPolicy: Unsupported value \"Sometimes\""},
-      {"configMap volume", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {volumes: [{name: v, configMap: {name: c}}], containers: [{name: a, image: x}]}\n",
+      {"configMap volume",
+       "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {volumes: [{name: v, configMap: "
+       "{name: c}}], containers: [{name: a, image: x}]}\n",
        "spec.volumes[0].configMap: Unsupported volume type"},
-      {"mount of a missing volume", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: a, image: x, volumeMounts: [{name: nope, mountPath: /x}]}]}\n",
+      {"mount of a missing volume",
+       "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: a, image: x, "
+       "volumeMounts: [{name: nope, mountPath: /x}]}]}\n",
        "spec.containers[0].volumeMounts[0].name: Not found: \"nope\""},
-      {"subPath escape", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {volumes: [{name: v, emptyDir: {}}], containers: [{name: a, image: x, volumeMounts: [{name: v, mountPath: /x, subPath: ../../etc}]}]}\n",
+      {"subPath escape",
+       "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {volumes: [{name: v, emptyDir: {}}], "
+       "containers: [{name: a, image: x, volumeMounts: [{name: v, mountPath: /x, subPath: "
+       "../../etc}]}]}\n",
        "subPath: must be a relative path without '..'"},
-      {"relative hostPath", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {volumes: [{name: v, hostPath: {path: etc}}], containers: [{name: a, image: x}]}\n",
+      {"relative hostPath",
+       "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {volumes: [{name: v, hostPath: "
+       "{path: etc}}], containers: [{name: a, image: x}]}\n",
        "spec.volumes[0].hostPath.path: must be an absolute path"},
-      {"liveness successThreshold", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: a, image: x, livenessProbe: {exec: {command: [\"true\"]}, successThreshold: 2}}]}\n",
+      {"liveness successThreshold",
+       "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: a, image: x, "
+       "livenessProbe: {exec: {command: [\"true\"]}, successThreshold: 2}}]}\n",
        "spec.containers[0].livenessProbe.successThreshold: must be 1"},
-      {"app restartPolicy", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: a, image: x, restartPolicy: Always}]}\n",
+      {"app restartPolicy",
+       "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: a, image: x, "
+       "restartPolicy: Always}]}\n",
        "only init containers may set restartPolicy"},
       {"two documents", std::string(kWeb) + "---\n" + kWeb, "found 2 documents"},
       {"binary", std::string("\x00\x01\xff\xfe", 4), ""},
@@ -140,13 +169,16 @@ TEST(ManifestTest, RejectsBadManifestsWithTheFieldAndReason) {
   for (const auto& c : cases) {
     auto sp = parse(c.text);
     ASSERT_FALSE(sp) << c.name;
-    EXPECT_NE(sp.error().message.find(c.error), std::string::npos) << c.name << ": " << sp.error().message;
+    EXPECT_NE(sp.error().message.find(c.error), std::string::npos)
+        << c.name << ": " << sp.error().message;
   }
 }
 
 TEST(ManifestTest, IgnoresDotfilesAndEditorLeftovers) {
-  for (const char* yes : {"web.yaml", "web.yml", "web.json", "web", "Web.YAML"}) EXPECT_TRUE(isManifestCandidate(yes)) << yes;
-  for (const char* no : {".web.yaml", ".web.yaml.swp", "web.yaml~", ".#web.yaml", "web.yaml.swp", "", "web.yaml.tmp"})
+  for (const char* yes : {"web.yaml", "web.yml", "web.json", "web", "Web.YAML"})
+    EXPECT_TRUE(isManifestCandidate(yes)) << yes;
+  for (const char* no : {".web.yaml", ".web.yaml.swp", "web.yaml~", ".#web.yaml", "web.yaml.swp",
+                         "", "web.yaml.tmp"})
     EXPECT_FALSE(isManifestCandidate(no)) << no;
 }
 
@@ -154,8 +186,9 @@ TEST(ManifestTest, IgnoresDotfilesAndEditorLeftovers) {
 // accepts validates. Bounded: a fixed seed and a fixed number of cases.
 TEST(ManifestFuzzTest, MutatedManifestsNeverCrash) {
   std::mt19937 rng(20261126);
-  const std::string seed = std::string(kWeb) +
-                           "  volumes:\n  - name: v\n    emptyDir: {medium: Memory, sizeLimit: 1Gi}\n";
+  const std::string seed =
+      std::string(kWeb) +
+      "  volumes:\n  - name: v\n    emptyDir: {medium: Memory, sizeLimit: 1Gi}\n";
   const std::string alphabet = "{}[]:,-'\"\n #&*!|>%@`0123456789abcxyzNULL\t\\";
   int accepted = 0;
   for (int i = 0; i < 3000; ++i) {
@@ -164,10 +197,18 @@ TEST(ManifestFuzzTest, MutatedManifestsNeverCrash) {
     for (int e = 0; e < edits; ++e) {
       const size_t pos = rng() % (m.size() + 1);
       switch (rng() % 4) {
-        case 0: m.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
-        case 1: if (pos < m.size()) m.erase(pos, 1 + rng() % 8); break;
-        case 2: if (pos < m.size()) m[pos] = static_cast<char>(rng() % 256); break;
-        case 3: m.insert(pos, m.substr(rng() % m.size(), rng() % 40)); break;
+        case 0:
+          m.insert(pos, 1, alphabet[rng() % alphabet.size()]);
+          break;
+        case 1:
+          if (pos < m.size()) m.erase(pos, 1 + rng() % 8);
+          break;
+        case 2:
+          if (pos < m.size()) m[pos] = static_cast<char>(rng() % 256);
+          break;
+        case 3:
+          m.insert(pos, m.substr(rng() % m.size(), rng() % 40));
+          break;
       }
     }
     auto sp = parse(m);
