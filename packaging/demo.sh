@@ -61,7 +61,12 @@ done
 echo
 "$NODELET" pods --root-dir "$DEMO/root"
 echo
-echo "demo: curl http://127.0.0.1:8080/  ->  $(curl -s -m 2 http://127.0.0.1:8080/ || echo 'no answer')"
+page="no answer"
+for _ in $(seq 1 25); do  # httpd may take a moment after its container is running
+  page=$(curl -s -m 1 http://127.0.0.1:8080/) && break
+  page="no answer"; sleep 0.2
+done
+echo "demo: curl http://127.0.0.1:8080/  ->  $page"
 echo "demo: the kubelet's read-only API: curl http://127.0.0.1:10255/pods"
 echo "demo: edit $DEMO/manifests/*.yaml and run: sudo $NODELET pods --root-dir $DEMO/root"
 echo "demo: stop everything with: sudo ./packaging/demo.sh stop"

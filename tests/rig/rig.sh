@@ -152,16 +152,18 @@ teardown() {
     done
     ip link del "$RIG_BRIDGE" 2>/dev/null
   fi
-  local chains="" line target
+  # iptables -S prints the CNI comment's quotes escaped: name: \"nodelet-rig\"
+  local chains="" line target net_re="name: \\\\?\"$RIG_NET\\\\?\""
   while read -r line; do
     [ -n "$line" ] || continue
     target=$(sed -n 's/.* -j \(CNI-[A-Za-z0-9-]*\).*/\1/p' <<<"$line")
     eval "iptables -t nat -D ${line#-A }" 2>/dev/null
     case "$target" in CNI-HOSTPORT-*|"") ;; *) chains="$chains $target" ;; esac
-  done < <(iptables -t nat -S 2>/dev/null | grep -F "name: \"$RIG_NET\"")
+  done < <(iptables -t nat -S 2>/dev/null | grep -E "$net_re")
   for c in $chains; do iptables -t nat -F "$c" 2>/dev/null; iptables -t nat -X "$c" 2>/dev/null; done
-  # libcni's result cache is a fixed path shared by every CNI user: remove only our entries.
-  grep -l "\"networkName\":\"$RIG_NET\"" /var/lib/cni/results/* 2>/dev/null | xargs -r rm -f
+  # libcni's result cache is a fixed path shared by every CNI user: remove only our entries
+  # (ours and containerd's per-sandbox loopback ones: their netns is under our run dir).
+  grep -lE "\"networkName\":\"$RIG_NET\"|\"$RIG_RUN/" /var/lib/cni/results/* 2>/dev/null | xargs -r rm -f
   # Pod cgroups: containerd never removes pod-level cgroups (the kubelet does).
   for h in /sys/fs/cgroup/* /sys/fs/cgroup; do
     [ -d "$h/$RIG_CGROUP" ] && find "$h/$RIG_CGROUP" -depth -type d -exec rmdir {} \; 2>/dev/null
@@ -174,7 +176,7 @@ teardown() {
   local left=""
   grep -qE " ($RIG_RUN|$RIG_ROOT/)" /proc/self/mounts && left="$left mounts"
   ip link show "$RIG_BRIDGE" >/dev/null 2>&1 && left="$left bridge"
-  iptables -t nat -S 2>/dev/null | grep -qF "name: \"$RIG_NET\"" && left="$left iptables"
+  iptables -t nat -S 2>/dev/null | grep -qE "$net_re" && left="$left iptables"
   ls -d /sys/fs/cgroup/*/"$RIG_CGROUP" >/dev/null 2>&1 && left="$left cgroups"
   if [ -n "$left" ]; then echo "rig: teardown left:$left" >&2; return 1; fi
   say "teardown complete"
