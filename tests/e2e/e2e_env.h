@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
-#include <sstream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -20,11 +20,11 @@ inline std::string env(const char* name, const char* fallback = "") {
 }
 
 // Skips the test unless the rig is up (tests/run.sh exports these).
-#define NODELET_REQUIRE_RIG()                                                           \
-  do {                                                                                  \
-    if (::nodelet::e2e::env("NODELET_E2E_CRI_ENDPOINT").empty())                        \
-      GTEST_SKIP() << "NODELET_E2E_CRI_ENDPOINT not set: run through tests/run.sh, "    \
-                      "which starts the containerd rig";                               \
+#define NODELET_REQUIRE_RIG()                                                        \
+  do {                                                                               \
+    if (::nodelet::e2e::env("NODELET_E2E_CRI_ENDPOINT").empty())                     \
+      GTEST_SKIP() << "NODELET_E2E_CRI_ENDPOINT not set: run through tests/run.sh, " \
+                      "which starts the containerd rig";                             \
   } while (0)
 
 // Polls `pred` every `step` until it holds or `limit` passes. Returns whether it held.
@@ -35,7 +35,7 @@ inline bool waitFor(const std::function<bool()>& pred,
   for (;;) {
     if (pred()) return true;
     if (std::chrono::steady_clock::now() >= deadline) return false;  // NOLINT(real-time)
-    std::this_thread::sleep_for(step);  // NOLINT(real-time)
+    std::this_thread::sleep_for(step);                               // NOLINT(real-time)
   }
 }
 
@@ -47,12 +47,15 @@ inline std::string readFile(const std::string& path) {
 }
 
 // Waits (bounded) until the file at `path` contains `needle`; `content` gets what was read last.
-inline bool waitForFileContaining(const std::string& path, const std::string& needle, std::string& content,
+inline bool waitForFileContaining(const std::string& path, const std::string& needle,
+                                  std::string& content,
                                   std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-  return waitFor([&] {
-    content = readFile(path);
-    return content.find(needle) != std::string::npos;
-  }, limit);
+  return waitFor(
+      [&] {
+        content = readFile(path);
+        return content.find(needle) != std::string::npos;
+      },
+      limit);
 }
 
 inline std::string randomSuffix() {
