@@ -131,11 +131,12 @@ void Agent::rejectPod(const api::Pod& pod, const std::string& reason, const std:
 }
 
 void Agent::onFileSnapshot(const staticpods::FileSnapshot& snap) {
-  applySnapshot(snap);
-  requestRelist();  // the relist cadence depends on whether any pod is wanted
+  // New pods end the slow relist cadence of an empty node at once.
+  if (applySnapshot(snap)) requestRelist();
 }
 
-void Agent::applySnapshot(const staticpods::FileSnapshot& snap) {
+bool Agent::applySnapshot(const staticpods::FileSnapshot& snap) {
+  bool added = false;
   std::lock_guard g(mu_);
   // Manifest problems: one event per file and message, not one per rescan.
   std::set<std::pair<std::string, std::string>> now_errors;
@@ -182,11 +183,13 @@ void Agent::applySnapshot(const staticpods::FileSnapshot& snap) {
         continue;
       }
       NODELET_LOG(info, Agent, "pod {} ({}) added", pod->fullName(), uid);
+      added = true;
     }
     if (!rejected_.contains(uid))
       workers_.updatePod({PodUpdate::Type::Sync, uid, *pod, std::nullopt, true});
   }
   sources_ready_ = true;
+  return added;
 }
 
 std::set<std::string> Agent::relist() {
@@ -232,6 +235,7 @@ std::set<std::string> Agent::relist() {
 }
 
 void Agent::housekeeping() {
+  runtime_.gcBackoff();
   std::set<std::string> orphans;
   {
     std::lock_guard g(mu_);

@@ -81,7 +81,8 @@ class Agent final : public PodSyncer {
                      const std::map<std::string, Waiting>& waiting);
   void rejectPod(const api::Pod& pod, const std::string& reason, const std::string& message);
   void watchRunning(const PodRuntimeStatus& st);
-  void applySnapshot(const staticpods::FileSnapshot& snap);
+  // Returns whether pods were added.
+  bool applySnapshot(const staticpods::FileSnapshot& snap);
   // Starts probing the running containers of `pod` that have probes.
   void probeRunning(const api::Pod& pod, const PodRuntimeStatus& st);
   void onProbeEvent(const probes::ProbeEvent& e);

@@ -23,20 +23,6 @@ namespace fs = std::filesystem;
 
 // The kubelet never gives a container less than this to stop (minimumGracePeriodInSeconds).
 constexpr int64_t kMinGraceSeconds = 2;
-// Paths the kubelet masks / makes read-only in unprivileged containers (DefaultProcMount).
-const std::vector<std::string> kMaskedPaths = {"/proc/asound",
-                                               "/proc/acpi",
-                                               "/proc/kcore",
-                                               "/proc/keys",
-                                               "/proc/latency_stats",
-                                               "/proc/timer_list",
-                                               "/proc/timer_stats",
-                                               "/proc/sched_debug",
-                                               "/proc/scsi",
-                                               "/sys/firmware",
-                                               "/sys/devices/virtual/powercap"};
-const std::vector<std::string> kReadonlyPaths = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
-                                                 "/proc/sysrq-trigger"};
 
 // Write-then-rename so a reader never sees half a file. No fsync: these files are regenerated
 // whenever they are missing, and an fsync on the pod-start path costs milliseconds.
@@ -252,6 +238,12 @@ std::string RuntimeManager::podDir(const std::string& uid) const {
 
 std::string RuntimeManager::cgroupParent(const api::Pod& pod) const {
   return podCgroupParent(o_.cgroup_root, qosClass(pod.spec), pod.metadata.uid);
+}
+
+void RuntimeManager::gcBackoff() {
+  const MonoTime now = clock_.monotonicNow();
+  crash_backoff_.gc(now);
+  image_backoff_.gc(now);
 }
 
 std::optional<int> RuntimeManager::containerPid(const std::string& id) {
@@ -639,8 +631,8 @@ RuntimeManager::StartResult RuntimeManager::startContainer(
     }
   }
   if (!sec.privileged) {
-    sec.masked_paths = kMaskedPaths;
-    sec.readonly_paths = kReadonlyPaths;
+    sec.masked_paths = cri::defaultMaskedPaths();
+    sec.readonly_paths = cri::defaultReadonlyPaths();
   }
   sec.seccomp = cri::SecurityProfile{cri::SecurityProfile::Type::Unconfined, ""};
 
@@ -720,6 +712,9 @@ SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& 
     }
   }
   if (a.pod_done || (!a.create_sandbox && a.sandbox_id.empty())) return res;
+  // Most syncs (resyncs, status refreshes) have nothing to create or start: stop here, before
+  // building the sandbox config (DNS included) that only creation needs.
+  if (!a.create_sandbox && a.init_to_start.empty() && a.containers_to_start.empty()) return res;
 
   std::string sandbox_id = a.sandbox_id;
   const RuntimeSandbox* current = status.currentSandbox();

@@ -64,7 +64,8 @@ class RuntimeManager {
   cri::RuntimeService& runtime() { return runtime_; }
   // Log files of the running containers this nodelet owns (id -> path), from the runtime.
   std::map<std::string, std::string> runningLogPaths();
-  Backoff& crashBackoff() { return crash_backoff_; }
+  // Forgets back-off entries idle for twice the maximum (pods long gone or long healthy).
+  void gcBackoff();
 
  private:
   struct StartResult {

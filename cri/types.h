@@ -97,6 +97,28 @@ struct Mount {
   MountPropagation propagation{MountPropagation::Private};
 };
 
+// The paths the kubelet masks and makes read-only in unprivileged containers (its default
+// ProcMount); a runtime applies exactly what it is sent, so these must be sent.
+inline const std::vector<std::string>& defaultMaskedPaths() {
+  static const std::vector<std::string> paths = {"/proc/asound",
+                                                 "/proc/acpi",
+                                                 "/proc/kcore",
+                                                 "/proc/keys",
+                                                 "/proc/latency_stats",
+                                                 "/proc/timer_list",
+                                                 "/proc/timer_stats",
+                                                 "/proc/sched_debug",
+                                                 "/proc/scsi",
+                                                 "/sys/firmware",
+                                                 "/sys/devices/virtual/powercap"};
+  return paths;
+}
+inline const std::vector<std::string>& defaultReadonlyPaths() {
+  static const std::vector<std::string> paths = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                                                 "/proc/sysrq-trigger"};
+  return paths;
+}
+
 struct ContainerSecurity {
   std::vector<std::string> add_capabilities;
   std::vector<std::string> drop_capabilities;

@@ -126,19 +126,8 @@ double directStart(cri::RuntimeService& rt, int pods, int parallel, const std::s
                       {"/dev/termination-log", sb.log_directory + "/termination-log"}};
           // The kubelet's default masked and read-only /proc paths, which nodelet sends too:
           // runc sets each up, so a fair floor includes them.
-          c.security.masked_paths = {"/proc/asound",
-                                     "/proc/acpi",
-                                     "/proc/kcore",
-                                     "/proc/keys",
-                                     "/proc/latency_stats",
-                                     "/proc/timer_list",
-                                     "/proc/timer_stats",
-                                     "/proc/sched_debug",
-                                     "/proc/scsi",
-                                     "/sys/firmware",
-                                     "/sys/devices/virtual/powercap"};
-          c.security.readonly_paths = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
-                                       "/proc/sysrq-trigger"};
+          c.security.masked_paths = cri::defaultMaskedPaths();
+          c.security.readonly_paths = cri::defaultReadonlyPaths();
           c.security.seccomp = cri::SecurityProfile{cri::SecurityProfile::Type::Unconfined, ""};
           (void)rt.podSandboxStatus(*id, false);
           auto cid = rt.createContainer(*id, c, sb);
