@@ -7,6 +7,7 @@ find_package(nlohmann_json CONFIG REQUIRED)
 find_package(spdlog CONFIG REQUIRED)
 find_package(yaml-cpp CONFIG REQUIRED)
 find_package(CURL REQUIRED)
+find_package(OpenSSL REQUIRED)  # base64 for kubeconfig data; the fake API server's TLS
 find_package(GTest CONFIG REQUIRED)
 # cpp-httplib 0.11 has no CMake config in Debian; libseccomp and libsystemd are pkg-config only.
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
