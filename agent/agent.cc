@@ -89,7 +89,7 @@ void Agent::onProbeEvent(const probes::ProbeEvent& e) {
                                     grace};
     }
   }
-  if (!pod) return;
+  if (!pod || pod->metadata.deletion_timestamp) return;
   if (e.result == probes::ProbeResult::Failure) {
     events_.record(containerRef(*pod, e.container_name), "Warning", "Unhealthy",
                    std::string(probes::toString(e.kind)) + " probe failed: " + e.output);
@@ -131,26 +131,48 @@ void Agent::rejectPod(const api::Pod& pod, const std::string& reason, const std:
 }
 
 void Agent::onFileSnapshot(const staticpods::FileSnapshot& snap) {
+  {
+    std::lock_guard g(mu_);
+    // Manifest problems: one event per file and message, not one per rescan.
+    std::set<std::pair<std::string, std::string>> now_errors;
+    for (const auto& e : snap.errors) {
+      now_errors.insert({e.path, e.message});
+      if (!reported_errors_.contains({e.path, e.message})) {
+        events_.record({"Node", o_.node_name, "", o_.node_name, ""}, "Warning",
+                       "FailedStaticPodManifest", "manifest " + e.path + ": " + e.message);
+      }
+    }
+    reported_errors_ = std::move(now_errors);
+  }
+  std::vector<api::Pod> pods;
+  pods.reserve(snap.pods.size());
+  for (const auto& sp : snap.pods) pods.push_back(sp.pod);
   // New pods end the slow relist cadence of an empty node at once.
-  if (applySnapshot(snap)) requestRelist();
+  if (applySource("file", std::move(pods))) requestRelist();
 }
 
-bool Agent::applySnapshot(const staticpods::FileSnapshot& snap) {
+void Agent::onApiPods(std::vector<api::Pod> pods) {
+  if (applySource("api", std::move(pods))) requestRelist();
+}
+
+void Agent::syncLocked(const std::string& uid, const api::Pod& pod) {
+  if (rejected_.contains(uid) || deleting_.contains(uid)) return;
+  workers_.updatePod({PodUpdate::Type::Sync, uid, pod, std::nullopt, true});
+}
+
+bool Agent::applySource(const std::string& source, std::vector<api::Pod> pods) {
   bool added = false;
   std::lock_guard g(mu_);
-  // Manifest problems: one event per file and message, not one per rescan.
-  std::set<std::pair<std::string, std::string>> now_errors;
-  for (const auto& e : snap.errors) {
-    now_errors.insert({e.path, e.message});
-    if (!reported_errors_.contains({e.path, e.message})) {
-      events_.record({"Node", o_.node_name, "", o_.node_name, ""}, "Warning",
-                     "FailedStaticPodManifest", "manifest " + e.path + ": " + e.message);
-    }
+  auto& mine = by_source_[source];
+  mine.clear();
+  for (auto& p : pods) {
+    const std::string uid = p.metadata.uid;
+    mine[uid] = std::move(p);
   }
-  reported_errors_ = std::move(now_errors);
-
   std::map<std::string, const api::Pod*> next;
-  for (const auto& sp : snap.pods) next[sp.pod.metadata.uid] = &sp.pod;
+  for (const auto& [src, m] : by_source_)
+    for (const auto& [uid, p] : m) next.emplace(uid, &p);
+
   for (auto it = desired_.begin(); it != desired_.end();) {
     if (next.contains(it->first)) {
       ++it;
@@ -160,21 +182,33 @@ bool Agent::applySnapshot(const staticpods::FileSnapshot& snap) {
                 it->first);
     if (rejected_.erase(it->first)) {
       statuses_.removePod(it->first);
-    } else {
+    } else if (!deleting_.contains(it->first)) {
       workers_.updatePod({PodUpdate::Type::Kill, it->first, it->second, std::nullopt, true});
     }
+    deleting_.erase(it->first);
     it = desired_.erase(it);
   }
   for (const auto& [uid, pod] : next) {
     auto cur = desired_.find(uid);
-    if (cur != desired_.end() && cur->second.spec == pod->spec &&
-        cur->second.metadata.labels == pod->metadata.labels)
-      continue;
     const bool is_new = cur == desired_.end();
+    if (!is_new && cur->second.spec == pod->spec &&
+        cur->second.metadata.labels == pod->metadata.labels &&
+        cur->second.metadata.deletion_timestamp == pod->metadata.deletion_timestamp)
+      continue;
     desired_[uid] = *pod;
+    if (pod->metadata.deletion_timestamp) {
+      // Graceful deletion (the API server set deletionTimestamp): stop it within its grace
+      // period; it stays known (for its final status) until its source drops it.
+      if (deleting_.insert(uid).second && !rejected_.contains(uid)) {
+        NODELET_LOG(info, Agent, "pod {} ({}) is being deleted", pod->fullName(), uid);
+        workers_.updatePod(
+            {PodUpdate::Type::Kill, uid, *pod, pod->metadata.deletion_grace_period_seconds, true});
+      }
+      continue;
+    }
     if (is_new) {
       // Admission: the node's pod limit (the kubelet's OutOfpods).
-      const size_t admitted = desired_.size() - rejected_.size() - 1;
+      const size_t admitted = desired_.size() - rejected_.size() - deleting_.size() - 1;
       if (admitted >= static_cast<size_t>(o_.max_pods)) {
         rejected_.insert(uid);
         rejectPod(*pod, "OutOfpods",
@@ -185,10 +219,11 @@ bool Agent::applySnapshot(const staticpods::FileSnapshot& snap) {
       NODELET_LOG(info, Agent, "pod {} ({}) added", pod->fullName(), uid);
       added = true;
     }
-    if (!rejected_.contains(uid))
-      workers_.updatePod({PodUpdate::Type::Sync, uid, *pod, std::nullopt, true});
+    syncLocked(uid, *pod);
   }
-  sources_ready_ = true;
+  bool all = true;
+  for (const auto& src : o_.sources) all = all && by_source_.contains(src);
+  sources_ready_ = all;
   return added;
 }
 
@@ -228,8 +263,7 @@ std::set<std::string> Agent::relist() {
   relist_signatures_ = std::move(sigs);
   for (const auto& uid : changed) {
     auto d = desired_.find(uid);
-    if (d != desired_.end() && !rejected_.contains(uid))
-      workers_.updatePod({PodUpdate::Type::Sync, uid, d->second, std::nullopt, true});
+    if (d != desired_.end()) syncLocked(uid, d->second);
   }
   return changed;
 }
@@ -324,9 +358,7 @@ void Agent::run(std::stop_token stop) {
     }
     if (now >= next_resync) {
       std::lock_guard g(mu_);
-      for (const auto& [uid, pod] : desired_)
-        if (!rejected_.contains(uid))
-          workers_.updatePod({PodUpdate::Type::Sync, uid, pod, std::nullopt, true});
+      for (const auto& [uid, pod] : desired_) syncLocked(uid, pod);
       next_resync = now + o_.resync_period;
     }
     if (now >= next_rotation) {
@@ -343,7 +375,7 @@ void Agent::run(std::stop_token stop) {
 }
 
 void Agent::publishStatus(const api::Pod& pod, const PodRuntimeStatus& st,
-                          const std::map<std::string, Waiting>& waiting) {
+                          const std::map<std::string, Waiting>& waiting, bool terminal) {
   auto prev = statuses_.podStatus(pod.metadata.uid);
   StatusInput in;
   in.pod = &pod;
@@ -353,6 +385,7 @@ void Agent::publishStatus(const api::Pod& pod, const PodRuntimeStatus& st,
   in.runtime_name = runtime_.runtimeName();
   in.host_ip = o_.node_ip;
   in.now = clock_.systemNow();
+  in.pod_terminal = terminal;
   std::map<std::string, bool> ready, started;
   for (const auto& c : st.containers) {
     if (!c.running() || ready.contains(c.status.name)) continue;
@@ -415,8 +448,10 @@ Status Agent::syncTerminatingPod(const std::string& uid, const api::Pod* pod,
   if (!st) return std::unexpected(st.error());
   auto s = runtime_.killPod(pod, *st, grace);
   if (s && pod) {
+    const bool deleted = pod->metadata.deletion_timestamp.has_value();
     auto after = runtime_.podStatus(uid);
-    if (after) publishStatus(*pod, *after, {});
+    if (after) publishStatus(*pod, *after, {}, deleted);
+    if (deleted && o_.on_pod_terminated) o_.on_pod_terminated(uid);
   }
   return s;
 }

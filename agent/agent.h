@@ -4,6 +4,7 @@
 // manager and publishes its status.
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -42,6 +43,12 @@ struct AgentOptions {
   Duration fast_relist_window{std::chrono::milliseconds(500)};
   std::string node_ip;
   std::string node_name;  // the object of node-level events
+  // The sources that must each have delivered once before a pod found in the runtime and wanted
+  // by none of them counts as an orphan: "file", and "api" in cluster mode.
+  std::set<std::string> sources{"file"};
+  // A pod whose deletion was requested (deletionTimestamp) has stopped: the API server may now
+  // be told (final status, then DELETE).
+  std::function<void(const std::string& uid)> on_pod_terminated;
 };
 
 class Agent final : public PodSyncer {
@@ -52,6 +59,8 @@ class Agent final : public PodSyncer {
 
   // The file source's snapshot: the full set of static pods (a SET, in kubelet terms).
   void onFileSnapshot(const staticpods::FileSnapshot& snap);
+  // The API server's pods for this node (the full set; mirror pods already left out).
+  void onApiPods(std::vector<api::Pod> pods);
   // The sync loop; returns when `stop` is requested. Pods keep running.
   void run(std::stop_token stop);
   // Wakes the loop for an immediate relist.
@@ -78,11 +87,14 @@ class Agent final : public PodSyncer {
 
  private:
   void publishStatus(const api::Pod& pod, const PodRuntimeStatus& st,
-                     const std::map<std::string, Waiting>& waiting);
+                     const std::map<std::string, Waiting>& waiting, bool terminal = false);
   void rejectPod(const api::Pod& pod, const std::string& reason, const std::string& message);
   void watchRunning(const PodRuntimeStatus& st);
-  // Returns whether pods were added.
-  bool applySnapshot(const staticpods::FileSnapshot& snap);
+  // Replaces one source's pods and reconciles the union with the workers; returns whether pods
+  // were added.
+  bool applySource(const std::string& source, std::vector<api::Pod> pods);
+  // Sync unless the pod is rejected or being deleted (under mu_).
+  void syncLocked(const std::string& uid, const api::Pod& pod);
   // Starts probing the running containers of `pod` that have probes.
   void probeRunning(const api::Pod& pod, const PodRuntimeStatus& st);
   void onProbeEvent(const probes::ProbeEvent& e);
@@ -98,8 +110,10 @@ class Agent final : public PodSyncer {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool wake_{false};
-  std::map<std::string, api::Pod> desired_;  // by UID
-  std::set<std::string> rejected_;           // admitted = desired - rejected
+  std::map<std::string, api::Pod> desired_;  // by UID: the union of the sources
+  std::map<std::string, std::map<std::string, api::Pod>> by_source_;  // source -> uid -> pod
+  std::set<std::string> rejected_;  // admitted = desired - rejected
+  std::set<std::string> deleting_;  // deletion requested: killed, kept for status
   bool sources_ready_{false};
   std::map<std::string, std::string> relist_signatures_;  // uid -> runtime state signature
   std::set<std::string> pending_watches_;                 // new running containers to watch (ids)

@@ -7,12 +7,14 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "agent/agent.h"
+#include "agent/api_events.h"
 #include "agent/config.h"
 #include "agent/core/api_json.h"
 #include "agent/core/log.h"
@@ -20,6 +22,12 @@
 #include "agent/core/yaml_json.h"
 #include "agent/events.h"
 #include "agent/flags.h"
+#include "agent/kube/client.h"
+#include "agent/kube/kubeconfig.h"
+#include "agent/kube/node_controller.h"
+#include "agent/kube/pod_reflector.h"
+#include "agent/kube/status_syncer.h"
+#include "agent/node_facts.h"
 #include "agent/node_info.h"
 #include "agent/runtime_manager.h"
 #include "agent/server.h"
@@ -179,6 +187,173 @@ int runPods(const Config& cfg) {
   return 0;
 }
 
+// ---- cluster mode -------------------------------------------------------------------------------
+// The API server side of the agent: the Node and its Lease, the pods bound to this node (with an
+// on-disk checkpoint so a restart during an API outage brings them back), and pod status.
+struct Cluster {
+  kube::Client& client;
+  Clock& clock;
+  std::string node;
+  std::string checkpoint;
+  kube::PodStore store;
+  std::unique_ptr<kube::NodeController> nodes;
+  std::unique_ptr<kube::PodReflector> reflector;
+  kube::StatusSyncer syncer;
+  std::jthread node_thread, reflector_thread, syncer_thread;
+  EventRecorder* events{nullptr};
+  std::set<std::string> bad_pods;  // "uid message" already reported
+  std::mutex mu;
+
+  Cluster(kube::Client& c, Clock& clk, const std::string& n, const std::string& root)
+      : client(c),
+        clock(clk),
+        node(n),
+        checkpoint(root + "/checkpoints/api-pods.json"),
+        syncer(c, clk, store, {n}, [this] { return nodes ? nodes->nodeUid() : ""; }) {}
+
+  static Result<std::unique_ptr<Cluster>> create(kube::Client& client, Clock& clock,
+                                                 const Config& cfg, const std::string& node,
+                                                 const std::string& node_ip, cri::GrpcServices& cri,
+                                                 EventRecorder& events) {
+    auto c = std::make_unique<Cluster>(client, clock, node, cfg.root_dir);
+    kube::NodeControllerOptions no;
+    no.node_name = node;
+    no.labels = {{"kubernetes.io/hostname", node},
+                 {"kubernetes.io/os", "linux"},
+                 {"kubernetes.io/arch", readMachineFacts(cfg.root_dir).architecture},
+                 {"beta.kubernetes.io/os", "linux"},
+                 {"beta.kubernetes.io/arch", readMachineFacts(cfg.root_dir).architecture}};
+    for (const auto& [k, v] : cfg.node_labels) no.labels[k] = v;
+    for (const auto& t : cfg.register_with_taints) {
+      const auto colon = t.rfind(':');
+      const std::string kv = t.substr(0, colon);
+      const auto eq = kv.find('=');
+      no.taints.push_back({kv.substr(0, eq), eq == std::string::npos ? "" : kv.substr(eq + 1),
+                           t.substr(colon + 1)});
+    }
+    no.status_update_frequency = cfg.node_status_update_frequency;
+    no.status_report_frequency = cfg.node_status_report_frequency;
+    no.lease_duration_seconds = cfg.node_lease_duration_seconds;
+    // Fail early on a configuration the facts cannot be computed with (a bad quantity).
+    auto probe = buildNodeFacts(cfg, node, node_ip, readMachineFacts(cfg.root_dir), {});
+    if (!probe) return std::unexpected(probe.error());
+    c->nodes = std::make_unique<kube::NodeController>(
+        client, clock, no,
+        [cfg, node, node_ip, &cri] {
+          auto f = buildNodeFacts(
+              cfg, node, node_ip, readMachineFacts(cfg.root_dir),
+              readRuntimeFacts(*cri.runtime, *cri.image, cfg.node_status_max_images));
+          return f ? *f : kube::NodeFacts{};
+        },
+        [&events, node](const std::string& type, const std::string& reason,
+                        const std::string& msg) {
+          events.record({"Node", node, "", node, ""}, type, reason, msg);
+        });
+    c->events = &events;
+    return c;
+  }
+
+  void attach(StatusManager& statuses) {
+    statuses.setListener([this](const api::Pod& pod, bool removed) {
+      if (removed)
+        syncer.onRemoved(pod.metadata.uid);
+      else
+        syncer.onStatus(pod);
+    });
+  }
+
+  // The API pods nodelet runs: mirror pods are left out (they stand for static pods), and so
+  // are pods the API server already reports finished.
+  std::vector<api::Pod> toPods(const std::vector<nlohmann::json>& objs, EventRecorder* recorder) {
+    std::vector<api::Pod> out;
+    for (const auto& o : objs) {
+      if (kube::isMirrorPod(o)) continue;
+      auto pod = api::decodePod(o.dump());
+      if (!pod) {
+        const std::string key = kube::PodStore::keyOf(o) + " " + pod.error().message;
+        std::lock_guard g(mu);
+        if (bad_pods.insert(key).second) {
+          NODELET_LOG(warn, Api, "pod {} cannot be run: {}", kube::PodStore::keyOf(o),
+                      pod.error().message);
+          if (recorder) {
+            ObjectRef ref{"Pod", o["metadata"].value("name", ""),
+                          o["metadata"].value("namespace", ""), o["metadata"].value("uid", ""), ""};
+            recorder->record(ref, "Warning", "FailedCreate",
+                             "nodelet cannot run this pod: " + pod.error().message);
+          }
+        }
+        continue;
+      }
+      if ((pod->status.phase == "Succeeded" || pod->status.phase == "Failed") &&
+          !pod->metadata.deletion_timestamp)
+        continue;
+      pod->metadata.annotations["kubernetes.io/config.source"] = "api";
+      out.push_back(std::move(*pod));
+    }
+    return out;
+  }
+
+  void saveCheckpoint(const std::vector<nlohmann::json>& objs) {
+    nlohmann::json list = {{"kind", "PodList"}, {"apiVersion", "v1"}, {"items", objs}};
+    std::error_code ec;
+    fs::create_directories(fs::path(checkpoint).parent_path(), ec);
+    const std::string tmp = checkpoint + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      out << list.dump();
+      if (!out) return;
+    }
+    fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, ec);
+    fs::rename(tmp, checkpoint, ec);
+  }
+
+  std::vector<nlohmann::json> loadCheckpoint() {
+    bool ok = false;
+    const std::string text = readFile(checkpoint, &ok);
+    if (!ok) return {};
+    auto list = nlohmann::json::parse(text, nullptr, false);
+    if (!list.is_object() || !list.contains("items") || !list["items"].is_array()) {
+      NODELET_LOG(warn, Api, "pod checkpoint {} is unreadable: ignoring it", checkpoint);
+      return {};
+    }
+    return list["items"].get<std::vector<nlohmann::json>>();
+  }
+
+  void start(Agent& agent) {
+    // Pods from the last run first: running pods stay wanted (and restart) even if the API
+    // server does not answer; the first list replaces them.
+    if (auto saved = loadCheckpoint(); !saved.empty()) {
+      NODELET_LOG(info, Api, "{} pod(s) from the checkpoint until the API server answers",
+                  saved.size());
+      store.replace([&] {
+        std::map<std::string, nlohmann::json> m;
+        for (const auto& o : saved)
+          if (o.is_object() && o.contains("metadata") && o["metadata"].is_object())
+            m[kube::PodStore::keyOf(o)] = o;
+        return m;
+      }());
+      agent.onApiPods(toPods(saved, nullptr));
+    }
+    kube::PodReflectorOptions ro;
+    ro.node_name = node;
+    reflector = std::make_unique<kube::PodReflector>(
+        client, clock, store, ro, [this, &agent](const std::vector<nlohmann::json>& objs) {
+          saveCheckpoint(objs);
+          agent.onApiPods(toPods(objs, events));
+          syncer.wake();
+        });
+    node_thread = std::jthread([this](std::stop_token st) { nodes->run(st); });
+    reflector_thread = std::jthread([this](std::stop_token st) { reflector->run(st); });
+    syncer_thread = std::jthread([this](std::stop_token st) { syncer.run(st); });
+  }
+
+  void stop() {
+    for (auto* t : {&reflector_thread, &node_thread, &syncer_thread}) t->request_stop();
+    for (auto* t : {&reflector_thread, &node_thread, &syncer_thread})
+      if (t->joinable()) t->join();
+  }
+};
+
 // ---- nodelet (the agent) ----------------------------------------------------------------------
 int runAgent(Config cfg, sigset_t signals) {
   if (!cfg.ignored_fields.empty()) {
@@ -186,10 +361,17 @@ int runAgent(Config cfg, sigset_t signals) {
     for (const auto& f : cfg.ignored_fields) list += (list.empty() ? "" : ", ") + f;
     NODELET_LOG(warn, Agent, "config file: ignoring fields nodelet does not support: {}", list);
   }
-  if (!cfg.kubeconfig.empty())
-    return die(
-        "--kubeconfig: cluster mode is not supported by this version of nodelet yet; run "
-        "standalone with --pod-manifest-path or staticPodPath");
+  std::unique_ptr<kube::Client> client;
+  if (!cfg.kubeconfig.empty()) {
+    auto kc = kube::loadKubeconfig(cfg.kubeconfig);
+    if (!kc) return die(kc.error().message);
+    kube::ClientOptions co;
+    co.qps = cfg.kube_api_qps;
+    co.burst = std::max(1, cfg.kube_api_burst);
+    co.user_agent = std::string("nodelet/") + kVersion + " (linux/" +
+                    readMachineFacts("/").architecture + ") kubernetes/" + kKubeVersion;
+    client = std::make_unique<kube::Client>(*kc, RealClock::instance(), co);
+  }
   if (cfg.fail_swap_on && swapOn())
     return die(
         "running with swap on is not supported, please disable swap or set --fail-swap-on flag to "
@@ -253,8 +435,18 @@ int runAgent(Config cfg, sigset_t signals) {
   rmo.node_cpu_milli = cpuMilli();
   rmo.node_memory_bytes = memoryBytes();
 
-  LocalEventRecorder events(clock);
+  LocalEventRecorder local_events(clock);
+  std::unique_ptr<ApiEventRecorder> api_events;
+  if (client) api_events = std::make_unique<ApiEventRecorder>(*client, clock, local_events, node);
+  EventRecorder& events = api_events ? static_cast<EventRecorder&>(*api_events) : local_events;
   StatusManager statuses(cfg.root_dir + "/status/pods.json");
+  std::unique_ptr<Cluster> cluster;
+  if (client) {
+    auto c = Cluster::create(*client, clock, cfg, node, node_ip, *services, events);
+    if (!c) return die(c.error().message);
+    cluster = std::move(*c);
+    cluster->attach(statuses);
+  }
   RuntimeManager runtime(*services->runtime, *services->image, clock, events, rmo);
   AgentOptions ao;
   ao.resync_period = cfg.sync_frequency;
@@ -267,6 +459,12 @@ int runAgent(Config cfg, sigset_t signals) {
     return die("containerLogMaxSize: invalid quantity \"" + cfg.container_log_max_size + "\"");
   }
   ao.log_max_files = cfg.container_log_max_files;
+  if (cluster) {
+    ao.sources.insert("api");
+    ao.on_pod_terminated = [&cluster](const std::string& uid) {
+      cluster->syncer.onTerminated(uid);
+    };
+  }
   Agent agent(runtime, statuses, events, clock, ao);
 
   NodeServer server({[&] {
@@ -294,6 +492,10 @@ int runAgent(Config cfg, sigset_t signals) {
     agent.onFileSnapshot({});
   }
   std::jthread loop([&agent](std::stop_token st) { agent.run(st); });
+  if (cluster) {
+    if (api_events) api_events->start();
+    cluster->start(agent);
+  }
   sd_notify(0, "READY=1\nSTATUS=running");
 
   int sig = 0;
@@ -301,6 +503,8 @@ int runAgent(Config cfg, sigset_t signals) {
   NODELET_LOG(info, Agent, "signal {}: shutting down (pods keep running)", sig);
   sd_notify(0, "STOPPING=1");
   if (files) files->stop();
+  if (cluster) cluster->stop();
+  if (api_events) api_events->stop();
   loop.request_stop();
   loop.join();
   agent.workers().stop();

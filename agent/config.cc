@@ -69,6 +69,39 @@ Status readStrings(const json& j, const std::string& f, Config& c) {
   return {};
 }
 
+template <std::map<std::string, std::string> Config::*M>
+Status readStringMap(const json& j, const std::string& f, Config& c) {
+  if (!j.is_object())
+    return std::unexpected(fieldError(f, "expected map of strings, got " + typeName(j)));
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : j.items()) {
+    if (!v.is_string()) return std::unexpected(fieldError(f + "." + k, "expected string"));
+    out[k] = v.template get<std::string>();
+  }
+  c.*M = out;
+  return {};
+}
+
+// registerWithTaints: a list of core/v1 Taints, kept as "key=value:Effect".
+Status readTaints(const json& j, const std::string& f, Config& c) {
+  if (!j.is_array())
+    return std::unexpected(fieldError(f, "expected list of taints, got " + typeName(j)));
+  std::vector<std::string> out;
+  for (size_t i = 0; i < j.size(); ++i) {
+    const auto& t = j[i];
+    const std::string at = f + "[" + std::to_string(i) + "]";
+    if (!t.is_object() || !t.contains("key") || !t["key"].is_string() || !t.contains("effect") ||
+        !t["effect"].is_string())
+      return std::unexpected(fieldError(at, "a taint needs string fields key and effect"));
+    const std::string value =
+        t.contains("value") && t["value"].is_string() ? t["value"].get<std::string>() : "";
+    out.push_back(t["key"].get<std::string>() + (value.empty() ? "" : "=" + value) + ":" +
+                  t["effect"].get<std::string>());
+  }
+  c.register_with_taints = out;
+  return {};
+}
+
 const std::vector<std::pair<const char*, Reader>>& readers() {
   static const std::vector<std::pair<const char*, Reader>> r = {
       {"staticPodPath", &readString<&Config::static_pod_path>},
@@ -96,6 +129,14 @@ const std::vector<std::pair<const char*, Reader>>& readers() {
       {"nodeStatusUpdateFrequency", &readDuration<&Config::node_status_update_frequency>},
       {"nodeStatusReportFrequency", &readDuration<&Config::node_status_report_frequency>},
       {"nodeLeaseDurationSeconds", &readInt<&Config::node_lease_duration_seconds>},
+      {"kubeAPIQPS", &readInt<&Config::kube_api_qps>},
+      {"kubeAPIBurst", &readInt<&Config::kube_api_burst>},
+      {"registerNode", &readBool<&Config::register_node>},
+      {"registerWithTaints", &readTaints},
+      {"systemReserved", &readStringMap<&Config::system_reserved>},
+      {"kubeReserved", &readStringMap<&Config::kube_reserved>},
+      {"evictionHard", &readStringMap<&Config::eviction_hard>},
+      {"nodeStatusMaxImages", &readInt<&Config::node_status_max_images>},
   };
   return r;
 }
@@ -216,6 +257,24 @@ Status validateConfig(const Config& c) {
     return fail(ErrorCode::InvalidArgument, "--root-dir must be an absolute path");
   if (c.pod_logs_dir.empty() || c.pod_logs_dir[0] != '/')
     return fail(ErrorCode::InvalidArgument, "podLogsDir must be an absolute path");
+  if (c.node_lease_duration_seconds < 1)
+    return fail(ErrorCode::InvalidArgument, "nodeLeaseDurationSeconds must be positive");
+  if (c.node_status_update_frequency.count() <= 0)
+    return fail(ErrorCode::InvalidArgument, "nodeStatusUpdateFrequency must be positive");
+  for (const auto& t : c.register_with_taints) {
+    const auto colon = t.rfind(':');
+    const std::string effect = colon == std::string::npos ? "" : t.substr(colon + 1);
+    if (colon == std::string::npos || colon == 0 ||
+        (effect != "NoSchedule" && effect != "PreferNoSchedule" && effect != "NoExecute"))
+      return fail(ErrorCode::InvalidArgument, "registerWithTaints: \"" + t +
+                                                  "\" must be key[=value]:Effect with Effect "
+                                                  "NoSchedule, PreferNoSchedule or NoExecute");
+  }
+  if (!c.register_node && !c.kubeconfig.empty())
+    return fail(
+        ErrorCode::InvalidArgument,
+        "registerNode: false is not supported by nodelet yet (the Node must be registered by "
+        "nodelet itself)");
   return {};
 }
 

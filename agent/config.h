@@ -3,6 +3,7 @@
 // honours, with the kubelet's defaults, plus the kubelet command-line flags users type.
 // Precedence as in the kubelet: defaults < --config file < flags.
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +39,16 @@ struct Config {
   std::chrono::milliseconds node_status_update_frequency{std::chrono::seconds(10)};
   std::chrono::milliseconds node_status_report_frequency{std::chrono::minutes(5)};
   int32_t node_lease_duration_seconds{40};
+  int32_t kube_api_qps{50};
+  int32_t kube_api_burst{100};
+  bool register_node{true};
+  std::vector<std::string> register_with_taints;       // "key[=value]:Effect"
+  std::map<std::string, std::string> system_reserved;  // cpu, memory, ephemeral-storage
+  std::map<std::string, std::string> kube_reserved;
+  // memory.available / nodefs.available; a quantity ("100Mi") or a percentage ("10%").
+  std::map<std::string, std::string> eviction_hard{{"memory.available", "100Mi"},
+                                                   {"nodefs.available", "10%"}};
+  int32_t node_status_max_images{50};
 
   // ---- flags only ----
   std::string config_file;
@@ -45,6 +56,7 @@ struct Config {
   std::string root_dir{"/var/lib/nodelet"};
   std::string kubeconfig;
   std::string node_ip;
+  std::map<std::string, std::string> node_labels;  // --node-labels
   int verbosity{0};
 
   // Fields of the file nodelet does not know; warned about once at start-up.

@@ -40,6 +40,14 @@ const std::vector<Flag>& flagTable() {
       {"read-only-port", Kind::Int, "unauthenticated read-only port (default 0: off)"},
       {"file-check-frequency", Kind::Duration, "full rescan period of the manifest path"},
       {"sync-frequency", Kind::Duration, "period of the full pod resync"},
+      {"node-labels", Kind::List, "labels to register the node with (key=value,...)"},
+      {"register-node", Kind::Bool, "register the node with the API server (default true)"},
+      {"register-with-taints", Kind::List,
+       "taints to register the node with (key=value:Effect,...)"},
+      {"kube-api-qps", Kind::Int, "API server requests per second (default 50)"},
+      {"kube-api-burst", Kind::Int, "API server request burst (default 100)"},
+      {"node-status-update-frequency", Kind::Duration,
+       "how often node status is computed (default 10s)"},
   };
   return t;
 }
@@ -215,6 +223,36 @@ Status applyFlags(const Args& args, Config& c) {
       c.file_check_frequency = dur;
     else if (name == "sync-frequency")
       c.sync_frequency = dur;
+    else if (name == "register-node")
+      c.register_node = b;
+    else if (name == "kube-api-qps")
+      c.kube_api_qps = n;
+    else if (name == "kube-api-burst")
+      c.kube_api_burst = n;
+    else if (name == "node-status-update-frequency")
+      c.node_status_update_frequency = dur;
+    else if (name == "register-with-taints" || name == "node-labels") {
+      std::vector<std::string> items;
+      size_t start = 0;
+      while (start <= v.size()) {
+        auto comma = v.find(',', start);
+        auto item = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (!item.empty()) items.push_back(item);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+      if (name == "register-with-taints") {
+        c.register_with_taints = items;
+      } else {
+        for (const auto& item : items) {
+          const auto eq = item.find('=');
+          if (eq == std::string::npos || eq == 0)
+            return fail(ErrorCode::InvalidArgument,
+                        "flag --node-labels: \"" + item + "\" is not key=value");
+          c.node_labels[item.substr(0, eq)] = item.substr(eq + 1);
+        }
+      }
+    }
   }
   return {};
 }

@@ -208,6 +208,8 @@ api::PodStatus computePodStatus(const StatusInput& in) {
     s.phase = in.previous->phase;  // terminal phases never change
   } else if (init_failed) {
     s.phase = "Failed";
+  } else if (in.pod_terminal && running == 0) {
+    s.phase = stopped > 0 && stopped == succeeded ? "Succeeded" : "Failed";
   } else if (!init_complete && running == 0 && stopped == 0) {
     s.phase = "Pending";
   } else if (waiting > 0) {

@@ -24,6 +24,9 @@ struct StatusInput {
   const std::map<std::string, bool>* readiness{nullptr};
   // Started per container name (startup probes); absent = started when running.
   const std::map<std::string, bool>* started{nullptr};
+  // The pod was told to terminate (deleted) and nothing of it runs any more: its phase is
+  // final (Succeeded when every container exited 0, else Failed), whatever its restart policy.
+  bool pod_terminal{false};
 };
 
 api::PodStatus computePodStatus(const StatusInput& in);

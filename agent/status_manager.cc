@@ -15,17 +15,31 @@
 namespace nodelet::agent {
 
 void StatusManager::setPodStatus(const api::Pod& pod, api::PodStatus status) {
-  std::lock_guard g(mu_);
-  auto& p = pods_[pod.metadata.uid];
-  if (p.metadata == pod.metadata && p.spec == pod.spec && p.status == status) return;
-  p = pod;
-  p.status = std::move(status);
-  dirty_ = true;
+  api::Pod changed;
+  {
+    std::lock_guard g(mu_);
+    auto& p = pods_[pod.metadata.uid];
+    if (p.metadata == pod.metadata && p.spec == pod.spec && p.status == status) return;
+    p = pod;
+    p.status = std::move(status);
+    dirty_ = true;
+    if (!listener_) return;
+    changed = p;
+  }
+  listener_(changed, false);
 }
 
 void StatusManager::removePod(const std::string& uid) {
-  std::lock_guard g(mu_);
-  dirty_ = pods_.erase(uid) > 0 || dirty_;
+  api::Pod gone;
+  {
+    std::lock_guard g(mu_);
+    auto it = pods_.find(uid);
+    if (it == pods_.end()) return;
+    gone = std::move(it->second);
+    pods_.erase(it);
+    dirty_ = true;
+  }
+  if (listener_) listener_(gone, true);
 }
 
 std::optional<api::PodStatus> StatusManager::podStatus(const std::string& uid) const {

@@ -2,6 +2,7 @@
 // The pods' statuses as last computed, for everything that reports them: /pods, `nodelet pods`
 // (through an atomic snapshot file under the root dir, readable by root only), and in cluster
 // mode the API server.
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -18,6 +19,11 @@ class StatusManager {
   explicit StatusManager(std::string snapshot_path = "")
       : snapshot_path_(std::move(snapshot_path)) {}
 
+  // Told of every change (the pod carries its new status) and every removal, outside the lock:
+  // in cluster mode, the API status syncer. Set before any status arrives.
+  using Listener = std::function<void(const api::Pod& pod, bool removed)>;
+  void setListener(Listener l) { listener_ = std::move(l); }
+
   void setPodStatus(const api::Pod& pod, api::PodStatus status);
   void removePod(const std::string& uid);
   std::optional<api::PodStatus> podStatus(const std::string& uid) const;
@@ -31,6 +37,7 @@ class StatusManager {
 
  private:
   std::string snapshot_path_;
+  Listener listener_;
   mutable std::mutex mu_;
   std::map<std::string, api::Pod> pods_;  // by UID, status included
   bool dirty_{false};

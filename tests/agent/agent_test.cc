@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "agent/core/api_json.h"
 #include "agent/labels.h"
 #include "tests/common/simulated_clock.h"
 #include "tests/common/temp_dir.h"
@@ -293,6 +294,97 @@ TEST_F(AgentTest, ARuntimeErrorIsRetried) {
   clock_.advance(std::chrono::seconds(2));
   settle();
   EXPECT_EQ(running().size(), 1u);
+}
+
+}  // namespace
+}  // namespace nodelet::agent
+
+namespace nodelet::agent {
+namespace {
+
+// Pods from the API server: they run beside static pods, a deleted one is stopped within its
+// grace period and reported finished, and the orphan rule waits for every source.
+class ApiSourceTest : public AgentTest {
+ protected:
+  void startCluster() {
+    agent_.reset();
+    runtime_ = std::make_unique<RuntimeManager>(rt_, images_, clock_, events_, opts_);
+    AgentOptions ao;
+    ao.node_ip = "192.0.2.1";
+    ao.watch_exits = false;
+    ao.sources = {"file", "api"};
+    ao.on_pod_terminated = [this](const std::string& uid) { terminated_.push_back(uid); };
+    agent_ = std::make_unique<Agent>(*runtime_, statuses_, events_, clock_, ao);
+  }
+  api::Pod apiPod(const std::string& name, const std::string& uid) {
+    auto p = api::decodePod(
+        R"({"metadata":{"name":")" + name + R"(","namespace":"default","uid":")" + uid +
+        R"("},"spec":{"nodeName":"node-1","terminationGracePeriodSeconds":30,)"
+        R"("containers":[{"name":"c","image":"localhost/nodelet/busybox:1.35"}]}})");
+    EXPECT_TRUE(p) << p.error().message;
+    p->metadata.annotations["kubernetes.io/config.source"] = "api";
+    return *p;
+  }
+  std::vector<std::string> terminated_;
+};
+
+TEST_F(ApiSourceTest, ApiPodsRunAndADeletedOneStopsAndIsReportedFinished) {
+  std::vector<std::string> phases;  // what the API status syncer would be told
+  statuses_.setListener([&](const api::Pod& p, bool removed) {
+    if (!removed) phases.push_back(p.status.phase);
+  });
+  startCluster();
+  agent_->onFileSnapshot({});
+  agent_->onApiPods({apiPod("a", "uid-a")});
+  settle();
+  ASSERT_EQ(running().size(), 1u);
+  EXPECT_EQ(status("uid-a").phase, "Running");
+
+  api::Pod deleting = apiPod("a", "uid-a");
+  deleting.metadata.deletion_timestamp = clock_.systemNow() + std::chrono::seconds(30);
+  deleting.metadata.deletion_grace_period_seconds = 30;
+  agent_->onApiPods({deleting});
+  settle();
+  EXPECT_TRUE(running().empty());
+  EXPECT_EQ(terminated_, (std::vector<std::string>{"uid-a"}));
+  EXPECT_TRUE(hasEvent("Killing", "Stopping container c"));
+  // The kill's final status was published (the syncer sends it before the DELETE): terminal,
+  // whatever the restart policy. Resyncs and relists never start it again.
+  ASSERT_FALSE(phases.empty());
+  EXPECT_TRUE(phases.back() == "Succeeded" || phases.back() == "Failed") << phases.back();
+  agent_->relist();
+  settle();
+  EXPECT_TRUE(running().empty());
+  // The API server removes it: the agent forgets it.
+  agent_->onApiPods({});
+  settle();
+  EXPECT_FALSE(statuses_.podStatus("uid-a"));
+}
+
+TEST_F(ApiSourceTest, NothingIsAnOrphanUntilEverySourceHasSpoken) {
+  startCluster();
+  agent_->onApiPods({apiPod("a", "uid-a")});
+  settle();
+  ASSERT_EQ(running().size(), 1u);
+  // A restart of nodelet: the file source speaks first; the API pod must not be killed.
+  startCluster();
+  agent_->onFileSnapshot({});
+  agent_->relist();
+  agent_->housekeeping();
+  settle();
+  EXPECT_EQ(running().size(), 1u);
+  agent_->onApiPods({apiPod("a", "uid-a")});
+  agent_->housekeeping();
+  settle();
+  EXPECT_EQ(running().size(), 1u);
+  // Now gone from the API server while nodelet was away: an orphan, stopped.
+  startCluster();
+  agent_->onFileSnapshot({});
+  agent_->onApiPods({});
+  agent_->relist();
+  agent_->housekeeping();
+  settle();
+  EXPECT_TRUE(running().empty());
 }
 
 }  // namespace

@@ -41,7 +41,10 @@ containerLogMaxSize: 5Mi
 containerLogMaxFiles: 3
 failSwapOn: false
 readOnlyPort: 10255
-evictionHard: {memory.available: 100Mi}
+evictionHard: {memory.available: 200Mi}
+systemReserved: {cpu: 100m}
+kubeAPIQPS: 20
+registerWithTaints: [{key: dedicated, value: infra, effect: NoSchedule}, {key: gpu, effect: NoExecute}]
 authentication: {anonymous: {enabled: false}}
 )",
                           c);
@@ -55,8 +58,29 @@ authentication: {anonymous: {enabled: false}}
   EXPECT_EQ(c.runtime_request_timeout, milliseconds(60000));
   EXPECT_FALSE(c.fail_swap_on);
   EXPECT_EQ(c.read_only_port, 10255);
-  EXPECT_EQ(c.ignored_fields, (std::vector<std::string>{"authentication", "evictionHard"}));
+  // A given evictionHard replaces the defaults entirely, as in the kubelet.
+  EXPECT_EQ(c.eviction_hard, (std::map<std::string, std::string>{{"memory.available", "200Mi"}}));
+  EXPECT_EQ(c.system_reserved.at("cpu"), "100m");
+  EXPECT_EQ(c.kube_api_qps, 20);
+  EXPECT_EQ(c.register_with_taints,
+            (std::vector<std::string>{"dedicated=infra:NoSchedule", "gpu:NoExecute"}));
+  EXPECT_EQ(c.ignored_fields, (std::vector<std::string>{"authentication"}));
   EXPECT_TRUE(validateConfig(c));
+}
+
+TEST(ConfigTest, ClusterModeFieldsAreChecked) {
+  Config c;
+  EXPECT_FALSE(loadConfigText("registerWithTaints: [{key: a}]\n", c));
+  EXPECT_FALSE(loadConfigText("systemReserved: {cpu: 1}\n", c));
+  c = Config{};
+  c.register_with_taints = {"a=b:Sometimes"};
+  auto s = validateConfig(c);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("NoSchedule, PreferNoSchedule or NoExecute"), std::string::npos);
+  c = Config{};
+  c.kubeconfig = "/k";
+  c.register_node = false;
+  EXPECT_FALSE(validateConfig(c));
 }
 
 TEST(ConfigTest, DefaultsAreTheKubelets) {

@@ -1,0 +1,89 @@
+#pragma once
+// Pods bound to this node, from the API server: list, then watch, as client-go's reflector does
+// it (API-FACTS §C): list with resourceVersion=0, watch from the list's resourceVersion with
+// bookmarks and a timeoutSeconds drawn from [300, 600); re-watch from the last seen version when
+// a watch ends; list again after 410 Expired (first from the last version, then unset); back
+// off on errors. A malformed event ends the watch (re-watched from the last good version), never
+// the process.
+//
+// The current set is kept in a PodStore that other controllers read (the status syncer diffs
+// against the server's copy of each pod).
+#include <functional>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "agent/core/clock.h"
+#include "agent/kube/client.h"
+
+namespace nodelet::kube {
+
+// The API server's pods for this node, by "namespace/name".
+class PodStore {
+ public:
+  void replace(std::map<std::string, nlohmann::json> pods);
+  void upsert(const nlohmann::json& pod);
+  void erase(const std::string& key);
+  std::optional<nlohmann::json> get(const std::string& ns, const std::string& name) const;
+  std::vector<nlohmann::json> all() const;
+  // A newer copy (a write's reply) replaces ours only if the watch has not moved past it.
+  void updateIfNewer(const nlohmann::json& pod);
+  static std::string keyOf(const nlohmann::json& pod);
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, nlohmann::json> pods_;
+};
+
+struct PodReflectorOptions {
+  std::string node_name;
+  Duration min_watch_timeout{std::chrono::seconds(300)};
+  Duration max_watch_timeout{std::chrono::seconds(600)};
+  Duration initial_backoff{std::chrono::milliseconds(200)};
+  Duration max_backoff{std::chrono::seconds(30)};
+  uint64_t seed{0};
+};
+
+class PodReflector {
+ public:
+  // Called after every change with the full current set (the kubelet's SET semantics).
+  using OnChange = std::function<void(const std::vector<nlohmann::json>& pods)>;
+
+  PodReflector(Client& client, Clock& clock, PodStore& store, PodReflectorOptions options,
+               OnChange on_change);
+  void run(std::stop_token stop);
+  bool synced() const;
+
+  // One list; on success the store holds the result and the list's resourceVersion is kept.
+  Status list();
+  // One watch until it ends; returns whether a relist is needed (410 or a lost version).
+  Result<bool> watch(std::stop_token stop);
+  std::string resourceVersion() const;
+  uint64_t lists() const { return lists_; }
+  uint64_t watches() const { return watches_; }
+
+ private:
+  std::string selector() const;
+  void publish();
+  Duration watchTimeout();
+  void waitFor(Duration d, std::stop_token stop);
+
+  Client& client_;
+  Clock& clock_;
+  PodStore& store_;
+  PodReflectorOptions o_;
+  OnChange on_change_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::string rv_;
+  std::string list_rv_{"0"};  // what the next list asks for: "0", the last version, or ""
+  bool synced_{false};
+  uint64_t rng_;
+  uint64_t lists_{0}, watches_{0};
+};
+
+}  // namespace nodelet::kube
