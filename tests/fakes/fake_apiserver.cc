@@ -265,7 +265,7 @@ class FakeApiServer::Handler {
       raw_query += (raw_query.empty() ? "" : "&") + k + "=" + v;
     s_.requests_.push_back({req_.method, req_.path, raw_query,
                             req_.get_header_value("Content-Type"), req_.body, user_,
-                            req_.get_header_value("User-Agent"), code});
+                            req_.get_header_value("User-Agent"), code, s_.clock_.monotonicNow()});
   }
 
  private:
@@ -942,6 +942,23 @@ nlohmann::json FakeApiServer::createLocked(const std::string& resource, const st
     if (!spec.contains("dnsPolicy")) spec["dnsPolicy"] = "ClusterFirst";
     if (!spec.contains("schedulerName")) spec["schedulerName"] = "default-scheduler";
     if (!spec.contains("enableServiceLinks")) spec["enableServiceLinks"] = true;
+    for (const char* list : {"containers", "initContainers"}) {
+      if (!spec.contains(list) || !spec[list].is_array()) continue;
+      for (auto& c : spec[list]) {  // the API server's container defaults
+        if (!c.is_object()) continue;
+        const std::string image = c.value("image", "");
+        const auto colon = image.rfind(':');
+        const bool latest = colon == std::string::npos ||
+                            image.find('/', colon) != std::string::npos ||
+                            image.substr(colon + 1) == "latest";
+        if (!c.contains("imagePullPolicy"))
+          c["imagePullPolicy"] = latest ? "Always" : "IfNotPresent";
+        if (!c.contains("terminationMessagePath"))
+          c["terminationMessagePath"] = "/dev/termination-log";
+        if (!c.contains("terminationMessagePolicy")) c["terminationMessagePolicy"] = "File";
+        if (!c.contains("resources")) c["resources"] = json::object();
+      }
+    }
     obj["status"] = {{"phase", "Pending"}, {"qosClass", qosClass(obj)}};
   }
   const std::string final_ns = info(resource)->namespaced ? md.value("namespace", "") : "";

@@ -47,6 +47,7 @@ class FakeApiServer {
     std::string user;
     std::string user_agent;
     int code{0};
+    MonoTime at;  // when it was answered, on the server's clock
   };
 
   // PKI files (ca.crt, server.crt/key) are made in `dir`. The clock stamps objects and times

@@ -1,0 +1,243 @@
+// Cluster mode end to end: the nodelet binary with --kubeconfig against the fake API server
+// (tests/fakes) and the rig's real containerd. The node registers and turns Ready with a Lease,
+// pods bound to it run and their status reaches the API, deletion, mirror pods, a 410 on the
+// watch, an API outage (with a nodelet restart in the middle) that loses nothing, and kubectl.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+
+#include "agent/core/clock.h"
+#include "tests/e2e/nodelet_process.h"
+#include "tests/fakes/fake_apiserver.h"
+
+namespace nodelet::e2e {
+namespace {
+
+using nlohmann::json;
+using std::chrono::seconds;
+
+std::string image() { return env("NODELET_E2E_APP_IMAGE", "localhost/nodelet/busybox:1.35"); }
+const std::string kIdle = "trap 'exit 0' TERM; while true; do sleep 1 & wait $!; done";
+
+json apiPod(const std::string& name, const std::string& node, const std::string& script = kIdle) {
+  return {{"apiVersion", "v1"},
+          {"kind", "Pod"},
+          {"metadata", {{"name", name}, {"namespace", "default"}}},
+          {"spec",
+           {{"nodeName", node},
+            {"terminationGracePeriodSeconds", 10},
+            {"containers",
+             {{{"name", "app"}, {"image", image()}, {"command", {"sh", "-c", script}}}}}}}};
+}
+
+std::string conditionStatus(const json& obj, const std::string& type) {
+  for (const auto& c : obj["status"].value("conditions", json::array()))
+    if (c.value("type", "") == type) return c.value("status", "");
+  return "";
+}
+
+std::string run(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return out;
+  std::array<char, 4096> buf{};
+  while (size_t n = std::fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+  ::pclose(p);
+  return out;
+}
+
+class ClusterE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    NODELET_REQUIRE_RIG();
+    api_ = std::make_unique<testing::FakeApiServer>(dir_.str() + "/pki", RealClock::instance());
+    ASSERT_TRUE(api_->ok()) << "fake API server did not start";
+    n_ = std::make_unique<NodeletProcess>();
+    const std::string kc = api_->writeNodeKubeconfig(dir_.str() + "/kubeconfig", n_->node());
+    n_->extra_args = {"--kubeconfig=" + kc};
+  }
+  void TearDown() override {
+    if (HasFailure() && n_) std::fprintf(stderr, "---- nodelet log ----\n%s\n", n_->log().c_str());
+  }
+  void start() { n_->start("nodeStatusUpdateFrequency: 1s\n"); }
+  std::optional<json> node() { return api_->get("nodes", "", n_->node()); }
+  std::optional<json> pod(const std::string& name) { return api_->get("pods", "default", name); }
+  bool podRunningReady(const std::string& name) {
+    auto p = pod(name);
+    return p && (*p)["status"].value("phase", "") == "Running" &&
+           conditionStatus(*p, "Ready") == "True";
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<testing::FakeApiServer> api_;
+  std::unique_ptr<NodeletProcess> n_;
+};
+
+TEST_F(ClusterE2eTest, NodeRegistersTurnsReadyAndHoldsALease) {
+  start();
+  ASSERT_TRUE(
+      waitFor([&] { return node() && conditionStatus(*node(), "Ready") == "True"; }, seconds(20)));
+  ASSERT_TRUE(waitFor(
+      [&] { return api_->get("leases", "kube-node-lease", n_->node()).has_value(); }, seconds(5)));
+  const json nd = *node();
+  const json& info = nd["status"]["nodeInfo"];
+  EXPECT_EQ(info["containerRuntimeVersion"].get<std::string>().rfind("containerd://", 0), 0u)
+      << info;
+  EXPECT_EQ(info["operatingSystem"], "linux");
+  EXPECT_FALSE(info["bootID"].get<std::string>().empty());
+  EXPECT_EQ(nd["metadata"]["labels"]["kubernetes.io/hostname"], n_->node());
+  EXPECT_EQ(nd["status"]["capacity"]["pods"], "110");
+  EXPECT_TRUE(nd["status"]["allocatable"].contains("memory"));
+  // Node events went to the API server.
+  ASSERT_TRUE(waitFor(
+      [&] {
+        for (const auto& e : api_->list("events"))
+          if (e["reason"] == "NodeReady" && e["involvedObject"]["name"] == n_->node()) return true;
+        return false;
+      },
+      seconds(10)));
+  // Registration, then the Lease within a second (the kubelet takes ~10 s).
+  std::optional<MonoTime> registered, leased;
+  for (const auto& r : api_->requests()) {
+    if (r.method == "POST" && r.path == "/api/v1/nodes" && r.code == 201) registered = r.at;
+    if (r.method == "POST" && r.path.ends_with("/leases") && r.code == 201) leased = r.at;
+  }
+  ASSERT_TRUE(registered && leased);
+  EXPECT_LT(*leased - *registered, std::chrono::seconds(1));
+  auto lease = *api_->get("leases", "kube-node-lease", n_->node());
+  EXPECT_EQ(lease["metadata"]["ownerReferences"][0]["uid"], nd["metadata"]["uid"]);
+}
+
+TEST_F(ClusterE2eTest, APodBoundToTheNodeRunsReportsStatusAndIsDeletedGracefully) {
+  start();
+  api_->create("pods", "default", apiPod("app-1", n_->node()));
+  ASSERT_TRUE(waitFor([&] { return podRunningReady("app-1"); }, seconds(30)))
+      << pod("app-1")->dump();
+  json p = *pod("app-1");
+  EXPECT_TRUE(p["status"]["podIP"].get<std::string>().starts_with("10.86.")) << p["status"];
+  const auto& cs = p["status"]["containerStatuses"][0];
+  EXPECT_EQ(cs["containerID"].get<std::string>().rfind("containerd://", 0), 0u);
+  EXPECT_TRUE(cs["ready"].get<bool>());
+  EXPECT_EQ(p["status"]["qosClass"], "BestEffort");
+  // Every status write carried the UID precondition and the strategic-merge content type.
+  for (const auto& r : api_->requests()) {
+    if (r.method != "PATCH" || r.path != "/api/v1/namespaces/default/pods/app-1/status") continue;
+    EXPECT_EQ(r.content_type, "application/strategic-merge-patch+json");
+    EXPECT_EQ(json::parse(r.body)["metadata"]["uid"], p["metadata"]["uid"]);
+  }
+  // kubectl delete --grace-period=10: stopped, final status, then removed by nodelet.
+  api_->remove("pods", "default", "app-1", 10);
+  ASSERT_TRUE(waitFor([&] { return !pod("app-1").has_value(); }, seconds(30)));
+  EXPECT_TRUE(waitFor([&] { return n_->containers().empty(); }, seconds(10)));
+  bool final_status = false, deleted = false;
+  for (const auto& r : api_->requests()) {
+    if (r.method == "PATCH" && r.path == "/api/v1/namespaces/default/pods/app-1/status" &&
+        r.body.find("\"Succeeded\"") != std::string::npos)
+      final_status = true;
+    if (r.method == "DELETE" && r.path == "/api/v1/namespaces/default/pods/app-1") {
+      deleted = true;
+      EXPECT_TRUE(final_status) << "the final status goes out before the DELETE";
+      json opts = json::parse(r.body);
+      EXPECT_EQ(opts["gracePeriodSeconds"], 0);
+      EXPECT_EQ(opts["preconditions"]["uid"], p["metadata"]["uid"]);
+    }
+  }
+  EXPECT_TRUE(deleted);
+}
+
+TEST_F(ClusterE2eTest, AStaticPodGetsAMirrorPod) {
+  start();
+  n_->write(
+      "web.yaml",
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - name: web\n"
+      "    image: " +
+          image() + "\n    command: [\"sh\", \"-c\", \"" + kIdle + "\"]\n");
+  const std::string name = "web-" + n_->node();
+  ASSERT_TRUE(waitFor([&] { return podRunningReady(name); }, seconds(30)));
+  json m = *pod(name);
+  EXPECT_TRUE(m["metadata"]["annotations"].contains("kubernetes.io/config.mirror"));
+  EXPECT_EQ(m["metadata"]["ownerReferences"][0]["kind"], "Node");
+  const auto before = n_->containerIds();
+  // Deleting the mirror pod does not touch the static pod: it is recreated.
+  api_->remove("pods", "default", name, 0);
+  ASSERT_TRUE(
+      waitFor([&] { return pod(name) && (*pod(name))["metadata"]["uid"] != m["metadata"]["uid"]; },
+              seconds(20)));
+  EXPECT_EQ(n_->containerIds(), before);
+  n_->remove("web.yaml");
+  EXPECT_TRUE(waitFor([&] { return !pod(name).has_value(); }, seconds(30)));
+}
+
+TEST_F(ClusterE2eTest, AWatchBrokenBy410Recovers) {
+  start();
+  api_->create("pods", "default", apiPod("a", n_->node()));
+  ASSERT_TRUE(waitFor([&] { return podRunningReady("a"); }, seconds(30)));
+  api_->compact();
+  api_->dropWatches();
+  api_->create("pods", "default", apiPod("b", n_->node()));
+  EXPECT_TRUE(waitFor([&] { return podRunningReady("b"); }, seconds(30)));
+  EXPECT_TRUE(podRunningReady("a"));
+}
+
+// The kubelet cannot do this: with the API server away, pods keep running and restarting, a
+// restart of nodelet brings them back from its checkpoint, and the status is sent when the
+// server returns.
+TEST_F(ClusterE2eTest, AnApiOutageLosesNothing) {
+  start();
+  api_->create("pods", "default",
+               apiPod("crashy", n_->node(),
+                      "if [ -f /tmp/x ]; then " + kIdle + "; fi; touch /tmp/x; sleep 1; exit 3"));
+  ASSERT_TRUE(waitFor(
+      [&] { return pod("crashy") && (*pod("crashy"))["status"].value("phase", "") == "Running"; },
+      seconds(30)));
+  api_->goDown();
+  const auto ids_before = n_->containerIds();
+  // Restart nodelet while the API server is down: the pod is not an orphan.
+  n_->stop(SIGTERM);
+  start();
+  ASSERT_TRUE(waitFor(
+      [&] {
+        for (const auto& c : n_->containers())
+          if (c.state == cri::ContainerState::Running) return true;
+        return false;
+      },
+      seconds(20)));
+  EXPECT_TRUE(waitFor([&] { return n_->log().find("from the checkpoint") != std::string::npos; },
+                      seconds(5)));
+  ASSERT_TRUE(api_->comeBack());
+  // The restart that happened during the outage reaches the API server.
+  EXPECT_TRUE(waitFor(
+      [&] {
+        auto p = pod("crashy");
+        if (!p) return false;
+        const auto& cs = (*p)["status"].value("containerStatuses", json::array());
+        return !cs.empty() && cs[0].value("restartCount", 0) >= 1 &&
+               conditionStatus(*p, "Ready") == "True";
+      },
+      seconds(30)))
+      << pod("crashy")->dump();
+  EXPECT_TRUE(
+      waitFor([&] { return node() && conditionStatus(*node(), "Ready") == "True"; }, seconds(10)));
+}
+
+TEST_F(ClusterE2eTest, KubectlSeesTheNodeAndItsPods) {
+  if (run("command -v kubectl").empty()) GTEST_SKIP() << "kubectl is not installed";
+  const std::string kc =
+      api_->writeTokenKubeconfig(dir_.str() + "/admin.kubeconfig", "admin-token", "admin");
+  start();
+  api_->create("pods", "default", apiPod("seen", n_->node()));
+  ASSERT_TRUE(waitFor([&] { return podRunningReady("seen"); }, seconds(30)));
+  const std::string nodes = run("kubectl --kubeconfig=" + kc + " get nodes 2>&1");
+  EXPECT_NE(nodes.find(n_->node()), std::string::npos) << nodes;
+  EXPECT_NE(nodes.find("Ready"), std::string::npos) << nodes;
+  const std::string pods = run("kubectl --kubeconfig=" + kc + " get pods -o wide -A 2>&1");
+  std::printf("%s%s", nodes.c_str(), pods.c_str());  // for people reading the CI log
+  EXPECT_NE(pods.find("seen"), std::string::npos) << pods;
+  EXPECT_NE(pods.find("Running"), std::string::npos) << pods;
+  EXPECT_NE(pods.find("10.86."), std::string::npos) << pods;
+  EXPECT_NE(pods.find(n_->node()), std::string::npos) << pods;
+}
+
+}  // namespace
+}  // namespace nodelet::e2e
