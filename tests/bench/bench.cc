@@ -5,6 +5,8 @@
 //   2. a crashed container (SIGKILL from the host) -> its replacement RUNNING.
 //   3. an edited manifest -> the new pod's container RUNNING.
 //   4. nodelet's RSS and CPU while idle with 0 and with N pods.
+// `bench probes` measures probes at scale; `bench cluster` measures cluster mode against the
+// fake API server (watch event -> Running in the API, requests per pod, the Lease).
 // A benchmark, not a test: it prints numbers and asserts nothing. Run it through
 // tests/bench/run.sh, which builds the release preset and starts the rig.
 #include <signal.h>
@@ -12,10 +14,13 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <thread>
 
+#include "agent/core/clock.h"
 #include "tests/e2e/nodelet_process.h"
+#include "tests/fakes/fake_apiserver.h"
 
 namespace nodelet::e2e {
 namespace {
@@ -365,10 +370,155 @@ int runProbes() {
   return 0;
 }
 
+// Cluster mode: pods created in the (fake, in-process) API server, bound to nodelet's node ->
+// their status Running in the API, next to the same CRI calls issued directly; how long after
+// the container runs the status is written; API requests per pod start; the Lease after
+// registration.
+int runCluster() {
+  if (env("NODELET_E2E_CRI_ENDPOINT").empty()) {
+    std::fprintf(stderr, "bench: run through tests/bench/run.sh cluster (needs the rig)\n");
+    return 2;
+  }
+  testing::TempDir dir;
+  testing::FakeApiServer api(dir.str() + "/pki", RealClock::instance());
+  if (!api.ok()) return 2;
+  NodeletProcess n;
+  n.extra_args = {"--kubeconfig=" + api.writeNodeKubeconfig(dir.str() + "/kubeconfig", n.node())};
+  n.start("", 0);
+  const auto started = Clock::now();
+  auto ready = [&] {
+    auto node = api.get("nodes", "", n.node());
+    if (!node) return false;
+    for (const auto& c : (*node)["status"].value("conditions", nlohmann::json::array()))
+      if (c.value("type", "") == "Ready") return c.value("status", "") == "True";
+    return false;
+  };
+  if (!waitFor(ready, std::chrono::seconds(30), milliseconds(2))) return 1;
+  const double to_ready = ms(Clock::now() - started);
+  std::optional<MonoTime> registered, leased;
+  for (const auto& r : api.requests()) {
+    if (r.method == "POST" && r.path == "/api/v1/nodes" && r.code == 201) registered = r.at;
+    if (r.method == "POST" && r.path.ends_with("/leases") && r.code == 201) leased = r.at;
+  }
+  waitFor([&] { return api.get("leases", "kube-node-lease", n.node()).has_value(); },
+          std::chrono::seconds(5));
+  for (const auto& r : api.requests())
+    if (r.method == "POST" && r.path.ends_with("/leases") && r.code == 201) leased = r.at;
+
+  auto podJson = [&](const std::string& name) {
+    return nlohmann::json{
+        {"metadata", {{"name", name}, {"namespace", "default"}}},
+        {"spec",
+         {{"nodeName", n.node()},
+          {"terminationGracePeriodSeconds", 5},
+          {"containers",
+           {{{"name", "app"}, {"image", image()}, {"command", {"sh", "-c", kIdle}}}}}}}};
+  };
+  auto apiRunning = [&](const std::string& name) {
+    auto p = api.get("pods", "default", name);
+    return p && (*p)["status"].value("phase", "") == "Running";
+  };
+  // One pod: the watch event -> Running in the API; and the container running (seen through
+  // CRI) -> that status written.
+  directStart(n.runtime(), 1, 1, "warm");
+  std::vector<double> d1, a1, lag;
+  for (int i = 0; i < 5; ++i) {
+    d1.push_back(directStart(n.runtime(), 1, 1, "c1-" + std::to_string(i)));
+    const std::string name = "one-" + std::to_string(i);
+    const size_t before = n.containers().size();
+    const auto t0 = Clock::now();
+    api.create("pods", "default", podJson(name));
+    std::optional<Clock::time_point> cri_running;
+    const bool ok = waitFor(
+        [&] {
+          if (!cri_running) {
+            size_t running = 0;
+            for (const auto& c : n.containers()) running += c.state == cri::ContainerState::Running;
+            if (running > before) cri_running = Clock::now();
+          }
+          return apiRunning(name);
+        },
+        std::chrono::seconds(30), milliseconds(1));
+    if (!ok) continue;
+    const auto t1 = Clock::now();
+    a1.push_back(ms(t1 - t0));
+    if (cri_running) lag.push_back(std::max(0.0, ms(t1 - *cri_running)));
+  }
+  // Twenty pods at once, three rounds, with the direct floor at parallelism 4 beside each.
+  const int kPods = 20;
+  std::vector<double> d20, a20;
+  double requests_per_pod = 0;
+  std::map<std::string, int> by_verb;
+  for (int round = 0; round < 3; ++round) {
+    d20.push_back(directStart(n.runtime(), kPods, 4, "c20-" + std::to_string(round)));
+    api.clearRequests();
+    const auto t0 = Clock::now();
+    for (int i = 0; i < kPods; ++i)
+      api.create("pods", "default", podJson("burst-" + std::to_string(i)));
+    const bool ok = waitFor(
+        [&] {
+          for (int i = 0; i < kPods; ++i)
+            if (!apiRunning("burst-" + std::to_string(i))) return false;
+          return true;
+        },
+        std::chrono::seconds(120), milliseconds(5));
+    if (ok) a20.push_back(ms(Clock::now() - t0));
+    // Requests nodelet made for these starts (the Lease and node status excluded).
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(500));  // NOLINT(real-time): trailing writes
+    int count = 0;
+    by_verb.clear();
+    for (const auto& r : api.requests()) {
+      if (r.user != "system:node:" + n.node() || r.path.find("/leases") != std::string::npos ||
+          r.path.rfind("/api/v1/nodes", 0) == 0)
+        continue;
+      ++count;
+      ++by_verb[r.method + " " + (r.path.find("/events") != std::string::npos ? "events" : "pods")];
+    }
+    requests_per_pod = static_cast<double>(count) / kPods;
+    for (int i = 0; i < kPods; ++i) api.remove("pods", "default", "burst-" + std::to_string(i), 0);
+    waitFor([&] { return n.containers().size() <= 5 && n.sandboxes().size() <= 5; },
+            std::chrono::seconds(60), milliseconds(50));
+  }
+
+  std::printf("\n## nodelet cluster-mode benchmark (%s)\n\n",
+              env("BENCH_LABEL", "this machine").c_str());
+  std::printf("| measure | direct CRI | nodelet | target |\n|---|---:|---:|---|\n");
+  std::printf("| start -> node Ready in the API | | %.0f ms | |\n", to_ready);
+  if (registered && leased)
+    std::printf("| registration -> Lease created | | %.0f ms | <= 1 s |\n",
+                ms(*leased - *registered));
+  std::printf(
+      "| 1 pod: watch event -> Running in the API, median of %zu | %.0f ms | %.0f ms | <= 300 ms "
+      "|\n",
+      a1.size(), median(d1), median(a1));
+  std::printf(
+      "| container running (CRI) -> status Running written, median of %zu | | %.0f ms | <= 50 ms "
+      "|\n",
+      lag.size(), median(lag));
+  std::printf(
+      "| %d pods: watch events -> all Running in the API, median of %zu | %.0f ms | %.0f ms | <= "
+      "2.5 s |\n",
+      kPods, a20.size(), median(d20), median(a20));
+  std::printf("| API requests per pod start (last round) | | %.1f | |\n", requests_per_pod);
+  std::printf("\nrequests in the last round by kind:");
+  for (const auto& [k, v] : by_verb) std::printf(" %s=%d", k.c_str(), v);
+  std::printf("\n1-pod samples direct / API (ms):");
+  for (size_t i = 0; i < a1.size() && i < d1.size(); ++i) std::printf(" %.0f/%.0f", d1[i], a1[i]);
+  std::printf("\nstatus lag samples (ms):");
+  for (double l : lag) std::printf(" %.1f", l);
+  std::printf("\n20-pod samples direct / API (ms):");
+  for (size_t i = 0; i < a20.size() && i < d20.size(); ++i)
+    std::printf(" %.0f/%.0f", d20[i], a20[i]);
+  std::printf("\n");
+  return 0;
+}
+
 }  // namespace
 }  // namespace nodelet::e2e
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "probes") return nodelet::e2e::runProbes();
+  if (argc > 1 && std::string(argv[1]) == "cluster") return nodelet::e2e::runCluster();
   return nodelet::e2e::run();
 }

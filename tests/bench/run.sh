@@ -2,6 +2,7 @@
 # Builds the release preset and runs tests/bench/bench.cc against a fresh rig.
 #   sudo ./tests/bench/run.sh           pod start, crash/edit replacement, RSS and CPU
 #   sudo ./tests/bench/run.sh probes    110 pods with probes next to 110 without
+#   sudo ./tests/bench/run.sh cluster   cluster mode against the fake API server
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 1; }
