@@ -23,6 +23,7 @@
 #include "agent/events.h"
 #include "agent/flags.h"
 #include "agent/kube/client.h"
+#include "agent/kube/json_util.h"
 #include "agent/kube/kubeconfig.h"
 #include "agent/kube/node_controller.h"
 #include "agent/kube/pod_reflector.h"
@@ -276,8 +277,8 @@ struct Cluster {
           NODELET_LOG(warn, Api, "pod {} cannot be run: {}", kube::PodStore::keyOf(o),
                       pod.error().message);
           if (recorder) {
-            ObjectRef ref{"Pod", o["metadata"].value("name", ""),
-                          o["metadata"].value("namespace", ""), o["metadata"].value("uid", ""), ""};
+            ObjectRef ref{"Pod", kube::js::meta(o, "name"), kube::js::meta(o, "namespace"),
+                          kube::js::meta(o, "uid"), ""};
             recorder->record(ref, "Warning", "FailedCreate",
                              "nodelet cannot run this pod: " + pod.error().message);
           }

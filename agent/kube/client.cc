@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "agent/core/log.h"
+#include "agent/kube/json_util.h"
 
 namespace nodelet::kube {
 namespace {
@@ -49,7 +50,7 @@ bool retriable(long code) {
 
 nlohmann::json statusBody(const std::string& body) {
   auto j = nlohmann::json::parse(body, nullptr, false);
-  if (j.is_object() && j.value("kind", "") == "Status") return j;
+  if (js::str(j, "kind") == "Status") return j;
   return nlohmann::json();
 }
 

@@ -2,6 +2,7 @@
 
 #include "agent/core/api_json.h"
 #include "agent/core/log.h"
+#include "agent/kube/json_util.h"
 #include "agent/kube/strategic_patch.h"
 
 namespace nodelet::kube {
@@ -52,7 +53,7 @@ json NodeController::node() const {
 
 std::string NodeController::nodeUid() const {
   std::lock_guard g(mu_);
-  return node_.is_object() ? node_["metadata"].value("uid", "") : "";
+  return js::meta(node_, "uid");
 }
 
 void NodeController::poke() {
@@ -90,8 +91,7 @@ Status NodeController::registerNode() {
     got = json::parse(cur->body, nullptr, false);
     // Reconcile: the labels nodelet owns must be what it would register now.
     json labels_patch = json::object();
-    const json have =
-        got.is_object() ? got["metadata"].value("labels", json::object()) : json::object();
+    const json have = js::object(js::object(got, "metadata"), "labels");
     for (const auto& [k, v] : o_.labels)
       if (!have.contains(k) || have[k] != v) labels_patch[k] = v;
     if (!labels_patch.empty()) {
@@ -101,7 +101,7 @@ Status NodeController::registerNode() {
       if (p && p->ok()) got = json::parse(p->body, nullptr, false);
     }
     NODELET_LOG(info, Api, "node {} was already registered (uid {})", o_.node_name,
-                got.is_object() ? got["metadata"].value("uid", "") : "");
+                js::meta(got, "uid"));
   } else {
     return std::unexpected(r->toError("register node " + o_.node_name));
   }
@@ -154,6 +154,8 @@ Status NodeController::renewLease() {
         return fail(ErrorCode::Internal, "get lease: the server's reply is not a Lease");
     }
     json next = lease;
+    if (!next["spec"].is_object()) next["spec"] = json::object();  // a malformed reply
+    if (!next["metadata"].is_object()) next["metadata"] = json::object();
     next["spec"]["holderIdentity"] = o_.node_name;
     next["spec"]["leaseDurationSeconds"] = o_.lease_duration_seconds;
     next["spec"]["renewTime"] = microTime(clock_.systemNow());
@@ -180,7 +182,7 @@ Result<bool> NodeController::updateStatus(bool force) {
   {
     std::lock_guard g(mu_);
     if (node_.is_null()) return false;
-    server = node_.value("status", json::object());
+    server = js::object(node_, "status");
   }
   const SysTime now = clock_.systemNow();
   const MonoTime mono = clock_.monotonicNow();
@@ -240,9 +242,9 @@ void NodeController::emitTransitions() {
   {
     std::lock_guard g(mu_);
     if (!node_.is_object() || !node_.contains("status")) return;
-    for (const auto& c : node_["status"].value("conditions", json::array())) {
+    for (const auto& c : js::array(js::object(node_, "status"), "conditions")) {
       if (!c.is_object()) continue;
-      const std::string type = c.value("type", ""), status = c.value("status", "");
+      const std::string type = js::str(c, "type"), status = js::str(c, "status");
       auto n = names.find(type);
       if (n == names.end() || status.empty() || last_conditions_[type] == status) continue;
       last_conditions_[type] = status;

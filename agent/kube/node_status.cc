@@ -3,6 +3,7 @@
 #include <regex>
 
 #include "agent/core/api_json.h"
+#include "agent/kube/json_util.h"
 
 namespace nodelet::kube {
 namespace {
@@ -18,8 +19,8 @@ struct CondSpec {
 
 json condition(const CondSpec& c, const std::string& status, const json& previous, SysTime now) {
   std::string transition = api::formatTime(now);
-  for (const auto& p : previous.value("conditions", json::array()))
-    if (p.is_object() && p.value("type", "") == c.type && p.value("status", "") == status &&
+  for (const auto& p : js::array(previous, "conditions"))
+    if (js::str(p, "type") == c.type && js::str(p, "status") == status &&
         p.contains("lastTransitionTime") && p["lastTransitionTime"].is_string())
       transition = p["lastTransitionTime"];
   return {{"type", c.type},
@@ -117,8 +118,8 @@ bool statusChanged(const json& a, const json& b) {
 
 std::string readyStatus(const json& status) {
   if (!status.is_object()) return "";
-  for (const auto& c : status.value("conditions", json::array()))
-    if (c.is_object() && c.value("type", "") == "Ready") return c.value("status", "");
+  for (const auto& c : js::array(status, "conditions"))
+    if (js::str(c, "type") == "Ready") return js::str(c, "status");
   return "";
 }
 

@@ -1,16 +1,14 @@
 #include "agent/kube/pod_reflector.h"
 
 #include "agent/core/log.h"
+#include "agent/kube/json_util.h"
 
 namespace nodelet::kube {
 namespace {
 
 using nlohmann::json;
 
-std::string rvOf(const json& obj) {
-  if (!obj.is_object() || !obj.contains("metadata") || !obj["metadata"].is_object()) return "";
-  return obj["metadata"].value("resourceVersion", "");
-}
+std::string rvOf(const json& obj) { return js::meta(obj, "resourceVersion"); }
 
 bool isPod(const json& obj) {
   return obj.is_object() && obj.contains("metadata") && obj["metadata"].is_object() &&
@@ -37,8 +35,7 @@ std::string urlEncode(const std::string& s) {
 
 // ---- PodStore ----
 std::string PodStore::keyOf(const json& pod) {
-  const json& md = pod["metadata"];
-  return md.value("namespace", "") + "/" + md.value("name", "");
+  return js::meta(pod, "namespace") + "/" + js::meta(pod, "name");
 }
 
 void PodStore::replace(std::map<std::string, json> pods) {
@@ -61,7 +58,7 @@ void PodStore::updateIfNewer(const json& pod) {
   std::lock_guard g(mu_);
   auto it = pods_.find(keyOf(pod));
   if (it == pods_.end()) return;  // deleted meanwhile: the watch knows best
-  if (it->second["metadata"].value("uid", "") != pod["metadata"].value("uid", "")) return;
+  if (js::meta(it->second, "uid") != js::meta(pod, "uid")) return;
   // resourceVersions are opaque; but a reply to our own write is at least as new as what the
   // watch has delivered before the write, and the watch will deliver it again anyway.
   it->second = pod;
@@ -162,9 +159,7 @@ Status PodReflector::list() {
     pods[key] = std::move(item);
   }
   if (skipped) NODELET_LOG(warn, Api, "list pods: skipped {} malformed item(s)", skipped);
-  const std::string rv = doc.contains("metadata") && doc["metadata"].is_object()
-                             ? doc["metadata"].value("resourceVersion", "")
-                             : "";
+  const std::string rv = js::meta(doc, "resourceVersion");
   store_.replace(std::move(pods));
   {
     std::lock_guard g(mu_);
@@ -200,9 +195,9 @@ Result<bool> PodReflector::watch(std::stop_token stop) {
         const std::string type = ev["type"];
         json& obj = ev["object"];
         if (type == "ERROR") {
-          const int code = obj.value("code", 0);
-          const std::string reason = obj.value("reason", "");
-          NODELET_LOG(info, Api, "watch pods: {} ({} {})", obj.value("message", ""), code, reason);
+          const int64_t code = js::integer(obj, "code");
+          const std::string reason = js::str(obj, "reason");
+          NODELET_LOG(info, Api, "watch pods: {} ({} {})", js::str(obj, "message"), code, reason);
           if (code == 410 || reason == "Expired" || reason == "Gone") relist = true;
           return false;
         }

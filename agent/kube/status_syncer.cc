@@ -4,6 +4,7 @@
 
 #include "agent/core/api_json.h"
 #include "agent/core/log.h"
+#include "agent/kube/json_util.h"
 #include "agent/kube/strategic_patch.h"
 
 namespace nodelet::kube {
@@ -21,17 +22,19 @@ bool isStatic(const api::Pod& p) {
 }
 
 std::string podPath(const json& pod) {
-  return "/api/v1/namespaces/" + pod["metadata"].value("namespace", "") + "/pods/" +
-         pod["metadata"].value("name", "");
+  return "/api/v1/namespaces/" + js::meta(pod, "namespace") + "/pods/" + js::meta(pod, "name");
 }
 
-std::string uidOf(const json& pod) { return pod["metadata"].value("uid", ""); }
+std::string mirrorHash(const json& pod) {
+  return js::str(js::object(js::object(pod, "metadata"), "annotations"), kConfigMirror);
+}
+
+std::string uidOf(const json& pod) { return js::meta(pod, "uid"); }
 
 }  // namespace
 
 bool isMirrorPod(const json& pod) {
-  return pod.is_object() && pod.contains("metadata") && pod["metadata"].is_object() &&
-         pod["metadata"].value("annotations", json::object()).contains(kConfigMirror);
+  return js::object(js::object(pod, "metadata"), "annotations").contains(kConfigMirror);
 }
 
 json mergedStatus(const json& ours, const json& server) {
@@ -44,8 +47,8 @@ json mergedStatus(const json& ours, const json& server) {
                                               "PodReadyToStartContainers"};
   json out = ours;
   if (!server.is_object()) return out;
-  for (const auto& c : server.value("conditions", json::array())) {
-    if (!c.is_object() || owned.contains(c.value("type", ""))) continue;
+  for (const auto& c : js::array(server, "conditions")) {
+    if (!c.is_object() || owned.contains(js::str(c, "type"))) continue;
     if (!out.contains("conditions")) out["conditions"] = json::array();
     out["conditions"].push_back(c);
   }
@@ -169,8 +172,8 @@ std::optional<json> StatusSyncer::ensureMirror(const Entry& e) {
                   e.pod.fullName());
       return std::nullopt;
     }
-    if ((*mirror)["metadata"]["annotations"].value(kConfigMirror, "") == hash &&
-        !(*mirror)["metadata"].contains("deletionTimestamp"))
+    if (mirrorHash(*mirror) == hash &&
+        !js::object(*mirror, "metadata").contains("deletionTimestamp"))
       return mirror;
     // An outdated mirror (the manifest changed): replace it.
     if (!deletePod(*mirror, "outdated mirror")) return std::nullopt;
@@ -192,7 +195,7 @@ std::optional<json> StatusSyncer::ensureMirror(const Entry& e) {
     auto cur = client_.get("/api/v1/namespaces/" + md.namespace_ + "/pods/" + md.name);
     if (cur && cur->ok()) {
       json got = json::parse(cur->body, nullptr, false);
-      if (isMirrorPod(got) && got["metadata"]["annotations"].value(kConfigMirror, "") == hash) {
+      if (isMirrorPod(got) && mirrorHash(got) == hash) {
         store_.upsert(got);
         return got;
       }
@@ -212,7 +215,7 @@ std::optional<json> StatusSyncer::ensureMirror(const Entry& e) {
 
 bool StatusSyncer::syncStatus(const Entry& e, const json& target) {
   const json ours = json::parse(api::encodePodStatus(e.pod.status));
-  const json server = target.value("status", json::object());
+  const json server = js::object(target, "status");
   json patch = twoWayMergePatch({{"status", server}}, {{"status", mergedStatus(ours, server)}},
                                 PatchSchema::pod());
   if (patch.empty()) return true;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "agent/kube/json_util.h"
+
 namespace nodelet::kube {
 namespace {
 
@@ -108,7 +110,7 @@ bool applyMap(json& o, const json& patch, const PatchSchema& s, const std::strin
 bool mergeList(json& o, const json& patch, const json* order, const std::string& key,
                const PatchSchema& s, const std::string& path, std::string* error) {
   for (const auto& e : patch)
-    if (e.is_object() && e.value("$patch", "") == "replace") {
+    if (js::str(e, "$patch") == "replace") {
       o = stripDirectives(patch);
       return true;
     }
@@ -121,7 +123,7 @@ bool mergeList(json& o, const json& patch, const json* order, const std::string&
     auto it = std::find_if(o.begin(), o.end(), [&](const json& x) {
       return x.is_object() && x.contains(key) && x[key] == e[key];
     });
-    if (e.value("$patch", "") == "delete") {
+    if (js::str(e, "$patch") == "delete") {
       if (it != o.end()) o.erase(it);
     } else if (it == o.end()) {
       o.push_back(stripDirectives(e));
@@ -155,7 +157,7 @@ bool applyMap(json& o, const json& patch, const PatchSchema& s, const std::strin
     return false;
   }
   if (!o.is_object()) o = json::object();
-  if (patch.value("$patch", "") == "replace") {
+  if (js::str(patch, "$patch") == "replace") {
     o = stripDirectives(patch);
     return true;
   }
