@@ -463,9 +463,10 @@ int runCluster() {
         },
         std::chrono::seconds(120), milliseconds(5));
     if (ok) a20.push_back(ms(Clock::now() - t0));
-    // Requests nodelet made for these starts (the Lease and node status excluded).
-    std::this_thread::sleep_for(
-        std::chrono::milliseconds(500));  // NOLINT(real-time): trailing writes
+    // Requests nodelet made for these starts (the Lease and node status excluded), after half a
+    // second for trailing writes.
+    const auto trailing = std::chrono::milliseconds(500);
+    std::this_thread::sleep_for(trailing);  // NOLINT(real-time)
     int count = 0;
     by_verb.clear();
     for (const auto& r : api.requests()) {
