@@ -822,6 +822,10 @@ bool FakeApiServer::listen(int port) {
     SSL_CTX_set_client_CA_list(&ctx, SSL_load_client_CA_file(ca.c_str()));
     // A client certificate is optional (bearer tokens work too), but verified when given.
     SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, nullptr);
+    // With client certificates, OpenSSL resumes sessions only with a session id context set
+    // (Go's TLS server, the real API server's, resumes them).
+    static const unsigned char kContext[] = "nodelet-fake-apiserver";
+    SSL_CTX_set_session_id_context(&ctx, kContext, sizeof kContext - 1);
     return ok;
   });
   server->new_task_queue = [] { return new httplib::ThreadPool(48); };

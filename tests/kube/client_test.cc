@@ -141,6 +141,20 @@ TEST_F(ClientTest, ConnectionRefusedIsUnavailableAfterRetries) {
   EXPECT_EQ(r->code, 200);
 }
 
+TEST_F(ClientTest, AStalledServerTimesOutAndIsRetried) {
+  ClientOptions o;
+  o.timeout = std::chrono::milliseconds(200);
+  o.max_retries = 0;
+  auto c = nodeClient("n1", o);
+  api_->stall(std::chrono::milliseconds(600));
+  auto r = c->get("/api/v1/nodes");
+  EXPECT_FALSE(r);
+  api_->stall(Duration::zero());
+  r = c->get("/api/v1/nodes");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->code, 200);
+}
+
 TEST_F(ClientTest, RateLimitSpacesRequestsBeyondTheBurst) {
   ClientOptions o;
   o.qps = 10;

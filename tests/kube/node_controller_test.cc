@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "agent/kube/strategic_patch.h"
 #include "tests/kube/fixture.h"
 
 namespace nodelet::kube {
@@ -131,6 +132,22 @@ TEST_F(NodeControllerTest, TransitionTimeChangesOnlyWhenStatusFlips) {
   missing.capacity.erase("pods");
   EXPECT_EQ(nodeStatus(missing, prev, SysTime())["conditions"][3]["message"],
             "missing node capacity for resources: pods");
+}
+
+// The real kubelet's periodic report (../shared/spec/recorded/node-status-patches.json, phase 2):
+// only lastHeartbeatTime of each condition, with $setElementOrder/conditions.
+TEST_F(NodeControllerTest, AHeartbeatOnlyPatchHasTheRecordedShape) {
+  const json before = nodeStatus(facts(), json::object(), SysTime(std::chrono::seconds(1000)));
+  const json after = nodeStatus(facts(), before, SysTime(std::chrono::seconds(1300)));
+  const json patch = twoWayMergePatch({{"status", before}}, {{"status", after}}, PatchSchema::node());
+  const std::string hb = after["conditions"][0]["lastHeartbeatTime"];
+  const json want = json::parse(R"({"status":{"$setElementOrder/conditions":[{"type":"MemoryPressure"},
+      {"type":"DiskPressure"},{"type":"PIDPressure"},{"type":"Ready"}],"conditions":[
+      {"lastHeartbeatTime":"HB","type":"MemoryPressure"},{"lastHeartbeatTime":"HB","type":"DiskPressure"},
+      {"lastHeartbeatTime":"HB","type":"PIDPressure"},{"lastHeartbeatTime":"HB","type":"Ready"}]}})");
+  json expected = want;
+  for (auto& c : expected["status"]["conditions"]) c["lastHeartbeatTime"] = hb;
+  EXPECT_EQ(patch, expected);
 }
 
 TEST_F(NodeControllerTest, LeaseIsCreatedThenRenewedWithItsResourceVersion) {
