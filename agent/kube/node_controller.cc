@@ -114,7 +114,38 @@ Status NodeController::registerNode() {
   }
   cv_.notify_all();
   emitTransitions();
+  checkPodCidr();
   return {};
+}
+
+void NodeController::refreshForPodCidr() {
+  // Until the controller manager has assigned a pod CIDR, look for it on every tick (the
+  // kubelet watches its Node for it).
+  {
+    std::lock_guard g(mu_);
+    if (!pod_cidr_.empty() || !o_.on_pod_cidr) return;
+  }
+  auto cur = client_.get("/api/v1/nodes/" + o_.node_name);
+  if (!cur || !cur->ok()) return;
+  json got = json::parse(cur->body, nullptr, false);
+  if (!got.is_object()) return;
+  {
+    std::lock_guard g(mu_);
+    node_ = std::move(got);
+  }
+  checkPodCidr();
+}
+
+void NodeController::checkPodCidr() {
+  std::string cidr;
+  {
+    std::lock_guard g(mu_);
+    cidr = js::str(js::object(node_, "spec"), "podCIDR");
+    if (cidr.empty() || cidr == pod_cidr_) return;
+    pod_cidr_ = cidr;
+  }
+  NODELET_LOG(info, Api, "node {}: spec.podCIDR is {}", o_.node_name, cidr);
+  if (o_.on_pod_cidr) o_.on_pod_cidr(cidr);
 }
 
 Status NodeController::renewLease() {
@@ -192,13 +223,19 @@ Result<bool> NodeController::updateStatus(bool force) {
     std::lock_guard g(mu_);
     if (!last_report_ || mono - *last_report_ >= report_interval_) due = true;
   }
-  if (!due) return false;
+  if (!due) {
+    refreshForPodCidr();
+    return false;
+  }
   const json patch =
       twoWayMergePatch({{"status", server}}, {{"status", next}}, PatchSchema::node());
   if (patch.empty()) {  // the server has exactly this: as good as a report
-    std::lock_guard g(mu_);
-    last_report_ = mono;
-    report_interval_ = jittered(o_.status_report_frequency, 0.5);
+    {
+      std::lock_guard g(mu_);
+      last_report_ = mono;
+      report_interval_ = jittered(o_.status_report_frequency, 0.5);
+    }
+    refreshForPodCidr();
     return false;
   }
   auto r = client_.request("PATCH", "/api/v1/nodes/" + o_.node_name + "/status", patch.dump(),
@@ -227,6 +264,7 @@ Result<bool> NodeController::updateStatus(bool force) {
     report_interval_ = jittered(o_.status_report_frequency, 0.5);
   }
   emitTransitions();
+  checkPodCidr();
   return true;
 }
 

@@ -33,6 +33,9 @@ struct NodeControllerOptions {
   Duration status_report_frequency{std::chrono::minutes(5)};
   int32_t lease_duration_seconds{40};
   uint64_t jitter_seed{0};
+  // Called (from the controller's thread) when the Node's spec.podCIDR is first seen or changes:
+  // the network layer builds pod networking from it.
+  std::function<void(const std::string&)> on_pod_cidr;
 };
 
 class NodeController {
@@ -64,6 +67,8 @@ class NodeController {
  private:
   Duration jittered(Duration d, double fraction);
   void emitTransitions();
+  void checkPodCidr();
+  void refreshForPodCidr();
 
   Client& client_;
   Clock& clock_;
@@ -79,6 +84,7 @@ class NodeController {
   std::optional<MonoTime> last_report_;
   Duration report_interval_{0};
   std::map<std::string, std::string> last_conditions_;  // type -> status last announced
+  std::string pod_cidr_;
   uint64_t rng_;
 };
 

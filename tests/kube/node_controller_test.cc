@@ -62,6 +62,22 @@ TEST_F(NodeControllerTest, RegistersTheFullNode) {
                                                "NodeHasSufficientPID", "NodeReady"}));
 }
 
+TEST_F(NodeControllerTest, ThePodCidrTheControllerManagerAssignsIsHandedOn) {
+  std::vector<std::string> cidrs;
+  NodeControllerOptions o;
+  o.node_name = "n1";
+  o.on_pod_cidr = [&](const std::string& c) { cidrs.push_back(c); };
+  NodeController nc(
+      *client_, clock_, o, [this] { return facts_; }, nullptr);
+  ASSERT_TRUE(nc.registerNode());
+  EXPECT_TRUE(cidrs.empty());
+  json node = *api_->get("nodes", "", "n1");
+  node["spec"]["podCIDR"] = "10.244.3.0/24";
+  api_->put("nodes", "", node);
+  ASSERT_TRUE(nc.updateStatus(false));  // nothing to report: the Node is read for its CIDR
+  EXPECT_EQ(cidrs, (std::vector<std::string>{"10.244.3.0/24"}));
+}
+
 TEST_F(NodeControllerTest, AnExistingNodeIsReconciled) {
   api_->create(
       "nodes", "",
@@ -139,9 +155,11 @@ TEST_F(NodeControllerTest, TransitionTimeChangesOnlyWhenStatusFlips) {
 TEST_F(NodeControllerTest, AHeartbeatOnlyPatchHasTheRecordedShape) {
   const json before = nodeStatus(facts(), json::object(), SysTime(std::chrono::seconds(1000)));
   const json after = nodeStatus(facts(), before, SysTime(std::chrono::seconds(1300)));
-  const json patch = twoWayMergePatch({{"status", before}}, {{"status", after}}, PatchSchema::node());
+  const json patch =
+      twoWayMergePatch({{"status", before}}, {{"status", after}}, PatchSchema::node());
   const std::string hb = after["conditions"][0]["lastHeartbeatTime"];
-  const json want = json::parse(R"({"status":{"$setElementOrder/conditions":[{"type":"MemoryPressure"},
+  const json want =
+      json::parse(R"({"status":{"$setElementOrder/conditions":[{"type":"MemoryPressure"},
       {"type":"DiskPressure"},{"type":"PIDPressure"},{"type":"Ready"}],"conditions":[
       {"lastHeartbeatTime":"HB","type":"MemoryPressure"},{"lastHeartbeatTime":"HB","type":"DiskPressure"},
       {"lastHeartbeatTime":"HB","type":"PIDPressure"},{"lastHeartbeatTime":"HB","type":"Ready"}]}})");
