@@ -23,6 +23,7 @@
 #include "agent/events.h"
 #include "agent/flags.h"
 #include "agent/kube/client.h"
+#include "agent/kube/curl_api.h"
 #include "agent/kube/json_util.h"
 #include "agent/kube/kubeconfig.h"
 #include "agent/kube/node_controller.h"
@@ -366,6 +367,7 @@ int runAgent(Config cfg, sigset_t signals) {
   if (!cfg.kubeconfig.empty()) {
     auto kc = kube::loadKubeconfig(cfg.kubeconfig);
     if (!kc) return die(kc.error().message);
+    if (auto curl = kube::curlApi(); !curl) return die(curl.error().message);
     kube::ClientOptions co;
     co.qps = cfg.kube_api_qps;
     co.burst = std::max(1, cfg.kube_api_burst);

@@ -1,7 +1,5 @@
 #include "agent/kube/client.h"
 
-#include <curl/curl.h>
-
 #include <algorithm>
 #include <array>
 #include <fstream>
@@ -9,14 +7,14 @@
 #include <sstream>
 
 #include "agent/core/log.h"
+#include "agent/kube/curl_api.h"
 #include "agent/kube/json_util.h"
 
 namespace nodelet::kube {
 namespace {
 
-struct GlobalInit {
-  GlobalInit() { curl_global_init(CURL_GLOBAL_DEFAULT); }
-};
+// Only called once curlApi() has succeeded (the Client checks it before any request).
+const CurlApi& curl() { return **curlApi(); }
 
 curl_blob blob(const std::string& s) {
   return curl_blob{const_cast<char*>(s.data()), s.size(), CURL_BLOB_NOCOPY};
@@ -112,22 +110,24 @@ Error Response::toError(std::string_view context) const {
 // cache, so requests reuse connections whichever thread sends them.
 struct Client::Curl {
   Curl() {
-    static GlobalInit init;
-    share = curl_share_init();
-    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    curl_share_setopt(share, CURLSHOPT_USERDATA, this);
-    curl_share_setopt(
+    if (!curlApi()) return;
+    share = curl().share_init();
+    curl().share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    curl().share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl().share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl().share_setopt(share, CURLSHOPT_USERDATA, this);
+    curl().share_setopt(
         share, CURLSHOPT_LOCKFUNC, +[](CURL*, curl_lock_data d, curl_lock_access, void* u) {
           static_cast<Curl*>(u)->locks[static_cast<size_t>(d) % kLocks].lock();
         });
-    curl_share_setopt(
+    curl().share_setopt(
         share, CURLSHOPT_UNLOCKFUNC, +[](CURL*, curl_lock_data d, void* u) {
           static_cast<Curl*>(u)->locks[static_cast<size_t>(d) % kLocks].unlock();
         });
   }
-  ~Curl() { curl_share_cleanup(share); }
+  ~Curl() {
+    if (share) curl().share_cleanup(share);
+  }
   static constexpr size_t kLocks = 8;
   CURLSH* share{nullptr};
   std::array<std::mutex, kLocks> locks;
@@ -193,44 +193,45 @@ void Client::throttle() {
 }
 
 void* Client::newHandle(const std::string& url, curl_slist** headers) {
-  CURL* h = curl_easy_init();
+  CURL* h = curl().easy_init();
   if (!h) return nullptr;
-  curl_easy_setopt(h, CURLOPT_SHARE, curl_->share);
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt(
+  curl().easy_setopt(h, CURLOPT_SHARE, curl_->share);
+  curl().easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl().easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl().easy_setopt(h, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
+  curl().easy_setopt(
       h, CURLOPT_CONNECTTIMEOUT_MS,
       static_cast<long>(
           std::chrono::duration_cast<std::chrono::milliseconds>(o_.connect_timeout).count()));
-  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-  if (!o_.user_agent.empty()) curl_easy_setopt(h, CURLOPT_USERAGENT, o_.user_agent.c_str());
+  curl().easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  if (!o_.user_agent.empty()) curl().easy_setopt(h, CURLOPT_USERAGENT, o_.user_agent.c_str());
   if (!config_.ca_pem.empty()) {
     curl_blob b = blob(config_.ca_pem);
-    curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
+    curl().easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
   }
   if (config_.insecure_skip_tls_verify) {
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    curl().easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl().easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
   }
   if (!config_.client_cert_pem.empty()) {
     curl_blob c = blob(config_.client_cert_pem);
     curl_blob k = blob(config_.client_key_pem);
-    curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &c);
-    curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-    curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &k);
-    curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+    curl().easy_setopt(h, CURLOPT_SSLCERT_BLOB, &c);
+    curl().easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+    curl().easy_setopt(h, CURLOPT_SSLKEY_BLOB, &k);
+    curl().easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
   }
-  *headers = curl_slist_append(*headers, "Accept: application/json");
+  *headers = curl().slist_append(*headers, "Accept: application/json");
   const std::string token = bearerToken();
   if (!token.empty())
-    *headers = curl_slist_append(*headers, ("Authorization: Bearer " + token).c_str());
+    *headers = curl().slist_append(*headers, ("Authorization: Bearer " + token).c_str());
   return h;
 }
 
 Result<Response> Client::request(std::string_view method, const std::string& path,
                                  const std::string& body, std::string_view content_type) {
   const std::string url = config_.server + path;
+  if (auto api = curlApi(); !api) return std::unexpected(api.error());
   Duration backoff = o_.retry_base;
   for (int attempt = 0;; ++attempt) {
     throttle();
@@ -238,28 +239,29 @@ Result<Response> Client::request(std::string_view method, const std::string& pat
     CURL* h = static_cast<CURL*>(newHandle(url, &headers));
     if (!h) return fail(ErrorCode::Internal, "curl_easy_init failed");
     Response r;
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, std::string(method).c_str());
-    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");  // lists are large and compress well
+    curl().easy_setopt(h, CURLOPT_CUSTOMREQUEST, std::string(method).c_str());
+    curl().easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");  // lists are large and compress well
     if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH" ||
         method == "DELETE") {
-      headers = curl_slist_append(headers, ("Content-Type: " + std::string(content_type)).c_str());
-      curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.c_str());
-      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+      headers =
+          curl().slist_append(headers, ("Content-Type: " + std::string(content_type)).c_str());
+      curl().easy_setopt(h, CURLOPT_POSTFIELDS, body.c_str());
+      curl().easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
     }
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(
+    curl().easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl().easy_setopt(
         h, CURLOPT_TIMEOUT_MS,
         static_cast<long>(
             std::chrono::duration_cast<std::chrono::milliseconds>(o_.timeout).count()));
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r.body);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &r.retry_after_seconds);
+    curl().easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl().easy_setopt(h, CURLOPT_WRITEDATA, &r.body);
+    curl().easy_setopt(h, CURLOPT_HEADERFUNCTION, header);
+    curl().easy_setopt(h, CURLOPT_HEADERDATA, &r.retry_after_seconds);
     requests_.fetch_add(1);
-    const CURLcode rc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.code);
-    curl_easy_cleanup(h);
-    curl_slist_free_all(headers);
+    const CURLcode rc = curl().easy_perform(h);
+    curl().easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.code);
+    curl().easy_cleanup(h);
+    curl().slist_free_all(headers);
     const bool transport = rc != CURLE_OK;
     // TLS and certificate problems do not heal by retrying.
     const bool permanent = rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_PEER_FAILED_VERIFICATION ||
@@ -269,14 +271,14 @@ Result<Response> Client::request(std::string_view method, const std::string& pat
     if (permanent || attempt >= o_.max_retries) {
       if (!transport) return r;
       return fail(ErrorCode::Unavailable,
-                  std::string(method) + " " + url + ": " + curl_easy_strerror(rc));
+                  std::string(method) + " " + url + ": " + curl().easy_strerror(rc));
     }
     Duration wait = backoff;
     if (!transport && r.retry_after_seconds >= 0)
       wait =
           std::min<Duration>(std::chrono::seconds(r.retry_after_seconds), std::chrono::seconds(30));
     NODELET_LOG(debug, Api, "{} {}: {}; retrying in {} ms", method, path,
-                transport ? curl_easy_strerror(rc) : r.describe(),
+                transport ? curl().easy_strerror(rc) : r.describe(),
                 std::chrono::duration_cast<std::chrono::milliseconds>(wait).count());
     waitFor(wait);
     backoff = std::min(backoff * 2, o_.retry_max);
@@ -298,7 +300,7 @@ struct StreamState {
 size_t streamWrite(char* data, size_t size, size_t n, void* user) {
   auto* s = static_cast<StreamState*>(user);
   const size_t len = size * n;
-  if (s->code == 0) curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &s->code);
+  if (s->code == 0) curl().easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &s->code);
   if (s->code != 200) {
     if (s->error_body.size() < (1 << 20)) s->error_body.append(data, len);
     return len;
@@ -330,6 +332,7 @@ int streamProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 Result<StreamEnd> Client::stream(const std::string& path,
                                  const std::function<bool(std::string_view)>& on_line,
                                  std::stop_token stop, Duration max_duration) {
+  if (auto api = curlApi(); !api) return std::unexpected(api.error());
   throttle();
   curl_slist* headers = nullptr;
   CURL* h = static_cast<CURL*>(newHandle(config_.server + path, &headers));
@@ -337,27 +340,27 @@ Result<StreamEnd> Client::stream(const std::string& path,
   // No Accept-Encoding: a compressed stream may be held back by the compressor, and the API
   // server does not compress watches anyway.
   StreamState s{&on_line, stop, {}, {}, 0, h, false};
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(
+  curl().easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+  curl().easy_setopt(
       h, CURLOPT_TIMEOUT_MS,
       static_cast<long>(
           std::chrono::duration_cast<std::chrono::milliseconds>(max_duration).count()));
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, streamWrite);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
-  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, streamProgress);
-  curl_easy_setopt(h, CURLOPT_XFERINFODATA, &s);
+  curl().easy_setopt(h, CURLOPT_WRITEFUNCTION, streamWrite);
+  curl().easy_setopt(h, CURLOPT_WRITEDATA, &s);
+  curl().easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  curl().easy_setopt(h, CURLOPT_XFERINFOFUNCTION, streamProgress);
+  curl().easy_setopt(h, CURLOPT_XFERINFODATA, &s);
   requests_.fetch_add(1);
-  const CURLcode rc = curl_easy_perform(h);
-  if (s.code == 0) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &s.code);
-  curl_easy_cleanup(h);
-  curl_slist_free_all(headers);
+  const CURLcode rc = curl().easy_perform(h);
+  if (s.code == 0) curl().easy_getinfo(h, CURLINFO_RESPONSE_CODE, &s.code);
+  curl().easy_cleanup(h);
+  curl().slist_free_all(headers);
   if (s.stopped) return StreamEnd{200, {}};
   if (rc == CURLE_OPERATION_TIMEDOUT && s.code == 200) return StreamEnd{200, {}};
   if (rc != CURLE_OK && rc != CURLE_PARTIAL_FILE && s.code != 200 && s.error_body.empty())
-    return fail(ErrorCode::Unavailable, "watch " + path + ": " + curl_easy_strerror(rc));
+    return fail(ErrorCode::Unavailable, "watch " + path + ": " + curl().easy_strerror(rc));
   if (rc != CURLE_OK && s.code == 200 && rc != CURLE_PARTIAL_FILE && rc != CURLE_RECV_ERROR)
-    return fail(ErrorCode::Unavailable, "watch " + path + ": " + curl_easy_strerror(rc));
+    return fail(ErrorCode::Unavailable, "watch " + path + ": " + curl().easy_strerror(rc));
   return StreamEnd{s.code, std::move(s.error_body)};
 }
 
