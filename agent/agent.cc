@@ -160,6 +160,38 @@ void Agent::syncLocked(const std::string& uid, const api::Pod& pod) {
   workers_.updatePod({PodUpdate::Type::Sync, uid, pod, std::nullopt, true});
 }
 
+namespace {
+
+// (protocol, port) -> host IPs of the host ports a pod asks for ("" = every address).
+std::multimap<std::pair<std::string, int32_t>, std::string> hostPorts(const api::Pod& p) {
+  std::multimap<std::pair<std::string, int32_t>, std::string> out;
+  for (const auto* list : {&p.spec.init_containers, &p.spec.containers})
+    for (const auto& c : *list)
+      for (const auto& port : c.ports)
+        if (port.host_port > 0)
+          out.emplace(std::pair{port.protocol.empty() ? "TCP" : port.protocol, port.host_port},
+                      port.host_ip == "0.0.0.0" ? "" : port.host_ip);
+  return out;
+}
+
+}  // namespace
+
+std::string Agent::hostPortConflict(const api::Pod& pod) const {
+  const auto wanted = hostPorts(pod);
+  if (wanted.empty()) return "";
+  for (const auto& [uid, other] : desired_) {
+    if (uid == pod.metadata.uid || rejected_.contains(uid) || deleting_.contains(uid)) continue;
+    for (const auto& [key, ip] : hostPorts(other)) {
+      auto [b, e] = wanted.equal_range(key);
+      for (auto it = b; it != e; ++it)
+        if (it->second.empty() || ip.empty() || it->second == ip)
+          return "host port " + key.first + "/" + std::to_string(key.second) + " is taken by pod " +
+                 other.fullName();
+    }
+  }
+  return "";
+}
+
 bool Agent::applySource(const std::string& source, std::vector<api::Pod> pods) {
   bool added = false;
   std::lock_guard g(mu_);
@@ -207,6 +239,13 @@ bool Agent::applySource(const std::string& source, std::vector<api::Pod> pods) {
       continue;
     }
     if (is_new) {
+      // Admission: host ports already taken by an admitted pod (the kubelet's NodePorts).
+      if (const std::string clash = hostPortConflict(*pod); !clash.empty()) {
+        rejected_.insert(uid);
+        NODELET_LOG(warn, Agent, "pod {} not admitted: {}", pod->fullName(), clash);
+        rejectPod(*pod, "NodePorts", "Predicate NodePorts failed");
+        continue;
+      }
       // Admission: the node's pod limit (the kubelet's OutOfpods).
       const size_t admitted = desired_.size() - rejected_.size() - deleting_.size() - 1;
       if (admitted >= static_cast<size_t>(o_.max_pods)) {
@@ -268,8 +307,48 @@ std::set<std::string> Agent::relist() {
   return changed;
 }
 
+std::string Agent::networkNotReady() const {
+  std::lock_guard g(mu_);
+  return network_not_ready_;
+}
+
 void Agent::housekeeping() {
   runtime_.gcBackoff();
+  const MonoTime now = clock_.monotonicNow();
+  bool check_network = false, list_all = false;
+  {
+    std::lock_guard g(mu_);
+    check_network = !next_network_check_ || now >= *next_network_check_;
+    if (check_network) next_network_check_ = now + o_.network_check_period;
+    list_all = o_.on_all_sandboxes && sources_ready_ &&
+               (!next_all_sandboxes_ || now >= *next_all_sandboxes_);
+    if (list_all) next_all_sandboxes_ = now + o_.all_sandboxes_period;
+  }
+  if (check_network) {
+    if (auto rs = runtime_.runtime().status(false)) {
+      const auto* c = rs->condition("NetworkReady");
+      std::string why;
+      if (!c || !c->status)
+        why = "container runtime network not ready: NetworkReady=false reason:" +
+              (c ? c->reason : "") + " message:" + (c ? c->message : "not reported");
+      std::lock_guard g(mu_);
+      if (why != network_not_ready_) {
+        if (why.empty())
+          NODELET_LOG(info, Network, "the runtime's network is ready");
+        else
+          NODELET_LOG(warn, Network, "{}: pods off the host network wait", why);
+        network_waiting_.clear();
+      }
+      network_not_ready_ = why;
+    }
+  }
+  if (list_all) {
+    if (auto all = runtime_.runtime().listPodSandbox({})) {
+      std::set<std::string> ids;
+      for (const auto& sb : *all) ids.insert(sb.id);
+      o_.on_all_sandboxes(ids);
+    }
+  }
   std::set<std::string> orphans;
   {
     std::lock_guard g(mu_);
@@ -325,7 +404,7 @@ std::string Agent::healthMessage() const {
 
 void Agent::run(std::stop_token stop) {
   MonoTime next_relist = clock_.monotonicNow();
-  MonoTime next_housekeeping = next_relist + o_.housekeeping_period;
+  MonoTime next_housekeeping = next_relist;  // at once: it reads the network's readiness
   MonoTime next_resync = next_relist + o_.resync_period;
   MonoTime next_rotation = next_relist + o_.log_rotation_period;
   std::stop_callback wake(stop, [this] { requestRelist(); });
@@ -404,6 +483,25 @@ SyncOutcome Agent::syncPod(const api::Pod& pod) {
     out.error = std::unexpected(st.error());
     out.requeue_after = std::chrono::seconds(1);
     return out;
+  }
+  // A pod off the host network needs the runtime's network to get a sandbox: it waits (in
+  // ContainerCreating) while NetworkReady is false, as the kubelet has it wait.
+  if (!pod.spec.host_network && !st->currentSandbox()) {
+    std::string not_ready;
+    bool tell = false;
+    {
+      std::lock_guard g(mu_);
+      not_ready = network_not_ready_;
+      if (!not_ready.empty()) tell = network_waiting_.insert(pod.metadata.uid).second;
+    }
+    if (!not_ready.empty()) {
+      if (tell)
+        events_.record(podRef(pod), "Warning", "NetworkNotReady",
+                       "network is not ready: " + not_ready);
+      publishStatus(pod, *st, {});
+      out.requeue_after = o_.network_check_period;
+      return out;
+    }
   }
   std::map<std::string, Unhealthy> unhealthy;
   {

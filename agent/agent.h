@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stop_token>
 #include <string>
@@ -49,6 +50,12 @@ struct AgentOptions {
   // A pod whose deletion was requested (deletionTimestamp) has stopped: the API server may now
   // be told (final status, then DELETE).
   std::function<void(const std::string& uid)> on_pod_terminated;
+  // Every sandbox the runtime knows (not only nodelet's), now and then: what the network's
+  // leaked addresses are reclaimed against. Unset: not asked.
+  std::function<void(const std::set<std::string>& sandbox_ids)> on_all_sandboxes;
+  Duration all_sandboxes_period{std::chrono::minutes(10)};
+  // How often the runtime's NetworkReady condition is read (pods off the host network wait for it).
+  Duration network_check_period{std::chrono::seconds(2)};
 };
 
 class Agent final : public PodSyncer {
@@ -82,6 +89,8 @@ class Agent final : public PodSyncer {
   // One relist now (the PLEG): returns the UIDs whose runtime state changed.
   std::set<std::string> relist();
   void housekeeping();
+  // The runtime's network readiness, as last read ("" = ready).
+  std::string networkNotReady() const;
   // Rotates the logs of running containers that outgrew containerLogMaxSize.
   int rotateLogs();
 
@@ -93,6 +102,8 @@ class Agent final : public PodSyncer {
   // Replaces one source's pods and reconciles the union with the workers; returns whether pods
   // were added.
   bool applySource(const std::string& source, std::vector<api::Pod> pods);
+  // Why `pod`'s host ports clash with an admitted pod's ("" = they do not), under mu_.
+  std::string hostPortConflict(const api::Pod& pod) const;
   // Sync unless the pod is rejected or being deleted (under mu_).
   void syncLocked(const std::string& uid, const api::Pod& pod);
   // Starts probing the running containers of `pod` that have probes.
@@ -112,8 +123,11 @@ class Agent final : public PodSyncer {
   bool wake_{false};
   std::map<std::string, api::Pod> desired_;  // by UID: the union of the sources
   std::map<std::string, std::map<std::string, api::Pod>> by_source_;  // source -> uid -> pod
-  std::set<std::string> rejected_;  // admitted = desired - rejected
-  std::set<std::string> deleting_;  // deletion requested: killed, kept for status
+  std::set<std::string> rejected_;         // admitted = desired - rejected
+  std::set<std::string> deleting_;         // deletion requested: killed, kept for status
+  std::string network_not_ready_;          // the runtime's NetworkReady=false, in words
+  std::set<std::string> network_waiting_;  // pods told (an event) that they wait for the network
+  std::optional<MonoTime> next_network_check_, next_all_sandboxes_;
   bool sources_ready_{false};
   std::map<std::string, std::string> relist_signatures_;  // uid -> runtime state signature
   std::set<std::string> pending_watches_;                 // new running containers to watch (ids)

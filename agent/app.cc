@@ -35,6 +35,7 @@
 #include "agent/server.h"
 #include "agent/status_manager.h"
 #include "cri/instrumented_service.h"
+#include "network/cni.h"
 #include "nodelet/version.h"
 #include "staticpods/file_source.h"
 
@@ -189,6 +190,35 @@ int runPods(const Config& cfg) {
   return 0;
 }
 
+// ---- nodelet cni-config -------------------------------------------------------------------------
+int runCniConfig(const Config& cfg) {
+  if (cfg.pod_cidr.empty()) return die("cni-config: give --pod-cidr (or podCIDR in --config)", 2);
+  network::CniOptions o;
+  o.conf_dir = cfg.cni_conf_dir;
+  o.bin_dirs = cfg.cni_bin_dirs;
+  o.network = cfg.cni_network;
+  o.bridge = cfg.cni_bridge;
+  o.ipam_dir = cfg.cni_ipam_dir;
+  o.force = cfg.cni_force;
+  network::ExecPluginVersions versions;
+  network::CniConfig cni(o, versions);
+  std::vector<std::string> cidrs;
+  for (size_t start = 0; start <= cfg.pod_cidr.size();) {
+    const auto comma = cfg.pod_cidr.find(',', start);
+    const std::string item =
+        cfg.pod_cidr.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!item.empty()) cidrs.push_back(item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  std::string msg;
+  auto r = cni.ensure(cidrs, &msg);
+  if (!r) return die(r.error().message);
+  if (*r == network::CniConfig::Outcome::Foreign) return die(msg);
+  std::printf("%s\n", *r == network::CniConfig::Outcome::Unchanged ? "unchanged" : msg.c_str());
+  return 0;
+}
+
 // ---- cluster mode -------------------------------------------------------------------------------
 // The API server side of the agent: the Node and its Lease, the pods bound to this node (with an
 // on-disk checkpoint so a restart during an API outage brings them back), and pod status.
@@ -213,10 +243,10 @@ struct Cluster {
         checkpoint(root + "/checkpoints/api-pods.json"),
         syncer(c, clk, store, {n}, [this] { return nodes ? nodes->nodeUid() : ""; }) {}
 
-  static Result<std::unique_ptr<Cluster>> create(kube::Client& client, Clock& clock,
-                                                 const Config& cfg, const std::string& node,
-                                                 const std::string& node_ip, cri::GrpcServices& cri,
-                                                 EventRecorder& events) {
+  static Result<std::unique_ptr<Cluster>> create(
+      kube::Client& client, Clock& clock, const Config& cfg, const std::string& node,
+      const std::string& node_ip, cri::GrpcServices& cri, EventRecorder& events,
+      std::function<void(const std::string&)> on_pod_cidr) {
     auto c = std::make_unique<Cluster>(client, clock, node, cfg.root_dir);
     kube::NodeControllerOptions no;
     no.node_name = node;
@@ -236,6 +266,7 @@ struct Cluster {
     no.status_update_frequency = cfg.node_status_update_frequency;
     no.status_report_frequency = cfg.node_status_report_frequency;
     no.lease_duration_seconds = cfg.node_lease_duration_seconds;
+    no.on_pod_cidr = std::move(on_pod_cidr);
     // Fail early on a configuration the facts cannot be computed with (a bad quantity).
     auto probe = buildNodeFacts(cfg, node, node_ip, readMachineFacts(cfg.root_dir), {});
     if (!probe) return std::unexpected(probe.error());
@@ -443,9 +474,47 @@ int runAgent(Config cfg, sigset_t signals) {
   if (client) api_events = std::make_unique<ApiEventRecorder>(*client, clock, local_events, node);
   EventRecorder& events = api_events ? static_cast<EventRecorder&>(*api_events) : local_events;
   StatusManager statuses(cfg.root_dir + "/status/pods.json");
+  // Pod networking from the pod CIDR: `podCIDR` standalone, Node.spec.podCIDR in a cluster.
+  network::ExecPluginVersions plugin_versions;
+  network::CniOptions cni_options;
+  cni_options.conf_dir = cfg.cni_conf_dir;
+  cni_options.bin_dirs = cfg.cni_bin_dirs;
+  cni_options.network = cfg.cni_network;
+  cni_options.bridge = cfg.cni_bridge;
+  cni_options.ipam_dir = cfg.cni_ipam_dir;
+  cni_options.force = cfg.cni_force;
+  network::CniConfig cni(cni_options, plugin_versions);
+  std::atomic<bool> cni_in_charge{false};
+  std::mutex cni_mu;
+  auto apply_pod_cidr = [&](const std::string& cidrs) {
+    std::vector<std::string> list;
+    for (size_t start = 0; start <= cidrs.size();) {
+      const auto comma = cidrs.find(',', start);
+      const std::string item =
+          cidrs.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (!item.empty()) list.push_back(item);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    std::lock_guard g(cni_mu);
+    std::string msg;
+    auto r = cni.ensure(list, &msg);
+    const ObjectRef node_ref{"Node", node, "", node, ""};
+    if (!r) {
+      NODELET_LOG(error, Network, "CNI configuration for pod CIDR {}: {}", cidrs,
+                  r.error().message);
+      events.record(node_ref, "Warning", "FailedCNIConfiguration", r.error().message);
+      return;
+    }
+    cni_in_charge = *r != network::CniConfig::Outcome::Foreign;
+    if (*r == network::CniConfig::Outcome::Written)
+      NODELET_LOG(info, Network, "pod CIDR {}: {}", cidrs, msg);
+    else if (*r == network::CniConfig::Outcome::Foreign)
+      NODELET_LOG(warn, Network, "{}", msg);
+  };
   std::unique_ptr<Cluster> cluster;
   if (client) {
-    auto c = Cluster::create(*client, clock, cfg, node, node_ip, *services, events);
+    auto c = Cluster::create(*client, clock, cfg, node, node_ip, *services, events, apply_pod_cidr);
     if (!c) return die(c.error().message);
     cluster = std::move(*c);
     cluster->attach(statuses);
@@ -462,6 +531,14 @@ int runAgent(Config cfg, sigset_t signals) {
     return die("containerLogMaxSize: invalid quantity \"" + cfg.container_log_max_size + "\"");
   }
   ao.log_max_files = cfg.container_log_max_files;
+  ao.on_all_sandboxes = [&](const std::set<std::string>& ids) {
+    if (!cni_in_charge) return;
+    std::lock_guard g(cni_mu);
+    if (int n = cni.reclaimLeaks(ids, clock.systemNow()); n > 0)
+      NODELET_LOG(info, Network, "reclaimed {} leaked pod address(es) of network {}", n,
+                  cfg.cni_network);
+  };
+  if (!client && !cfg.pod_cidr.empty()) apply_pod_cidr(cfg.pod_cidr);
   if (cluster) {
     ao.sources.insert("api");
     ao.on_pod_terminated = [&cluster](const std::string& uid) {
@@ -540,6 +617,7 @@ int runMain(int argc, char** argv) {
       return 0;
     case Command::Check:
     case Command::Pods:
+    case Command::CniConfig:
     case Command::Run:
       break;
   }
@@ -553,6 +631,7 @@ int runMain(int argc, char** argv) {
   log::setVerbosity(cfg.verbosity);
   if (args->command == Command::Check) return runCheck(*args, cfg);
   if (args->command == Command::Pods) return runPods(cfg);
+  if (args->command == Command::CniConfig) return runCniConfig(cfg);
   return runAgent(std::move(cfg), signals);
 }
 

@@ -57,6 +57,14 @@ struct Config {
   std::string kubeconfig;
   std::string node_ip;
   std::map<std::string, std::string> node_labels;  // --node-labels
+  // The CNI network nodelet writes from the pod CIDR (nodelet's own flags: the kubelet left CNI
+  // to the runtime in 1.24).
+  std::string cni_conf_dir{"/etc/cni/net.d"};
+  std::vector<std::string> cni_bin_dirs{"/usr/lib/cni", "/opt/cni/bin"};
+  std::string cni_network{"nodelet"};
+  std::string cni_bridge{"nodelet0"};
+  std::string cni_ipam_dir{"/var/lib/cni/networks"};
+  bool cni_force{false};
   int verbosity{0};
 
   // Fields of the file nodelet does not know; warned about once at start-up.

@@ -48,6 +48,13 @@ const std::vector<Flag>& flagTable() {
       {"kube-api-burst", Kind::Int, "API server request burst (default 100)"},
       {"node-status-update-frequency", Kind::Duration,
        "how often node status is computed (default 10s)"},
+      {"cni-conf-dir", Kind::String,
+       "where nodelet writes its CNI network (default /etc/cni/net.d)"},
+      {"cni-bin-dir", Kind::List, "CNI plugin directories (default /usr/lib/cni,/opt/cni/bin)"},
+      {"cni-network", Kind::String, "name of nodelet's CNI network (default nodelet)"},
+      {"cni-bridge", Kind::String, "bridge of nodelet's CNI network (default nodelet0)"},
+      {"cni-ipam-dir", Kind::String, "host-local IPAM data dir (default /var/lib/cni/networks)"},
+      {"cni-force", Kind::Bool, "replace CNI configuration nodelet did not write"},
   };
   return t;
 }
@@ -76,6 +83,8 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
       a.command = Command::Check;
     else if (argv[1] == "pods")
       a.command = Command::Pods;
+    else if (argv[1] == "cni-config")
+      a.command = Command::CniConfig;
     else if (argv[1] == "version")
       a.command = Command::Version;
     else if (argv[1] == "help")
@@ -223,7 +232,27 @@ Status applyFlags(const Args& args, Config& c) {
       c.file_check_frequency = dur;
     else if (name == "sync-frequency")
       c.sync_frequency = dur;
-    else if (name == "register-node")
+    else if (name == "cni-conf-dir")
+      c.cni_conf_dir = v;
+    else if (name == "cni-network")
+      c.cni_network = v;
+    else if (name == "cni-bridge")
+      c.cni_bridge = v;
+    else if (name == "cni-ipam-dir")
+      c.cni_ipam_dir = v;
+    else if (name == "cni-force")
+      c.cni_force = b;
+    else if (name == "cni-bin-dir") {
+      c.cni_bin_dirs.clear();
+      size_t start = 0;
+      while (start <= v.size()) {
+        auto sep = v.find_first_of(",:", start);
+        auto item = v.substr(start, sep == std::string::npos ? std::string::npos : sep - start);
+        if (!item.empty()) c.cni_bin_dirs.push_back(item);
+        if (sep == std::string::npos) break;
+        start = sep + 1;
+      }
+    } else if (name == "register-node")
       c.register_node = b;
     else if (name == "kube-api-qps")
       c.kube_api_qps = n;
@@ -266,6 +295,9 @@ std::string usage() {
       "                                        nodelet would run it (exit 1 on any error)\n"
       "  nodelet pods [--root-dir DIR]         list this node's pods (name, ready, status,\n"
       "                                        restarts, age, IP), like kubectl get pods -o wide\n"
+      "  nodelet cni-config --pod-cidr CIDR[,CIDR] [--cni-* flags]\n"
+      "                                        write the CNI network nodelet runs from that pod\n"
+      "                                        CIDR, as the agent does, and exit\n"
       "  nodelet --version | --help\n\n"
       "Flags (the kubelet's; flags override the --config file):\n";
   for (const auto& f : flagTable()) {

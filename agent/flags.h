@@ -12,7 +12,7 @@
 
 namespace nodelet::agent {
 
-enum class Command { Run, Check, Pods, Help, Version };
+enum class Command { Run, Check, Pods, CniConfig, Help, Version };
 
 struct Args {
   Command command{Command::Run};

@@ -34,7 +34,7 @@ if [ "${1:-}" = stop ]; then stop_demo; exit 0; fi
 packaging/install-deps.sh
 cmake --preset release >/dev/null
 cmake --build --preset release -j"$(nproc)" --target nodelet
-tests/rig/rig.sh setup
+NODELET_BIN=$NODELET tests/rig/rig.sh setup
 mkdir -p "$DEMO/manifests"
 cp examples/*.yaml "$DEMO/manifests/"
 cat >"$DEMO/config.yaml" <<YAML

@@ -17,7 +17,7 @@ cmake --preset dev >/dev/null
 cmake --build --preset dev -j"$(nproc)"
 tests/rig/rig.sh teardown >/dev/null 2>&1 || true   # leftovers of a crashed earlier run
 trap 'tests/rig/rig.sh teardown' EXIT
-tests/rig/rig.sh setup
+NODELET_BIN=build/dev/agent/nodelet tests/rig/rig.sh setup   # the rig's CNI network is nodelet's
 eval "$(tests/rig/rig.sh env | sed 's/^/export /')"
 rc=0
 ctest --preset dev -j"$(nproc)" "$@" || rc=$?

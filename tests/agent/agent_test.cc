@@ -389,3 +389,95 @@ TEST_F(ApiSourceTest, NothingIsAnOrphanUntilEverySourceHasSpoken) {
 
 }  // namespace
 }  // namespace nodelet::agent
+
+namespace nodelet::agent {
+namespace {
+
+const char* kHostPortPod = R"(apiVersion: v1
+kind: Pod
+metadata: {name: NAME}
+spec:
+  containers:
+  - name: web
+    image: localhost/nodelet/busybox:1.35
+    ports: [{containerPort: 80, hostPort: 8080, hostIP: HOSTIP}]
+)";
+
+std::string hostPortPod(const std::string& name, const std::string& host_ip) {
+  std::string s = kHostPortPod;
+  s.replace(s.find("NAME"), 4, name);
+  s.replace(s.find("HOSTIP"), 6, host_ip);
+  return s;
+}
+
+TEST_F(AgentTest, PodsOffTheHostNetworkWaitForTheRuntimesNetwork) {
+  rt_.setNetworkReady(false);
+  agent_->housekeeping();
+  EXPECT_NE(agent_->networkNotReady().find("NetworkReady=false reason:NetworkPluginNotReady"),
+            std::string::npos);
+  auto web = manifest(kWeb);
+  auto host = manifest(R"(apiVersion: v1
+kind: Pod
+metadata: {name: hostnet}
+spec:
+  hostNetwork: true
+  containers: [{name: app, image: localhost/nodelet/busybox:1.35}]
+)",
+                       "/m/hostnet.yaml");
+  apply({web, host});
+  // Only the host-network pod got a sandbox; the other waits, told once why.
+  ASSERT_EQ(rt_.sandboxes().size(), 1u);
+  EXPECT_EQ(rt_.sandboxes()[0].labels.at("io.kubernetes.pod.name"), "hostnet-node-1");
+  EXPECT_TRUE(
+      hasEvent("NetworkNotReady", "network is not ready: container runtime network not ready"));
+  EXPECT_EQ(status(web.pod.metadata.uid).phase, "Pending");
+  // The network comes up: the waiting pod starts on its next try.
+  rt_.setNetworkReady(true);
+  clock_.advance(std::chrono::seconds(3));
+  agent_->housekeeping();
+  EXPECT_EQ(agent_->networkNotReady(), "");
+  agent_->workers().tick();
+  settle();
+  EXPECT_EQ(rt_.sandboxes().size(), 2u);
+  EXPECT_EQ(status(web.pod.metadata.uid).phase, "Running");
+}
+
+TEST_F(AgentTest, AHostPortTakenByAnotherPodIsRefusedAtAdmission) {
+  auto first = manifest(hostPortPod("first", "127.0.0.1"), "/m/first.yaml");
+  apply({first});
+  auto clash = manifest(hostPortPod("clash", ""), "/m/clash.yaml");  // all addresses: overlaps
+  auto other_ip = manifest(hostPortPod("elsewhere", "127.0.0.2"), "/m/elsewhere.yaml");
+  apply({first, clash, other_ip});
+  const auto s = status(clash.pod.metadata.uid);
+  EXPECT_EQ(s.phase, "Failed");
+  EXPECT_EQ(s.reason, "NodePorts");
+  EXPECT_EQ(s.message, "Predicate NodePorts failed");
+  EXPECT_TRUE(hasEvent("NodePorts", "Predicate NodePorts failed"));
+  EXPECT_EQ(status(other_ip.pod.metadata.uid).phase, "Running");
+  EXPECT_EQ(running().size(), 2u);
+}
+
+TEST_F(AgentTest, EverySandboxTheRuntimeKnowsIsReportedForLeakReclaim) {
+  std::vector<std::set<std::string>> seen;
+  agent_.reset();
+  AgentOptions ao;
+  ao.watch_exits = false;
+  ao.on_all_sandboxes = [&](const std::set<std::string>& ids) { seen.push_back(ids); };
+  agent_ = std::make_unique<Agent>(*runtime_, statuses_, events_, clock_, ao);
+  apply({manifest(kWeb)});
+  // Someone else's sandbox counts too (another CRI client on the same network).
+  cri::PodSandboxConfig other;
+  other.metadata = {"other", "other-uid", "default", 0};
+  ASSERT_TRUE(rt_.runPodSandbox(other, ""));
+  agent_->housekeeping();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].size(), 2u);
+  agent_->housekeeping();  // not again before the period
+  EXPECT_EQ(seen.size(), 1u);
+  clock_.advance(std::chrono::minutes(11));
+  agent_->housekeeping();
+  EXPECT_EQ(seen.size(), 2u);
+}
+
+}  // namespace
+}  // namespace nodelet::agent

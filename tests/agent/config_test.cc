@@ -192,7 +192,31 @@ TEST(FlagsTest, Commands) {
   EXPECT_EQ(check->output, "json");
   EXPECT_EQ(check->positional, (std::vector<std::string>{"a.yaml", "b.yaml"}));
   EXPECT_EQ(parseArgs({"nodelet", "pods", "--root-dir", "/x"})->command, Command::Pods);
+  EXPECT_EQ(parseArgs({"nodelet", "cni-config", "--pod-cidr=10.0.0.0/24"})->command,
+            Command::CniConfig);
   EXPECT_NE(usage().find("--pod-manifest-path"), std::string::npos);
+}
+
+TEST(FlagsTest, ClusterAndCniFlags) {
+  auto a = parseArgs({"nodelet", "--kubeconfig=/k", "--node-labels=role=edge,zone=a",
+                      "--register-with-taints=x=y:NoSchedule", "--kube-api-qps=5",
+                      "--cni-conf-dir=/c", "--cni-bin-dir=/a:/b", "--cni-network=n",
+                      "--cni-bridge=br", "--cni-ipam-dir=/i", "--cni-force"});
+  ASSERT_TRUE(a) << a.error().message;
+  Config c;
+  ASSERT_TRUE(applyFlags(*a, c));
+  EXPECT_EQ(c.kubeconfig, "/k");
+  EXPECT_EQ(c.node_labels, (std::map<std::string, std::string>{{"role", "edge"}, {"zone", "a"}}));
+  EXPECT_EQ(c.register_with_taints, (std::vector<std::string>{"x=y:NoSchedule"}));
+  EXPECT_EQ(c.kube_api_qps, 5);
+  EXPECT_EQ(c.cni_conf_dir, "/c");
+  EXPECT_EQ(c.cni_bin_dirs, (std::vector<std::string>{"/a", "/b"}));
+  EXPECT_EQ(c.cni_network, "n");
+  EXPECT_EQ(c.cni_bridge, "br");
+  EXPECT_EQ(c.cni_ipam_dir, "/i");
+  EXPECT_TRUE(c.cni_force);
+  EXPECT_TRUE(validateConfig(c));
+  EXPECT_FALSE(applyFlags(*parseArgs({"nodelet", "--node-labels=novalue"}), c));
 }
 
 }  // namespace

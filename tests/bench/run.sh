@@ -11,6 +11,6 @@ cmake --preset release >/dev/null
 cmake --build --preset release -j"$(nproc)" --target nodelet nodelet_bench
 tests/rig/rig.sh teardown >/dev/null 2>&1 || true
 trap 'tests/rig/rig.sh teardown >/dev/null' EXIT
-tests/rig/rig.sh setup
+NODELET_BIN=build/release/agent/nodelet tests/rig/rig.sh setup
 eval "$(tests/rig/rig.sh env | sed 's/^/export /')"
 build/release/tests/nodelet_bench "$@"

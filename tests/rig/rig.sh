@@ -72,7 +72,17 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     conf_dir = "$CNI_CONF_DIR"
     max_conf_num = 1
 TOML
-  # Written before containerd starts: containerd 1.6 misses a conflist renamed into its dir.
+  # Written before containerd starts. With NODELET_BIN (tests/run.sh sets it) the network is the
+  # one nodelet writes (`nodelet cni-config`, the agent's own code), so every e2e test runs on it;
+  # without, the conflist proven in ../shared/lab/containerd.
+  rm -f "$CNI_CONF_DIR"/*.conflist
+  if [ -n "${NODELET_BIN:-}" ] && [ -x "$NODELET_BIN" ]; then
+    "$NODELET_BIN" cni-config --pod-cidr "$RIG_CIDR" --cni-conf-dir "$CNI_CONF_DIR" \
+      --cni-network "$RIG_NET" --cni-bridge "$RIG_BRIDGE" --cni-ipam-dir "$IPAM_DIR" \
+      --cni-bin-dir "$CNI_BIN" >/dev/null || return 1
+    say "CNI network written by $NODELET_BIN"
+    return 0
+  fi
   cat >"$CNI_CONF_DIR/10-$RIG_NET.conflist" <<JSON
 {
   "cniVersion": "1.0.0",
@@ -112,7 +122,7 @@ stop() {  # $1: signal (TERM or KILL)
 }
 
 setup() {
-  write_config
+  write_config || return 1
   if [ ! -f "$IMAGES/busybox.oci.tar" ] || [ "$here/make-images.sh" -nt "$IMAGES/busybox.oci.tar" ]; then
     OUT=$IMAGES "$here/make-images.sh" || return 1
   fi
@@ -194,6 +204,10 @@ case "${1:-}" in
     echo "NODELET_E2E_CGROUP_PARENT=/$RIG_CGROUP"
     echo "NODELET_E2E_POD_CIDR=$RIG_CIDR"
     echo "NODELET_E2E_BRIDGE=$RIG_BRIDGE"
+    echo "NODELET_E2E_CNI_CONF_DIR=$CNI_CONF_DIR"
+    echo "NODELET_E2E_CNI_NETWORK=$RIG_NET"
+    echo "NODELET_E2E_CNI_BIN=$CNI_BIN"
+    echo "NODELET_E2E_IPAM_DIR=$IPAM_DIR"
     echo "NODELET_E2E_APP_IMAGE=localhost/nodelet/busybox:1.35"
     echo "NODELET_E2E_PAUSE_IMAGE=localhost/nodelet/pause:1.0" ;;
   *) echo "usage: $0 setup|teardown|start|stop|restart|env" >&2; exit 2 ;;

@@ -1,0 +1,139 @@
+// Pod networking end to end on the network nodelet writes (tests/run.sh has the rig's conflist
+// written by `nodelet cni-config`) with real containerd and Debian's CNI plugins: pods reach each
+// other by pod IP, DNS and /etc/hosts inside a pod follow its policy, a host-network pod sees the
+// host's interfaces, and leaked addresses are reclaimed. Traffic stays on the rig's bridge.
+#include <gtest/gtest.h>
+#include <utime.h>
+
+#include <fstream>
+
+#include "tests/e2e/nodelet_process.h"
+
+namespace nodelet::e2e {
+namespace {
+
+using std::chrono::seconds;
+
+std::string image() { return env("NODELET_E2E_APP_IMAGE", "localhost/nodelet/busybox:1.35"); }
+
+std::string pod(const std::string& name, const std::string& spec_extra, const std::string& script) {
+  return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name + "}\nspec:\n" + spec_extra +
+         "  containers:\n  - name: app\n    image: " + image() +
+         "\n    command: [\"sh\", \"-c\", \"" + script + "\"]\n";
+}
+const std::string kIdle = "trap 'exit 0' TERM; while true; do sleep 1 & wait $!; done";
+
+class NetworkE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override { NODELET_REQUIRE_RIG(); }
+  void TearDown() override {
+    if (HasFailure()) std::fprintf(stderr, "---- nodelet log ----\n%s\n", n_.log().c_str());
+  }
+  // The app container's log (CRI format lines: "<time> stdout F <text>").
+  std::string log(const std::string& name) {
+    auto p = n_.pod(name);
+    if (!p) return "";
+    std::ifstream in(
+        n_.logs() /
+        ("default_" + name + "-" + n_.node() + "_" + (*p)["metadata"]["uid"].get<std::string>()) /
+        "app" / "0.log");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  bool logHas(const std::string& name, const std::string& needle) {
+    return waitFor([&] { return log(name).find(needle) != std::string::npos; }, seconds(20));
+  }
+  NodeletProcess n_;
+};
+
+TEST_F(NetworkE2eTest, TwoPodsReachEachOtherByPodIp) {
+  n_.start();
+  n_.write("server.yaml", pod("server", "",
+                              "trap 'exit 0' TERM; mkdir -p /www; echo hello-from-server > "
+                              "/www/index.html; httpd -f -p 80 -h /www & wait"));
+  ASSERT_TRUE(waitFor([&] { return n_.phase("server") == "Running"; }, seconds(20)));
+  const std::string ip = (*n_.pod("server"))["status"]["podIP"];
+  ASSERT_TRUE(ip.starts_with("10.86.")) << ip;
+  // busybox's wget crashes in this image; nc speaks HTTP well enough.
+  n_.write("client.yaml", pod("client", "",
+                              "until printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 " + ip +
+                                  " 80 > /tmp/page; do sleep 0.2; done; cat /tmp/page; " + kIdle));
+  EXPECT_TRUE(logHas("client", "hello-from-server")) << log("client");
+  const std::string client_ip = (*n_.pod("client"))["status"]["podIP"];
+  EXPECT_NE(client_ip, ip);
+}
+
+TEST_F(NetworkE2eTest, ResolvConfAndHostsFollowThePodsPolicy) {
+  n_.start("clusterDNS: [10.96.0.10]\nclusterDomain: cluster.local\n");
+  n_.write("custom.yaml", pod("custom",
+                              "  dnsPolicy: None\n  dnsConfig:\n    nameservers: [192.0.2.53]\n    "
+                              "searches: [corp.example]\n"
+                              "    options: [{name: ndots, value: '2'}]\n"
+                              "  hostAliases: [{ip: 192.0.2.10, hostnames: [db.local]}]\n",
+                              "cat /etc/resolv.conf /etc/hosts; " + kIdle));
+  n_.write("cluster.yaml", pod("cluster", "", "cat /etc/resolv.conf; " + kIdle));
+  EXPECT_TRUE(logHas("custom", "nameserver 192.0.2.53"));
+  const std::string custom = log("custom");
+  EXPECT_NE(custom.find("search corp.example"), std::string::npos) << custom;
+  EXPECT_NE(custom.find("options ndots:2"), std::string::npos) << custom;
+  EXPECT_NE(custom.find("192.0.2.10\tdb.local"), std::string::npos) << custom;
+  EXPECT_NE(custom.find("custom-" + n_.node()), std::string::npos)
+      << "the pod's own name in /etc/hosts";
+  EXPECT_TRUE(logHas("cluster", "nameserver 10.96.0.10"));
+  const std::string cluster = log("cluster");
+  EXPECT_NE(cluster.find("search default.svc.cluster.local svc.cluster.local cluster.local"),
+            std::string::npos)
+      << cluster;
+  EXPECT_NE(cluster.find("options ndots:5"), std::string::npos) << cluster;
+}
+
+TEST_F(NetworkE2eTest, AHostNetworkPodSeesTheHostsInterfaces) {
+  n_.start();
+  n_.write("hostnet.yaml", pod("hostnet", "  hostNetwork: true\n", "cat /proc/net/dev; " + kIdle));
+  // The rig's bridge exists on the host only: a pod in its own network namespace cannot see it.
+  EXPECT_TRUE(logHas("hostnet", env("NODELET_E2E_BRIDGE", "nodelet-rig0")));
+}
+
+TEST_F(NetworkE2eTest, LeakedAddressesAreReclaimedAndLiveOnesKept) {
+  const std::string ipam = env("NODELET_E2E_IPAM_DIR");
+  const std::string net = env("NODELET_E2E_CNI_NETWORK");
+  if (ipam.empty() || net.empty()) GTEST_SKIP() << "the rig does not say where its IPAM state is";
+  n_.extra_args = {"--pod-cidr=" + env("NODELET_E2E_POD_CIDR"),
+                   "--cni-conf-dir=" + env("NODELET_E2E_CNI_CONF_DIR"),
+                   "--cni-network=" + net,
+                   "--cni-bridge=" + env("NODELET_E2E_BRIDGE"),
+                   "--cni-ipam-dir=" + ipam,
+                   "--cni-bin-dir=" + env("NODELET_E2E_CNI_BIN", "/usr/lib/cni")};
+  n_.start();
+  n_.write("live.yaml", pod("live", "", kIdle));
+  ASSERT_TRUE(waitFor([&] { return n_.phase("live") == "Running"; }, seconds(20)));
+  const std::string live_ip = (*n_.pod("live"))["status"]["podIP"];
+  // What a crash leaves: addresses reserved for sandboxes no runtime knows any more (what
+  // containerd and nodelet killed with -9 leave behind once the sandbox state is gone).
+  const auto dir = std::filesystem::path(ipam) / net;
+  auto count = [&] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+      n += e.path().filename().string().find('.') != std::string::npos &&
+           e.path().filename().string().starts_with("10.86.");
+    return n;
+  };
+  for (int i = 0; i < 3; ++i) {
+    const auto f = dir / ("10.86.255." + std::to_string(240 + i));
+    std::ofstream(f) << std::string(63, 'e') << i << "\r\neth0";
+    utimbuf old{time(nullptr) - 3600, time(nullptr) - 3600};  // NOLINT(real-time): a file's age
+    ::utime(f.c_str(), &old);
+  }
+  const int before = count();
+  // nodelet restarts (as after the crash) and reclaims at start-up.
+  n_.stop(SIGTERM);
+  n_.start();
+  EXPECT_TRUE(waitFor([&] { return count() == before - 3; }, seconds(20)))
+      << before << " -> " << count();
+  EXPECT_TRUE(std::filesystem::exists(dir / live_ip)) << "the live pod's address stays";
+  EXPECT_NE(n_.log().find("reclaimed 3 leaked pod address(es)"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace nodelet::e2e
