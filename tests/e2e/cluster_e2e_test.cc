@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdio>
+#include <fstream>
 
 #include "agent/core/clock.h"
 #include "tests/e2e/nodelet_process.h"
@@ -219,6 +220,26 @@ TEST_F(ClusterE2eTest, AnApiOutageLosesNothing) {
       << pod("crashy")->dump();
   EXPECT_TRUE(
       waitFor([&] { return node() && conditionStatus(*node(), "Ready") == "True"; }, seconds(10)));
+}
+
+// The controller manager assigns the node a pod CIDR: nodelet writes its CNI network from it
+// (into a directory of its own here, not the rig's containerd's).
+TEST_F(ClusterE2eTest, ThePodCidrFromTheApiServerBecomesTheCniNetwork) {
+  const std::string conf = dir_.str() + "/net.d";
+  n_->extra_args.push_back("--cni-conf-dir=" + conf);
+  n_->extra_args.push_back("--cni-ipam-dir=" + dir_.str() + "/ipam");
+  start();
+  ASSERT_TRUE(waitFor([&] { return node().has_value(); }, seconds(20)));
+  json nd = *node();
+  nd["spec"]["podCIDR"] = "10.244.7.0/24";
+  nd["spec"]["podCIDRs"] = {"10.244.7.0/24"};
+  api_->put("nodes", "", nd);
+  const std::string file = conf + "/10-nodelet.conflist";
+  std::string text;
+  ASSERT_TRUE(waitForFileContaining(file, "10.244.7.0/24", text, seconds(20))) << n_->log();
+  json c = json::parse(text);
+  EXPECT_EQ(c["plugins"][0]["type"], "bridge");
+  EXPECT_EQ(c["cniVersion"], "1.0.0");
 }
 
 TEST_F(ClusterE2eTest, KubectlSeesTheNodeAndItsPods) {
