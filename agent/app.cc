@@ -27,6 +27,7 @@
 #include "agent/kube/json_util.h"
 #include "agent/kube/kubeconfig.h"
 #include "agent/kube/node_controller.h"
+#include "agent/kube/object_source.h"
 #include "agent/kube/pod_reflector.h"
 #include "agent/kube/status_syncer.h"
 #include "agent/node_facts.h"
@@ -468,6 +469,12 @@ int runAgent(Config cfg, sigset_t signals) {
   rmo.node_ip = node_ip;
   rmo.node_cpu_milli = cpuMilli();
   rmo.node_memory_bytes = memoryBytes();
+  // Volumes and env that read ConfigMaps, Secrets and tokens: through the API server.
+  std::unique_ptr<kube::ApiObjectSource> objects;
+  if (client) {
+    objects = std::make_unique<kube::ApiObjectSource>(*client, clock);
+    rmo.objects = objects.get();
+  }
 
   LocalEventRecorder local_events(clock);
   std::unique_ptr<ApiEventRecorder> api_events;

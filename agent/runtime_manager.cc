@@ -441,10 +441,26 @@ Result<std::vector<std::pair<std::string, std::string>>> RuntimeManager::contain
       }
       case api::EnvVar::Source::ConfigMapKeyRef:
       case api::EnvVar::Source::SecretKeyRef: {
-        if (e.optional) continue;
         const bool cm = e.source == api::EnvVar::Source::ConfigMapKeyRef;
-        return fail(ErrorCode::NotFound,
-                    std::string(cm ? "configmap" : "secret") + " \"" + e.ref_name + "\" not found");
+        const std::string kind = cm ? "configmap" : "secret";
+        if (!o_.objects) {
+          if (e.optional) continue;
+          return fail(
+              ErrorCode::FailedPrecondition,
+              "env " + e.name + ": " + kind + " references need an API server (cluster mode)");
+        }
+        auto data = cm ? o_.objects->configMap(pod.metadata.namespace_, e.ref_name)
+                       : o_.objects->secret(pod.metadata.namespace_, e.ref_name);
+        if (!data) return std::unexpected(data.error().wrap("env " + e.name));
+        if (!*data || !(*data)->contains(e.ref_key)) {
+          if (e.optional) continue;
+          if (!*data) return fail(ErrorCode::NotFound, kind + " \"" + e.ref_name + "\" not found");
+          return fail(ErrorCode::NotFound, "couldn't find key " + e.ref_key + " in " +
+                                               (cm ? "ConfigMap " : "Secret ") +
+                                               pod.metadata.namespace_ + "/" + e.ref_name);
+        }
+        value = (*data)->at(e.ref_key);
+        break;
       }
     }
     vars[e.name] = value;
@@ -453,9 +469,204 @@ Result<std::vector<std::pair<std::string, std::string>>> RuntimeManager::contain
   return out;
 }
 
+namespace {
+
+// metadata.labels / metadata.annotations in a downwardAPI file: sorted key="value" lines.
+std::string formatMap(const api::StringMap& m) {
+  std::string out;
+  for (const auto& [k, v] : m) {
+    std::string q;
+    for (char c : v) {
+      if (c == '"' || c == '\\') q += '\\';
+      if (c == '\n') {
+        q += "\\n";
+        continue;
+      }
+      q += c;
+    }
+    out += (out.empty() ? "" : "\n") + k + "=\"" + q + "\"";
+  }
+  return out;
+}
+
+const char* volumeDir(api::Volume::Kind k) {
+  switch (k) {
+    case api::Volume::Kind::ConfigMap:
+      return "kubernetes.io~configmap";
+    case api::Volume::Kind::Secret:
+      return "kubernetes.io~secret";
+    case api::Volume::Kind::DownwardAPI:
+      return "kubernetes.io~downward-api";
+    case api::Volume::Kind::Projected:
+      return "kubernetes.io~projected";
+    case api::Volume::Kind::EmptyDir:
+    case api::Volume::Kind::HostPath:
+    case api::Volume::Kind::Other:
+      return "kubernetes.io~other";
+  }
+  return "kubernetes.io~other";
+}
+
+}  // namespace
+
+Result<Payload> RuntimeManager::dataPayload(const api::Pod& pod, const api::Volume& v,
+                                            const std::string& pod_ip) {
+  Payload out;
+  const int32_t def = v.default_mode.value_or(0644);
+  const std::string& ns = pod.metadata.namespace_;
+  auto keys = [&](bool cm, const std::string& name, const std::vector<api::KeyToPath>& items,
+                  bool optional) -> Status {
+    const std::string kind = cm ? "configmap" : "secret";
+    if (!o_.objects)
+      return fail(ErrorCode::FailedPrecondition,
+                  kind + " \"" + name + "\": needs an API server (cluster mode)");
+    auto data = cm ? o_.objects->configMap(ns, name) : o_.objects->secret(ns, name);
+    if (!data) return std::unexpected(data.error());
+    if (!*data) {
+      if (optional) return {};
+      return fail(ErrorCode::NotFound, kind + " \"" + name + "\" not found");
+    }
+    if (items.empty()) {
+      for (const auto& [k, val] : **data) {
+        if (auto s = validateKey(k); !s)
+          return std::unexpected(s.error().wrap(kind + " \"" + name + "\""));
+        out[k] = {val, def};
+      }
+      return {};
+    }
+    for (const auto& it : items) {
+      if (auto s = validatePayloadPath(it.path); !s)
+        return std::unexpected(s.error().wrap(kind + " \"" + name + "\" item " + it.key));
+      auto val = (*data)->find(it.key);
+      if (val == (*data)->end()) {
+        if (optional) continue;
+        return fail(ErrorCode::NotFound, kind + " \"" + name + "\": no key " + it.key);
+      }
+      out[it.path] = {val->second, it.mode.value_or(def)};
+    }
+    return {};
+  };
+  auto downward = [&](const std::vector<api::DownwardApiFile>& files) -> Status {
+    for (const auto& f : files) {
+      if (auto s = validatePayloadPath(f.path); !s)
+        return std::unexpected(s.error().wrap("downwardAPI"));
+      std::string value;
+      if (!f.field_path.empty()) {
+        if (f.field_path == "metadata.labels") {
+          value = formatMap(pod.metadata.labels);
+        } else if (f.field_path == "metadata.annotations") {
+          value = formatMap(pod.metadata.annotations);
+        } else {
+          auto r = fieldValue(pod, f.field_path, pod_ip, o_.node_ip);
+          if (!r) return std::unexpected(r.error().wrap("downwardAPI " + f.path));
+          value = *r;
+        }
+      } else {
+        const api::Container* c = api::findContainer(pod.spec, f.container_name);
+        if (!c)
+          return fail(ErrorCode::InvalidArgument,
+                      "downwardAPI " + f.path + ": no container \"" + f.container_name + "\"");
+        api::EnvVar e;
+        e.field_path = f.resource;
+        e.container_name = f.container_name;
+        e.divisor = f.divisor;
+        auto r = resourceValue(pod, *c, e, o_.node_cpu_milli, o_.node_memory_bytes);
+        if (!r) return std::unexpected(r.error().wrap("downwardAPI " + f.path));
+        value = *r;
+      }
+      out[f.path] = {value, f.mode.value_or(def)};
+    }
+    return {};
+  };
+  Status s;
+  switch (v.kind) {
+    case api::Volume::Kind::ConfigMap:
+    case api::Volume::Kind::Secret:
+      s = keys(v.kind == api::Volume::Kind::ConfigMap, v.ref_name, v.items, v.optional);
+      break;
+    case api::Volume::Kind::DownwardAPI:
+      s = downward(v.downward);
+      break;
+    case api::Volume::Kind::Projected:
+      for (const auto& src : v.sources) {
+        switch (src.kind) {
+          case api::VolumeProjection::Kind::ConfigMap:
+          case api::VolumeProjection::Kind::Secret:
+            s = keys(src.kind == api::VolumeProjection::Kind::ConfigMap, src.name, src.items,
+                     src.optional);
+            break;
+          case api::VolumeProjection::Kind::DownwardAPI:
+            s = downward(src.downward);
+            break;
+          case api::VolumeProjection::Kind::ServiceAccountToken: {
+            if (auto p = validatePayloadPath(src.path); !p)
+              return std::unexpected(p.error().wrap("serviceAccountToken"));
+            if (!o_.objects)
+              return fail(ErrorCode::FailedPrecondition,
+                          "serviceAccountToken: needs an API server (cluster mode)");
+            auto t = o_.objects->serviceAccountToken(pod, src.audience, src.expiration_seconds);
+            if (!t) return std::unexpected(t.error());
+            out[src.path] = {t->token, def};
+            break;
+          }
+          case api::VolumeProjection::Kind::Other:
+            return fail(ErrorCode::InvalidArgument,
+                        "projected source " + src.other_kind + " is not supported");
+        }
+        if (!s) return std::unexpected(s.error());
+      }
+      break;
+    case api::Volume::Kind::EmptyDir:
+    case api::Volume::Kind::HostPath:
+    case api::Volume::Kind::Other:
+      return fail(ErrorCode::InvalidArgument, "volume \"" + v.name + "\" holds no data");
+  }
+  if (!s) return std::unexpected(s.error());
+  return out;
+}
+
+Result<std::string> RuntimeManager::prepareDataVolume(const api::Pod& pod, const api::Volume& v,
+                                                      const std::string& pod_ip) {
+  auto payload = dataPayload(pod, v, pod_ip);
+  if (!payload)
+    return std::unexpected(
+        payload.error().wrap("MountVolume.SetUp failed for volume \"" + v.name + "\""));
+  const fs::path dir = fs::path(podDir(pod.metadata.uid)) / "volumes" / volumeDir(v.kind) / v.name;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (v.kind == api::Volume::Kind::Secret || v.kind == api::Volume::Kind::Projected) {
+    // Secrets and tokens never touch a disk: the volume is a tmpfs (unmounted with the pod).
+    struct stat a {
+    }, b{};
+    const bool mounted = ::stat(dir.c_str(), &a) == 0 &&
+                         ::stat(dir.parent_path().c_str(), &b) == 0 && a.st_dev != b.st_dev;
+    if (!mounted && ::mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0)
+      return fail(ErrorCode::Internal,
+                  "mount tmpfs for volume \"" + v.name + "\": " + strerror(errno));
+  }
+  auto w = writeAtomically(dir.string(), *payload, clock_);
+  if (!w) return std::unexpected(w.error().wrap("volume \"" + v.name + "\""));
+  return dir.string();
+}
+
+void RuntimeManager::refreshDataVolumes(const api::Pod& pod, const std::string& pod_ip) {
+  std::string problems;
+  for (const auto& v : pod.spec.volumes) {
+    if (v.kind != api::Volume::Kind::ConfigMap && v.kind != api::Volume::Kind::Secret &&
+        v.kind != api::Volume::Kind::DownwardAPI && v.kind != api::Volume::Kind::Projected)
+      continue;
+    if (auto d = prepareDataVolume(pod, v, pod_ip); !d)
+      problems += (problems.empty() ? "" : "; ") + d.error().message;
+  }
+  auto& last = volume_errors_[pod.metadata.uid];
+  if (!problems.empty() && problems != last)
+    events_.record(podRef(pod), "Warning", "FailedMount", problems);
+  last = problems;
+}
+
 Result<std::vector<cri::Mount>> RuntimeManager::containerMounts(const api::Pod& pod,
                                                                 const api::Container& c,
-                                                                const std::string&,
+                                                                const std::string& pod_ip,
                                                                 int32_t restart_count) {
   std::vector<cri::Mount> mounts;
   const fs::path pdir = podDir(pod.metadata.uid);
@@ -514,6 +725,12 @@ Result<std::vector<cri::Mount>> RuntimeManager::containerMounts(const api::Pod& 
       } else if (t == "BlockDevice" && !(exists && S_ISBLK(st.st_mode))) {
         return bad("a block device");
       }
+    } else if (v->kind == api::Volume::Kind::ConfigMap || v->kind == api::Volume::Kind::Secret ||
+               v->kind == api::Volume::Kind::DownwardAPI ||
+               v->kind == api::Volume::Kind::Projected) {
+      auto dir = prepareDataVolume(pod, *v, pod_ip);
+      if (!dir) return std::unexpected(dir.error());
+      host = *dir;
     } else {
       return fail(ErrorCode::InvalidArgument,
                   "volume \"" + v->name + "\": unsupported type " + v->other_kind);
@@ -712,6 +929,12 @@ SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& 
     }
   }
   if (a.pod_done || (!a.create_sandbox && a.sandbox_id.empty())) return res;
+  // Data volumes of a running pod follow their objects (a ConfigMap edit shows up in place).
+  if (!a.create_sandbox && std::any_of(status.containers.begin(), status.containers.end(),
+                                       [](const RuntimeContainer& c) { return c.running(); })) {
+    const RuntimeSandbox* sb = status.currentSandbox();
+    refreshDataVolumes(pod, sb ? sb->ip : "");
+  }
   // Most syncs (resyncs, status refreshes) have nothing to create or start: stop here, before
   // building the sandbox config (DNS included) that only creation needs.
   if (!a.create_sandbox && a.init_to_start.empty() && a.containers_to_start.empty()) return res;
@@ -867,11 +1090,14 @@ Status RuntimeManager::removePod(const PodRuntimeStatus& st) {
     return result;
   // The pod's directory (unmount memory-backed emptyDirs first), its logs and its cgroup.
   std::error_code ec;
-  const fs::path empty_dirs = fs::path(podDir(st.uid)) / "volumes" / "kubernetes.io~empty-dir";
-  if (fs::is_directory(empty_dirs, ec)) {
-    for (const auto& e : fs::directory_iterator(empty_dirs, ec))
-      ::umount2(e.path().c_str(), MNT_DETACH);
+  // Memory-backed volumes (emptyDir medium Memory, secrets, projected) are tmpfs mounts.
+  const fs::path volumes = fs::path(podDir(st.uid)) / "volumes";
+  if (fs::is_directory(volumes, ec)) {
+    for (const auto& kind : fs::directory_iterator(volumes, ec))
+      for (const auto& e : fs::directory_iterator(kind.path(), ec))
+        ::umount2(e.path().c_str(), MNT_DETACH);
   }
+  volume_errors_.erase(st.uid);
   fs::remove_all(podDir(st.uid), ec);
   if (!st.name.empty())
     fs::remove_all(o_.pod_logs_dir + "/" + st.namespace_ + "_" + st.name + "_" + st.uid, ec);

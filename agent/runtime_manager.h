@@ -6,10 +6,12 @@
 #include <optional>
 #include <string>
 
+#include "agent/atomic_writer.h"
 #include "agent/backoff.h"
 #include "agent/core/clock.h"
 #include "agent/core/pod.h"
 #include "agent/events.h"
+#include "agent/kube/object_source.h"
 #include "agent/planner.h"
 #include "agent/runtime_pod.h"
 #include "cri/runtime_service.h"
@@ -27,6 +29,8 @@ struct RuntimeManagerOptions {
   std::string runtime_handler;
   int64_t node_cpu_milli{1000};  // for resourceFieldRef without a limit
   int64_t node_memory_bytes{1 << 30};
+  // ConfigMaps, Secrets and tokens for volumes and env (cluster mode); null standalone.
+  kube::ObjectSource* objects{nullptr};
 };
 
 struct SyncResult {
@@ -67,6 +71,9 @@ class RuntimeManager {
   // Forgets back-off entries idle for twice the maximum (pods long gone or long healthy).
   void gcBackoff();
 
+  // The files of a configMap, secret, downwardAPI or projected volume (paths checked).
+  Result<Payload> dataPayload(const api::Pod& pod, const api::Volume& v, const std::string& pod_ip);
+
  private:
   struct StartResult {
     bool ok{false};
@@ -83,8 +90,15 @@ class RuntimeManager {
                                                                         const std::string& pod_ip);
   Result<std::vector<cri::Mount>> containerMounts(const api::Pod& pod, const api::Container& c,
                                                   const std::string& pod_ip, int32_t restart_count);
+  // configMap, secret, downwardAPI and projected volumes: their directory written (atomically; on
+  // tmpfs for secrets and projected volumes). Returns the directory.
+  Result<std::string> prepareDataVolume(const api::Pod& pod, const api::Volume& v,
+                                        const std::string& pod_ip);
+  // Rewrites the data volumes of a running pod (a changed ConfigMap shows up in place).
+  void refreshDataVolumes(const api::Pod& pod, const std::string& pod_ip);
   void stopContainer(const api::Pod* pod, const RuntimeContainer& c, int64_t grace_seconds);
   std::string podDir(const std::string& uid) const;
+  std::map<std::string, std::string> volume_errors_;  // uid -> last FailedMount message
   std::string cgroupParent(const api::Pod& pod) const;
 
   cri::RuntimeService& runtime_;

@@ -271,10 +271,21 @@ std::vector<std::string> validatePod(const api::Pod& pod) {
           errs.push_back(vp + ".hostPath.type: Unsupported value \"" + v.host_path_type + "\"");
         break;
       }
+      case api::Volume::Kind::DownwardAPI:
+        break;
+      case api::Volume::Kind::ConfigMap:
+      case api::Volume::Kind::Secret:
+      case api::Volume::Kind::Projected:
+        // As the kubelet (and NodeRestriction for mirror pods): a static pod cannot use API
+        // objects.
+        errs.push_back(vp +
+                       ": static pods cannot reference API objects (configMap, secret, projected)");
+        break;
       case api::Volume::Kind::Other:
-        errs.push_back(vp + "." + v.other_kind +
-                       ": Unsupported volume type: nodelet supports "
-                       "emptyDir and hostPath volumes in this version");
+        errs.push_back(
+            vp + "." + v.other_kind +
+            ": Unsupported volume type: nodelet supports emptyDir, hostPath, downwardAPI, and "
+            "(for API-server pods) configMap, secret and projected volumes");
         break;
     }
   }

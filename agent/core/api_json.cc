@@ -293,6 +293,87 @@ Container decodeContainer(const In& in) {
   return c;
 }
 
+std::optional<int32_t> optMode(const In& in, const char* key) {
+  if (!in.has(key)) return std::nullopt;
+  const int32_t m = in.at(key).i32();
+  if (m < 0 || m > 0777)
+    in.at(key).fail("must be a file mode between 0 and 0777 (octal), got " + std::to_string(m));
+  return m;
+}
+
+std::vector<KeyToPath> decodeItems(const In& in) {
+  std::vector<KeyToPath> out;
+  if (!in.has("items")) return out;
+  in.at("items").each([&](const In& e) {
+    e.expectObject();
+    KeyToPath k;
+    e.str("key", k.key);
+    e.str("path", k.path);
+    k.mode = optMode(e, "mode");
+    out.push_back(std::move(k));
+  });
+  return out;
+}
+
+std::vector<DownwardApiFile> decodeDownward(const In& in) {
+  std::vector<DownwardApiFile> out;
+  if (!in.has("items")) return out;
+  in.at("items").each([&](const In& e) {
+    e.expectObject();
+    DownwardApiFile f;
+    e.str("path", f.path);
+    f.mode = optMode(e, "mode");
+    if (e.has("fieldRef")) {
+      In r = e.at("fieldRef");
+      r.expectObject();
+      r.str("fieldPath", f.field_path);
+    }
+    if (e.has("resourceFieldRef")) {
+      In r = e.at("resourceFieldRef");
+      r.expectObject();
+      r.str("resource", f.resource);
+      r.str("containerName", f.container_name);
+      if (r.has("divisor")) {
+        const auto& d = r.at("divisor").raw();
+        f.divisor = d.is_string() ? d.get<std::string>() : d.dump();
+      }
+    }
+    out.push_back(std::move(f));
+  });
+  return out;
+}
+
+VolumeProjection decodeProjection(const In& in) {
+  in.expectObject();
+  VolumeProjection p;
+  for (const auto& [k, val] : in.raw().items()) {
+    if (val.is_null()) continue;
+    In src = in.at(k.c_str());
+    if (k == "configMap" || k == "secret") {
+      src.expectObject();
+      p.kind =
+          k == "configMap" ? VolumeProjection::Kind::ConfigMap : VolumeProjection::Kind::Secret;
+      src.str("name", p.name);
+      p.items = decodeItems(src);
+      src.b("optional", p.optional);
+    } else if (k == "downwardAPI") {
+      src.expectObject();
+      p.kind = VolumeProjection::Kind::DownwardAPI;
+      p.downward = decodeDownward(src);
+    } else if (k == "serviceAccountToken") {
+      src.expectObject();
+      p.kind = VolumeProjection::Kind::ServiceAccountToken;
+      src.str("audience", p.audience);
+      src.str("path", p.path);
+      if (src.has("expirationSeconds")) p.expiration_seconds = src.at("expirationSeconds").i64();
+    } else {
+      p.kind = VolumeProjection::Kind::Other;
+      p.other_kind = k;
+    }
+  }
+  return p;
+}
+
 Volume decodeVolume(const In& in) {
   in.expectObject();
   Volume v;
@@ -316,6 +397,27 @@ Volume decodeVolume(const In& in) {
       h.expectObject();
       h.str("path", v.path);
       h.str("type", v.host_path_type);
+    } else if (k == "configMap" || k == "secret") {
+      In c = in.at(k.c_str());
+      c.expectObject();
+      v.kind = k == "configMap" ? Volume::Kind::ConfigMap : Volume::Kind::Secret;
+      c.str(k == "configMap" ? "name" : "secretName", v.ref_name);
+      v.items = decodeItems(c);
+      v.default_mode = optMode(c, "defaultMode");
+      c.b("optional", v.optional);
+    } else if (k == "downwardAPI") {
+      In d = in.at("downwardAPI");
+      d.expectObject();
+      v.kind = Volume::Kind::DownwardAPI;
+      v.downward = decodeDownward(d);
+      v.default_mode = optMode(d, "defaultMode");
+    } else if (k == "projected") {
+      In pr = in.at("projected");
+      pr.expectObject();
+      v.kind = Volume::Kind::Projected;
+      v.default_mode = optMode(pr, "defaultMode");
+      if (pr.has("sources"))
+        pr.at("sources").each([&](const In& e) { v.sources.push_back(decodeProjection(e)); });
     } else {
       v.kind = Volume::Kind::Other;
       v.other_kind = k;
@@ -593,6 +695,47 @@ json encodeContainer(const Container& c) {
       j["ports"].push_back(pj);
     }
   }
+  if (!c.env.empty()) {
+    j["env"] = json::array();
+    for (const auto& e : c.env) {
+      json ej = {{"name", e.name}};
+      switch (e.source) {
+        case EnvVar::Source::Value:
+          ej["value"] = e.value;
+          break;
+        case EnvVar::Source::FieldRef:
+          ej["valueFrom"] = {{"fieldRef", {{"fieldPath", e.field_path}}}};
+          break;
+        case EnvVar::Source::ResourceFieldRef: {
+          json r = {{"resource", e.field_path}};
+          if (!e.container_name.empty()) r["containerName"] = e.container_name;
+          if (!e.divisor.empty()) r["divisor"] = e.divisor;
+          ej["valueFrom"] = {{"resourceFieldRef", r}};
+          break;
+        }
+        case EnvVar::Source::ConfigMapKeyRef:
+        case EnvVar::Source::SecretKeyRef: {
+          json r = {{"name", e.ref_name}, {"key", e.ref_key}};
+          if (e.optional) r["optional"] = true;
+          ej["valueFrom"] = {
+              {e.source == EnvVar::Source::ConfigMapKeyRef ? "configMapKeyRef" : "secretKeyRef",
+               r}};
+          break;
+        }
+      }
+      j["env"].push_back(ej);
+    }
+  }
+  if (!c.volume_mounts.empty()) {
+    j["volumeMounts"] = json::array();
+    for (const auto& m : c.volume_mounts) {
+      json mj = {{"name", m.name}, {"mountPath", m.mount_path}};
+      if (m.read_only) mj["readOnly"] = true;
+      if (!m.sub_path.empty()) mj["subPath"] = m.sub_path;
+      if (!m.mount_propagation.empty()) mj["mountPropagation"] = m.mount_propagation;
+      j["volumeMounts"].push_back(mj);
+    }
+  }
   j["resources"] = json::object();
   if (!c.resources.limits.empty()) j["resources"]["limits"] = c.resources.limits;
   if (!c.resources.requests.empty()) j["resources"]["requests"] = c.resources.requests;
@@ -622,6 +765,40 @@ json encodePodJson(const Pod& p) {
     spec["initContainers"] = json::array();
     for (const auto& c : p.spec.init_containers)
       spec["initContainers"].push_back(encodeContainer(c));
+  }
+  if (!p.spec.volumes.empty()) {
+    spec["volumes"] = json::array();
+    for (const auto& v : p.spec.volumes) {
+      json vj = {{"name", v.name}};
+      switch (v.kind) {
+        case Volume::Kind::EmptyDir: {
+          json e = json::object();
+          if (!v.medium.empty()) e["medium"] = v.medium;
+          if (!v.size_limit.empty()) e["sizeLimit"] = v.size_limit;
+          vj["emptyDir"] = e;
+          break;
+        }
+        case Volume::Kind::HostPath:
+          vj["hostPath"] = {{"path", v.path}, {"type", v.host_path_type}};
+          break;
+        case Volume::Kind::ConfigMap:
+          vj["configMap"] = {{"name", v.ref_name}};
+          break;
+        case Volume::Kind::Secret:
+          vj["secret"] = {{"secretName", v.ref_name}};
+          break;
+        case Volume::Kind::DownwardAPI:
+          vj["downwardAPI"] = json::object();
+          break;
+        case Volume::Kind::Projected:
+          vj["projected"] = json::object();
+          break;
+        case Volume::Kind::Other:
+          vj[v.other_kind] = json::object();
+          break;
+      }
+      spec["volumes"].push_back(vj);
+    }
   }
   return {{"kind", "Pod"},
           {"apiVersion", "v1"},

@@ -180,15 +180,52 @@ struct Container {
   bool operator==(const Container&) const = default;
 };
 
+// configMap/secret items: a key written to a relative path, with its own mode if given.
+struct KeyToPath {
+  std::string key;
+  std::string path;
+  std::optional<int32_t> mode;
+  bool operator==(const KeyToPath&) const = default;
+};
+// downwardAPI items: a pod field (fieldRef) or a container's resource (resourceFieldRef).
+struct DownwardApiFile {
+  std::string path;
+  std::string field_path;  // metadata.name, metadata.labels, ...
+  std::string resource;    // limits.cpu, requests.memory, ...
+  std::string container_name;
+  std::string divisor;
+  std::optional<int32_t> mode;
+  bool operator==(const DownwardApiFile&) const = default;
+};
+struct VolumeProjection {
+  enum class Kind { ConfigMap, Secret, DownwardAPI, ServiceAccountToken, Other };
+  Kind kind{Kind::Other};
+  std::string other_kind;  // clusterTrustBundle, podCertificate, ...
+  std::string name;        // configMap / secret
+  std::vector<KeyToPath> items;
+  bool optional{false};
+  std::vector<DownwardApiFile> downward;
+  std::string audience;  // serviceAccountToken
+  int64_t expiration_seconds{3600};
+  std::string path;
+  bool operator==(const VolumeProjection&) const = default;
+};
+
 struct Volume {
-  enum class Kind { EmptyDir, HostPath, Other };
+  enum class Kind { EmptyDir, HostPath, ConfigMap, Secret, DownwardAPI, Projected, Other };
   std::string name;
   Kind kind{Kind::Other};
-  std::string other_kind;  // the source's field name when Kind::Other ("configMap", ...)
+  std::string other_kind;  // the source's field name when Kind::Other ("csi", ...)
   std::string medium;      // emptyDir: "" or "Memory"
   std::string size_limit;  // emptyDir
   std::string path;        // hostPath
   std::string host_path_type;
+  std::string ref_name;  // configMap name / secretName
+  std::vector<KeyToPath> items;
+  std::optional<int32_t> default_mode;
+  bool optional{false};
+  std::vector<DownwardApiFile> downward;  // downwardAPI
+  std::vector<VolumeProjection> sources;  // projected
   bool operator==(const Volume&) const = default;
 };
 

@@ -31,6 +31,8 @@ const ResourceInfo* info(const std::string& resource) {
       {"pods", {"Pod", "v1", "pods", "", true}},
       {"nodes", {"Node", "v1", "nodes", "", false}},
       {"events", {"Event", "v1", "events", "", true}},
+      {"configmaps", {"ConfigMap", "v1", "configmaps", "", true}},
+      {"secrets", {"Secret", "v1", "secrets", "", true}},
       {"leases",
        {"Lease", "coordination.k8s.io/v1", "leases.coordination.k8s.io", "coordination.k8s.io",
         true}},
@@ -334,10 +336,12 @@ class FakeApiServer::Handler {
     const std::string& p = req_.path;
     if (req_.method == "GET" && discovery(p)) return;
     static const std::regex core(
-        R"(^/api/v1/(?:namespaces/([^/]+)/)?(pods|nodes|events)(?:/([^/]+))?(?:/(status))?$)");
+        R"(^/api/v1/(?:namespaces/([^/]+)/)?(pods|nodes|events|configmaps|secrets)(?:/([^/]+))?(?:/(status))?$)");
     static const std::regex coord(
         R"(^/apis/coordination\.k8s\.io/v1/(?:namespaces/([^/]+)/)?(leases)(?:/([^/]+))?$)");
+    static const std::regex token(R"(^/api/v1/namespaces/([^/]+)/serviceaccounts/([^/]+)/token$)");
     std::smatch m;
+    if (req_.method == "POST" && std::regex_match(p, m, token)) return tokenRequest(m[1], m[2]);
     if (!std::regex_match(p, m, core) && !std::regex_match(p, m, coord)) {
       reply(404, status(404, "NotFound", "the server could not find the requested resource"));
       return;
@@ -456,6 +460,35 @@ class FakeApiServer::Handler {
     }
     reply(200, body);
     return true;
+  }
+
+  // TokenRequest (authentication.k8s.io/v1) for a service account, bound to a pod; as
+  // NodeRestriction has it, a node may only ask for pods bound to it.
+  void tokenRequest(const std::string& ns, const std::string& sa) {
+    json b = json::parse(req_.body, nullptr, false);
+    if (!b.is_object()) return reply(400, status(400, "BadRequest", "invalid TokenRequest"));
+    const json spec = b.value("spec", json::object());
+    const json ref = spec.value("boundObjectRef", json::object());
+    const int64_t secs = spec.value("expirationSeconds", int64_t{3600});
+    std::lock_guard g(s_.mu_);
+    if (isNode()) {
+      auto it = s_.objects_.find(s_.key("pods", ns, ref.value("name", "")));
+      if (ref.value("kind", "") != "Pod" || it == s_.objects_.end() ||
+          it->second.obj["spec"].value("nodeName", "") != nodeName() ||
+          it->second.obj["metadata"].value("uid", "") != ref.value("uid", ""))
+        return reply(
+            403,
+            status(403, "Forbidden",
+                   "serviceaccounts \"" + sa +
+                       "\" is forbidden: node requested token bound to a pod not on this node"));
+    }
+    ++s_.tokens_issued_;
+    b["status"] = {
+        {"token", "fake-token." + ns + "." + sa + "." + std::to_string(s_.tokens_issued_)},
+        {"expirationTimestamp",
+         api::formatTime(s_.clock_.systemNow() + std::chrono::seconds(secs))}};
+    b["metadata"] = {{"name", sa}, {"namespace", ns}, {"creationTimestamp", nullptr}};
+    reply(201, b);
   }
 
   bool wantsTable() const {

@@ -3,7 +3,8 @@
 // ../shared/spec (API-FACTS.md and the recorded kubelet <-> kube-apiserver v1.32 traffic):
 //   - TLS with x509 client certificates (CN=system:node:<n>, O=system:nodes) and bearer tokens;
 //     anonymous requests get 401; the NodeRestriction checks nodelet relies on get 403.
-//   - nodes, pods, leases (coordination.k8s.io/v1) and events, with the nodes/status and
+//   - nodes, pods, leases (coordination.k8s.io/v1), events, configmaps, secrets and the
+//     serviceaccounts/token subresource (TokenRequest), with the nodes/status and
 //     pods/status subresources; create/get/update/delete with 404/409/422 Status bodies in the
 //     real messages; optimistic concurrency on resourceVersion; graceful pod deletion
 //     (deletionTimestamp, then removal on a grace-0 delete with a UID precondition).
@@ -85,6 +86,10 @@ class FakeApiServer {
   std::vector<Recorded> requests() const;
   void clearRequests();
   size_t openWatches() const { return open_watches_.load(); }
+  uint64_t tokensIssued() const {
+    std::lock_guard g(mu_);
+    return tokens_issued_;
+  }
 
   // ---- faults ----
   // The next `count` requests matching method (or "*") and path prefix get `code`.
@@ -143,6 +148,7 @@ class FakeApiServer {
   uint64_t uid_counter_{0};
   uint64_t watch_generation_{0};  // bumped by dropWatches
   uint64_t garbage_generation_{0};
+  uint64_t tokens_issued_{0};
   std::vector<Fault> faults_;
   Duration stall_{0};
   std::map<std::string, std::string> tokens_;  // token -> user

@@ -139,7 +139,16 @@ TEST(ManifestTest, RejectsBadManifestsWithTheFieldAndReason) {
       {"configMap volume",
        "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {volumes: [{name: v, configMap: "
        "{name: c}}], containers: [{name: a, image: x}]}\n",
-       "spec.volumes[0].configMap: Unsupported volume type"},
+       "spec.volumes[0]: static pods cannot reference API objects"},
+      {"csi volume",
+       "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {volumes: [{name: v, csi: "
+       "{driver: d}}], containers: [{name: a, image: x}]}\n",
+       "spec.volumes[0].csi: Unsupported volume type"},
+      {"hostile configMap item path",
+       "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {volumes: [{name: v, downwardAPI: "
+       "{defaultMode: 4095, items: [{path: a, fieldRef: {fieldPath: metadata.name}}]}}], "
+       "containers: [{name: a, image: x}]}\n",
+       "spec.volumes[0].downwardAPI.defaultMode: must be a file mode between 0 and 0777"},
       {"mount of a missing volume",
        "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: a, image: x, "
        "volumeMounts: [{name: nope, mountPath: /x}]}]}\n",

@@ -1,0 +1,209 @@
+// Data volumes: the atomic writer (a racing reader only ever sees complete sets), hostile paths
+// refused, and configMap/secret/downwardAPI/projected payloads from a scripted object source.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "agent/atomic_writer.h"
+#include "agent/core/api_json.h"
+#include "agent/runtime_manager.h"
+#include "tests/common/simulated_clock.h"
+#include "tests/common/temp_dir.h"
+#include "tests/fakes/fake_runtime_service.h"
+
+namespace nodelet::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string read(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(AtomicWriterTest, WritesThroughDataAndSwapsAtomically) {
+  testing::TempDir d;
+  testing::SimulatedClock clock;
+  const std::string dir = d.str() + "/vol";
+  ASSERT_TRUE(*writeAtomically(dir, {{"a", {"1", 0644}}, {"sub/b", {"2", 0600}}}, clock));
+  EXPECT_EQ(read(dir + "/a"), "1");
+  EXPECT_EQ(read(dir + "/sub/b"), "2");
+  EXPECT_TRUE(fs::is_symlink(dir + "/a"));
+  EXPECT_EQ(fs::read_symlink(dir + "/a").string(), "..data/a");
+  EXPECT_EQ(fs::status(dir + "/sub/b").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  // Unchanged: nothing written.
+  EXPECT_FALSE(*writeAtomically(dir, {{"a", {"1", 0644}}, {"sub/b", {"2", 0600}}}, clock));
+  // Changed: a removed name disappears, the old set's directory goes.
+  ASSERT_TRUE(*writeAtomically(dir, {{"a", {"3", 0644}}}, clock));
+  EXPECT_EQ(read(dir + "/a"), "3");
+  EXPECT_FALSE(fs::exists(dir + "/sub"));
+  int sets = 0;
+  for (const auto& e : fs::directory_iterator(dir))
+    sets += e.path().filename().string().starts_with("..2") ? 1 : 0;
+  EXPECT_EQ(sets, 1);
+}
+
+TEST(AtomicWriterTest, AReaderRacingUpdatesOnlySeesCompleteSets) {
+  testing::TempDir d;
+  testing::SimulatedClock clock;
+  const std::string dir = d.str() + "/vol";
+  ASSERT_TRUE(writeAtomically(dir, {{"x", {"0", 0644}}, {"y", {"0", 0644}}}, clock));
+  std::atomic<bool> done{false};
+  std::atomic<int> torn{0}, reads{0};
+  std::thread reader([&] {
+    for (int i = 0; i < 200000 && !done; ++i) {
+      const std::string x = read(dir + "/x"), y = read(dir + "/y");
+      // Read through ..data once, so both files come from the same set.
+      const std::string data = fs::read_symlink(dir + "/..data").string();
+      const std::string x2 = read(dir + "/" + data + "/x"), y2 = read(dir + "/" + data + "/y");
+      if (!x2.empty() && x2 != y2) ++torn;
+      ++reads;
+    }
+  });
+  for (int v = 1; v <= 300; ++v) {
+    const std::string s = std::to_string(v);
+    ASSERT_TRUE(writeAtomically(dir, {{"x", {s, 0644}}, {"y", {s, 0644}}}, clock));
+  }
+  done = true;
+  reader.join();
+  EXPECT_EQ(torn, 0);
+  EXPECT_GT(reads, 0);
+}
+
+TEST(AtomicWriterTest, HostilePathsAndKeysAreRefused) {
+  for (const char* bad :
+       {"../etc/passwd", "/etc/passwd", "a/../../b", "..data", "a/..b", "", "a//b"})
+    EXPECT_FALSE(validatePayloadPath(bad)) << bad;
+  for (const char* good : {"a", "a/b.txt", "ca.crt", ".hidden"})
+    EXPECT_TRUE(validatePayloadPath(good)) << good;
+  for (const char* bad : {"..", ".", "a/b", "..x", "a b", ""})
+    EXPECT_FALSE(validateKey(bad)) << bad;
+  testing::TempDir d;
+  testing::SimulatedClock clock;
+  EXPECT_FALSE(writeAtomically(d.str() + "/vol", {{"../escape", {"x", 0644}}}, clock));
+  EXPECT_FALSE(fs::exists(d.path() / "escape"));
+}
+
+class ScriptedObjects final : public kube::ObjectSource {
+ public:
+  std::map<std::string, Data> configmaps, secrets;
+  int tokens{0};
+  Result<std::optional<Data>> configMap(const std::string& ns, const std::string& name) override {
+    auto it = configmaps.find(ns + "/" + name);
+    if (it == configmaps.end()) return std::optional<Data>{};
+    return std::optional<Data>{it->second};
+  }
+  Result<std::optional<Data>> secret(const std::string& ns, const std::string& name) override {
+    auto it = secrets.find(ns + "/" + name);
+    if (it == secrets.end()) return std::optional<Data>{};
+    return std::optional<Data>{it->second};
+  }
+  Result<Token> serviceAccountToken(const api::Pod& pod, const std::string& audience,
+                                    int64_t) override {
+    ++tokens;
+    return Token{"token-for-" + pod.metadata.name + "-" + audience, SysTime{}};
+  }
+};
+
+class DataVolumeTest : public ::testing::Test {
+ protected:
+  DataVolumeTest() {
+    opts_.node_name = "n1";
+    opts_.root_dir = dir_.str() + "/root";
+    opts_.pod_logs_dir = dir_.str() + "/logs";
+    opts_.objects = &objects_;
+    rm_ = std::make_unique<RuntimeManager>(rt_, images_, clock_, events_, opts_);
+    objects_.configmaps["ns/cfg"] = {{"app.conf", "x=1"}, {"other", "y"}};
+    objects_.configmaps["ns/kube-root-ca.crt"] = {{"ca.crt", "CA"}};
+    objects_.secrets["ns/pw"] = {{"password", "s3cret"}};
+  }
+  api::Pod pod(const std::string& volumes) {
+    auto p = api::decodePod(
+        R"({"metadata":{"name":"p","namespace":"ns","uid":"u1","labels":{"app":"web"}},
+      "spec":{"containers":[{"name":"c","image":"i","resources":{"limits":{"memory":"64Mi"}}}],"volumes":)" +
+        volumes + "}}");
+    EXPECT_TRUE(p) << p.error().message;
+    return *p;
+  }
+  testing::TempDir dir_;
+  testing::SimulatedClock clock_;
+  testing::FakeRuntimeService rt_{clock_};
+  testing::FakeImageService images_;
+  LocalEventRecorder events_{clock_};
+  RuntimeManagerOptions opts_;
+  ScriptedObjects objects_;
+  std::unique_ptr<RuntimeManager> rm_;
+};
+
+TEST_F(DataVolumeTest, ConfigMapItemsModesAndOptional) {
+  auto p = pod(
+      R"([{"name":"v","configMap":{"name":"cfg","defaultMode":288,"items":[{"key":"app.conf","path":"conf/app.conf","mode":256}]}}])");
+  auto pl = rm_->dataPayload(p, p.spec.volumes[0], "10.0.0.1");
+  ASSERT_TRUE(pl) << pl.error().message;
+  ASSERT_EQ(pl->size(), 1u);
+  EXPECT_EQ(pl->at("conf/app.conf"), (VolumeFile{"x=1", 0400}));
+  auto all = pod(R"([{"name":"v","configMap":{"name":"cfg"}}])");
+  EXPECT_EQ(rm_->dataPayload(all, all.spec.volumes[0], "")->size(), 2u);
+  auto missing = pod(R"([{"name":"v","configMap":{"name":"nope"}}])");
+  auto r = rm_->dataPayload(missing, missing.spec.volumes[0], "");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "configmap \"nope\" not found");
+  auto optional = pod(R"([{"name":"v","configMap":{"name":"nope","optional":true}}])");
+  EXPECT_TRUE(rm_->dataPayload(optional, optional.spec.volumes[0], "")->empty());
+  auto hostile = pod(
+      R"([{"name":"v","configMap":{"name":"cfg","items":[{"key":"app.conf","path":"../../etc/cron.d/x"}]}}])");
+  r = rm_->dataPayload(hostile, hostile.spec.volumes[0], "");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("must not contain '..'"), std::string::npos)
+      << r.error().message;
+}
+
+TEST_F(DataVolumeTest, TheServiceAccountVolumeTheApiServerAdds) {
+  // kube-api-access-xxxxx, as the ServiceAccount admission plugin writes it.
+  auto p = pod(R"([{"name":"kube-api-access-abcde","projected":{"defaultMode":420,"sources":[
+    {"serviceAccountToken":{"expirationSeconds":3607,"path":"token"}},
+    {"configMap":{"name":"kube-root-ca.crt","items":[{"key":"ca.crt","path":"ca.crt"}]}},
+    {"downwardAPI":{"items":[{"path":"namespace","fieldRef":{"apiVersion":"v1","fieldPath":"metadata.namespace"}}]}}]}}])");
+  auto pl = rm_->dataPayload(p, p.spec.volumes[0], "");
+  ASSERT_TRUE(pl) << pl.error().message;
+  EXPECT_EQ(pl->at("token").content, "token-for-p-");
+  EXPECT_EQ(pl->at("ca.crt").content, "CA");
+  EXPECT_EQ(pl->at("namespace").content, "ns");
+  EXPECT_EQ(pl->at("token").mode, 0644);
+}
+
+TEST_F(DataVolumeTest, DownwardApiFieldsAndResources) {
+  auto p = pod(R"([{"name":"v","downwardAPI":{"items":[
+    {"path":"labels","fieldRef":{"fieldPath":"metadata.labels"}},
+    {"path":"name","fieldRef":{"fieldPath":"metadata.name"}},
+    {"path":"mem","resourceFieldRef":{"containerName":"c","resource":"limits.memory","divisor":"1Mi"}}]}}])");
+  auto pl = rm_->dataPayload(p, p.spec.volumes[0], "");
+  ASSERT_TRUE(pl) << pl.error().message;
+  EXPECT_EQ(pl->at("labels").content, "app=\"web\"");
+  EXPECT_EQ(pl->at("name").content, "p");
+  EXPECT_EQ(pl->at("mem").content, "64");
+}
+
+TEST_F(DataVolumeTest, SecretVolumeAndEnvReferences) {
+  auto p = pod(R"([{"name":"v","secret":{"secretName":"pw"}}])");
+  auto pl = rm_->dataPayload(p, p.spec.volumes[0], "");
+  ASSERT_TRUE(pl);
+  EXPECT_EQ(pl->at("password").content, "s3cret");
+  // Standalone (no object source): refused with the reason, never half-run.
+  RuntimeManagerOptions standalone = opts_;
+  standalone.objects = nullptr;
+  RuntimeManager rm(rt_, images_, clock_, events_, standalone);
+  auto r = rm.dataPayload(p, p.spec.volumes[0], "");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("needs an API server"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace nodelet::agent
