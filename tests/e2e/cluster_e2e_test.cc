@@ -242,6 +242,63 @@ TEST_F(ClusterE2eTest, ThePodCidrFromTheApiServerBecomesTheCniNetwork) {
   EXPECT_EQ(c["cniVersion"], "1.0.0");
 }
 
+// What the API server hands a node: a pod with the service-account volume the ServiceAccount
+// admission plugin adds (token + kube-root-ca.crt + namespace), a configMap volume, and an env
+// var from a Secret. The files are there, secrets on tmpfs, and a ConfigMap edit shows up in the
+// running pod without a restart.
+TEST_F(ClusterE2eTest, ConfigMapSecretAndServiceAccountVolumes) {
+  api_->create("configmaps", "default",
+               {{"metadata", {{"name", "kube-root-ca.crt"}}}, {"data", {{"ca.crt", "FAKE CA"}}}});
+  api_->create("configmaps", "default",
+               {{"metadata", {{"name", "app-config"}}}, {"data", {{"greeting", "hello-v1"}}}});
+  api_->create("secrets", "default",
+               {{"metadata", {{"name", "app-secret"}}},
+                {"data", {{"password", "bm90LWEtcmVhbC1wYXNzd29yZA=="}}}});
+  n_->start("nodeStatusUpdateFrequency: 1s\nsyncFrequency: 2s\n");
+  json p = apiPod("app-1", n_->node(),
+                  "cat /var/run/secrets/kubernetes.io/serviceaccount/namespace; echo; "
+                  "cat /var/run/secrets/kubernetes.io/serviceaccount/ca.crt; echo; "
+                  "head -c 11 /var/run/secrets/kubernetes.io/serviceaccount/token; echo; "
+                  "echo pw=$PASSWORD; grep serviceaccount /proc/mounts | cut -d' ' -f3; "
+                  "while true; do cat /etc/app/greeting; echo; sleep 1; done");
+  p["spec"]["serviceAccountName"] = "default";
+  p["spec"]["containers"][0]["env"] = {
+      {{"name", "PASSWORD"},
+       {"valueFrom", {{"secretKeyRef", {{"name", "app-secret"}, {"key", "password"}}}}}}};
+  p["spec"]["containers"][0]["volumeMounts"] = {
+      {{"name", "kube-api-access-abcde"},
+       {"mountPath", "/var/run/secrets/kubernetes.io/serviceaccount"},
+       {"readOnly", true}},
+      {{"name", "config"}, {"mountPath", "/etc/app"}}};
+  p["spec"]["volumes"] = json::parse(R"([
+    {"name":"kube-api-access-abcde","projected":{"defaultMode":420,"sources":[
+      {"serviceAccountToken":{"expirationSeconds":3607,"path":"token"}},
+      {"configMap":{"name":"kube-root-ca.crt","items":[{"key":"ca.crt","path":"ca.crt"}]}},
+      {"downwardAPI":{"items":[{"path":"namespace","fieldRef":{"apiVersion":"v1","fieldPath":"metadata.namespace"}}]}}]}},
+    {"name":"config","configMap":{"name":"app-config"}}])");
+  api_->create("pods", "default", p);
+  ASSERT_TRUE(waitFor([&] { return podRunningReady("app-1"); }, seconds(30)))
+      << pod("app-1")->dump();
+  json running = *pod("app-1");
+  const auto logf = n_->logs() /
+                    ("default_app-1_" + running["metadata"]["uid"].get<std::string>()) / "app" /
+                    "0.log";
+  std::string text;
+  ASSERT_TRUE(waitForFileContaining(logf.string(), "hello-v1", text, seconds(20))) << text;
+  EXPECT_NE(text.find(" default\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("FAKE CA"), std::string::npos) << text;
+  EXPECT_NE(text.find("fake-token."), std::string::npos) << text;
+  EXPECT_NE(text.find("pw=not-a-real-password"), std::string::npos) << text;
+  EXPECT_NE(text.find(" tmpfs\n"), std::string::npos) << "the token volume is a tmpfs: " << text;
+  EXPECT_GE(api_->tokensIssued(), 1u);
+  // Edit the ConfigMap: the running container sees it (after a resync), no restart.
+  json cm = *api_->get("configmaps", "default", "app-config");
+  cm["data"]["greeting"] = "hello-v2";
+  api_->put("configmaps", "default", cm);
+  EXPECT_TRUE(waitForFileContaining(logf.string(), "hello-v2", text, seconds(20)));
+  EXPECT_EQ((*pod("app-1"))["status"]["containerStatuses"][0]["restartCount"], 0);
+}
+
 TEST_F(ClusterE2eTest, KubectlSeesTheNodeAndItsPods) {
   if (run("command -v kubectl").empty()) GTEST_SKIP() << "kubectl is not installed";
   const std::string kc =
