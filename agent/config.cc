@@ -137,6 +137,7 @@ const std::vector<std::pair<const char*, Reader>>& readers() {
       {"kubeReserved", &readStringMap<&Config::kube_reserved>},
       {"evictionHard", &readStringMap<&Config::eviction_hard>},
       {"nodeStatusMaxImages", &readInt<&Config::node_status_max_images>},
+      {"seccompDefault", &readBool<&Config::seccomp_default>},
   };
   return r;
 }

@@ -15,6 +15,7 @@
 #include "agent/core/quantity.h"
 #include "agent/labels.h"
 #include "agent/pod_status.h"
+#include "agent/seccomp.h"
 
 namespace nodelet::agent {
 namespace {
@@ -373,7 +374,10 @@ cri::PodSandboxConfig RuntimeManager::sandboxConfig(const api::Pod& pod, uint32_
     if (sc->fs_group) c.security.supplemental_groups.push_back(*sc->fs_group);
     for (const auto& [k, v] : sc->sysctls) c.sysctls[k] = v;
   }
-  c.security.seccomp = cri::SecurityProfile{cri::SecurityProfile::Type::Unconfined, ""};
+  // The sandbox gets the pod-level profile (a bad Localhost one fails the containers, with why).
+  auto sb_seccomp = seccompFor(pod, nullptr, o_.root_dir, o_.seccomp_default);
+  c.security.seccomp =
+      sb_seccomp ? *sb_seccomp : cri::SecurityProfile{cri::SecurityProfile::Type::Unconfined, ""};
   return c;
 }
 
@@ -851,7 +855,12 @@ RuntimeManager::StartResult RuntimeManager::startContainer(
     sec.masked_paths = cri::defaultMaskedPaths();
     sec.readonly_paths = cri::defaultReadonlyPaths();
   }
-  sec.seccomp = cri::SecurityProfile{cri::SecurityProfile::Type::Unconfined, ""};
+  auto seccomp = seccompFor(pod, &c, o_.root_dir, o_.seccomp_default);
+  if (!seccomp) {
+    events_.record(ref, "Warning", "Failed", "Error: " + seccomp.error().message);
+    return {false, {"CreateContainerError", seccomp.error().message}};
+  }
+  sec.seccomp = *seccomp;
 
   auto id = runtime_.createContainer(sandbox_id, cc, sandbox);
   if (!id) {

@@ -31,6 +31,7 @@ struct RuntimeManagerOptions {
   int64_t node_memory_bytes{1 << 30};
   // ConfigMaps, Secrets and tokens for volumes and env (cluster mode); null standalone.
   kube::ObjectSource* objects{nullptr};
+  bool seccomp_default{false};  // seccompDefault: RuntimeDefault when a pod does not choose
 };
 
 struct SyncResult {

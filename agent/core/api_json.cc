@@ -167,9 +167,27 @@ Probe decodeProbe(const In& in) {
   return p;
 }
 
+std::optional<SeccompProfile> decodeSeccomp(const In& in) {
+  if (!in.has("seccompProfile")) return std::nullopt;
+  In x = in.at("seccompProfile");
+  x.expectObject();
+  SeccompProfile p;
+  x.str("type", p.type);
+  x.str("localhostProfile", p.localhost_profile);
+  if (p.type != "RuntimeDefault" && p.type != "Unconfined" && p.type != "Localhost")
+    x.at("type").fail("Unsupported value: \"" + p.type +
+                      "\": supported values: \"Localhost\", \"RuntimeDefault\", \"Unconfined\"");
+  if (p.type == "Localhost" && p.localhost_profile.empty())
+    x.fail("localhostProfile: Required value: must be set when seccomp type is Localhost");
+  if (p.type != "Localhost" && !p.localhost_profile.empty())
+    x.fail("localhostProfile: Invalid value: can only be set when seccomp type is Localhost");
+  return p;
+}
+
 std::optional<SecurityContext> decodeSecurityContext(const In& in) {
   in.expectObject();
   SecurityContext s;
+  s.seccomp_profile = decodeSeccomp(in);
   if (in.has("runAsUser")) s.run_as_user = in.at("runAsUser").i64();
   if (in.has("runAsGroup")) s.run_as_group = in.at("runAsGroup").i64();
   if (in.has("runAsNonRoot")) s.run_as_non_root = in.at("runAsNonRoot").boolean();
@@ -576,6 +594,7 @@ Pod decodePodJson(const In& in) {
     In x = s.at("securityContext");
     x.expectObject();
     PodSecurityContext sc;
+    sc.seccomp_profile = decodeSeccomp(x);
     if (x.has("runAsUser")) sc.run_as_user = x.at("runAsUser").i64();
     if (x.has("runAsGroup")) sc.run_as_group = x.at("runAsGroup").i64();
     if (x.has("runAsNonRoot")) sc.run_as_non_root = x.at("runAsNonRoot").boolean();

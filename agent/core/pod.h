@@ -140,7 +140,14 @@ struct Capabilities {
   bool operator==(const Capabilities&) const = default;
 };
 
+struct SeccompProfile {
+  std::string type;               // RuntimeDefault | Unconfined | Localhost
+  std::string localhost_profile;  // relative to <root-dir>/seccomp
+  bool operator==(const SeccompProfile&) const = default;
+};
+
 struct SecurityContext {
+  std::optional<SeccompProfile> seccomp_profile;
   std::optional<int64_t> run_as_user;
   std::optional<int64_t> run_as_group;
   std::optional<bool> run_as_non_root;
@@ -247,6 +254,7 @@ struct HostAlias {
 };
 
 struct PodSecurityContext {
+  std::optional<SeccompProfile> seccomp_profile;
   std::optional<int64_t> run_as_user;
   std::optional<int64_t> run_as_group;
   std::optional<bool> run_as_non_root;
