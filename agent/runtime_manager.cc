@@ -425,6 +425,43 @@ Result<std::vector<std::pair<std::string, std::string>>> RuntimeManager::contain
     const api::Pod& pod, const api::Container& c, const std::string& pod_ip) {
   std::vector<std::pair<std::string, std::string>> out;
   std::map<std::string, std::string> vars;
+  // envFrom first; env entries of the same name win (they come later).
+  for (const auto& f : c.env_from) {
+    const std::string kind = f.secret ? "secret" : "configmap";
+    if (!o_.objects) {
+      if (f.optional) continue;
+      return fail(ErrorCode::FailedPrecondition, "envFrom " + kind + " \"" + f.name + "\": needs an API server (cluster mode)");
+    }
+    auto data = f.secret ? o_.objects->secret(pod.metadata.namespace_, f.name)
+                         : o_.objects->configMap(pod.metadata.namespace_, f.name);
+    if (!data) return std::unexpected(data.error().wrap("envFrom"));
+    if (!*data) {
+      if (f.optional) continue;
+      return fail(ErrorCode::NotFound, kind + " \"" + f.name + "\" not found");
+    }
+    std::vector<std::string> invalid;
+    for (const auto& [k, v] : **data) {
+      const std::string name = f.prefix + k;
+      // An environment variable name: printable ASCII, no '=' (the kubelet's rule since 1.32).
+      const bool ok = !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
+        return ch >= 0x20 && ch < 0x7f && ch != '=';
+      });
+      if (!ok) {
+        invalid.push_back(name);
+        continue;
+      }
+      vars[name] = v;
+      out.emplace_back(name, v);
+    }
+    if (!invalid.empty()) {
+      std::string list;
+      for (const auto& n : invalid) list += (list.empty() ? "" : ", ") + n;
+      events_.record(containerRef(pod, c.name), "Warning", "InvalidEnvironmentVariableNames",
+                     "Keys [" + list + "] from the EnvFrom " + (f.secret ? "secret " : "configMap ") +
+                         pod.metadata.namespace_ + "/" + f.name +
+                         " were skipped since they are considered invalid environment variable names.");
+    }
+  }
   for (const auto& e : c.env) {
     std::string value;
     switch (e.source) {
@@ -470,7 +507,17 @@ Result<std::vector<std::pair<std::string, std::string>>> RuntimeManager::contain
     vars[e.name] = value;
     out.emplace_back(e.name, value);
   }
-  return out;
+  // One entry per name, the last value winning (a process reads the first of duplicates).
+  std::vector<std::pair<std::string, std::string>> unique;
+  std::map<std::string, size_t> at;
+  for (auto& [k, v] : out) {
+    auto [it, fresh] = at.emplace(k, unique.size());
+    if (fresh)
+      unique.emplace_back(k, std::move(v));
+    else
+      unique[it->second].second = std::move(v);
+  }
+  return unique;
 }
 
 namespace {

@@ -72,6 +72,11 @@ class RuntimeManager {
   // Forgets back-off entries idle for twice the maximum (pods long gone or long healthy).
   void gcBackoff();
 
+  // A container's environment: envFrom, then env (valueFrom resolved, $(VAR) expanded), one
+  // entry per name.
+  Result<std::vector<std::pair<std::string, std::string>>> containerEnv(const api::Pod& pod,
+                                                                        const api::Container& c,
+                                                                        const std::string& pod_ip);
   // The files of a configMap, secret, downwardAPI or projected volume (paths checked).
   Result<Payload> dataPayload(const api::Pod& pod, const api::Volume& v, const std::string& pod_ip);
 
@@ -86,9 +91,7 @@ class RuntimeManager {
                              const std::string& pod_ip, const PodRuntimeStatus& status);
   Result<std::string> ensureImage(const api::Pod& pod, const api::Container& c,
                                   const cri::PodSandboxConfig& sandbox);
-  Result<std::vector<std::pair<std::string, std::string>>> containerEnv(const api::Pod& pod,
-                                                                        const api::Container& c,
-                                                                        const std::string& pod_ip);
+
   Result<std::vector<cri::Mount>> containerMounts(const api::Pod& pod, const api::Container& c,
                                                   const std::string& pod_ip, int32_t restart_count);
   // configMap, secret, downwardAPI and projected volumes: their directory written (atomically; on

@@ -226,6 +226,21 @@ Container decodeContainer(const In& in) {
       c.ports.push_back(p);
     });
   }
+  if (in.has("envFrom")) {
+    in.at("envFrom").each([&](const In& e) {
+      e.expectObject();
+      EnvFromSource f;
+      e.str("prefix", f.prefix);
+      const bool cm = e.has("configMapRef");
+      if (!cm && !e.has("secretRef")) e.fail("must specify configMapRef or secretRef");
+      In r = e.at(cm ? "configMapRef" : "secretRef");
+      r.expectObject();
+      r.str("name", f.name);
+      r.b("optional", f.optional);
+      f.secret = !cm;
+      c.env_from.push_back(std::move(f));
+    });
+  }
   if (in.has("env")) {
     in.at("env").each([&](const In& e) {
       e.expectObject();

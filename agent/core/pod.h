@@ -59,6 +59,15 @@ struct EnvVar {
   bool operator==(const EnvVar&) const = default;
 };
 
+// envFrom: every key of a ConfigMap or Secret, with a prefix.
+struct EnvFromSource {
+  bool secret{false};
+  std::string name;
+  std::string prefix;
+  bool optional{false};
+  bool operator==(const EnvFromSource&) const = default;
+};
+
 struct ExecAction {
   std::vector<std::string> command;
   bool operator==(const ExecAction&) const = default;
@@ -166,6 +175,7 @@ struct Container {
   std::string working_dir;
   std::vector<ContainerPort> ports;
   std::vector<EnvVar> env;
+  std::vector<EnvFromSource> env_from;
   ResourceRequirements resources;
   std::vector<VolumeMount> volume_mounts;
   std::optional<Probe> liveness_probe;

@@ -205,5 +205,31 @@ TEST_F(DataVolumeTest, SecretVolumeAndEnvReferences) {
   EXPECT_NE(r.error().message.find("needs an API server"), std::string::npos);
 }
 
+TEST_F(DataVolumeTest, EnvFromConfigMapsAndSecretsWithPrefixAndInvalidKeys) {
+  objects_.configmaps["ns/env"] = {{"MODE", "prod"}, {"bad=key", "x"}, {"LEVEL", "1"}};
+  auto p = api::decodePod(R"json({"metadata":{"name":"p","namespace":"ns","uid":"u1"},"spec":{"containers":[{"name":"c","image":"i",
+    "envFrom":[{"configMapRef":{"name":"env"},"prefix":"APP_"},{"secretRef":{"name":"pw"}},{"configMapRef":{"name":"gone","optional":true}}],
+    "env":[{"name":"APP_LEVEL","value":"2"},{"name":"GREETING","value":"mode=$(APP_MODE)"}]}]}})json");
+  ASSERT_TRUE(p) << p.error().message;
+  auto env = rm_->containerEnv(*p, p->spec.containers[0], "");
+  ASSERT_TRUE(env) << env.error().message;
+  std::map<std::string, std::string> m(env->begin(), env->end());
+  EXPECT_EQ(m.size(), env->size()) << "one entry per name";
+  EXPECT_EQ(m["APP_MODE"], "prod");
+  EXPECT_EQ(m["APP_LEVEL"], "2") << "env wins over envFrom";
+  EXPECT_EQ(m["password"], "s3cret");
+  EXPECT_EQ(m["GREETING"], "mode=prod");
+  EXPECT_FALSE(m.contains("APP_bad=key"));
+  bool warned = false;
+  for (const auto& e : events_.events())
+    warned = warned || (e.reason == "InvalidEnvironmentVariableNames" && e.message.find("APP_bad=key") != std::string::npos);
+  EXPECT_TRUE(warned);
+  auto missing = api::decodePod(R"({"metadata":{"name":"p","namespace":"ns","uid":"u1"},"spec":{"containers":[{"name":"c","image":"i",
+    "envFrom":[{"secretRef":{"name":"nope"}}]}]}})");
+  auto r = rm_->containerEnv(*missing, missing->spec.containers[0], "");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "secret \"nope\" not found");
+}
+
 }  // namespace
 }  // namespace nodelet::agent
