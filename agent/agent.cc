@@ -1,6 +1,7 @@
 #include "agent/agent.h"
 
 #include "agent/core/log.h"
+#include "agent/core/quantity.h"
 #include "agent/pod_status.h"
 
 namespace nodelet::agent {
@@ -176,6 +177,61 @@ std::multimap<std::pair<std::string, int32_t>, std::string> hostPorts(const api:
 
 }  // namespace
 
+namespace {
+
+// What a pod asks of the node (the scheduler's effective request): the larger of its app
+// containers and sidecars together, and its largest regular init container plus the sidecars
+// started before it. In millicores and bytes.
+std::pair<int64_t, int64_t> podRequests(const api::Pod& p) {
+  auto req = [](const api::Container& c) {
+    int64_t cpu = 0, mem = 0;
+    if (auto it = c.resources.requests.find("cpu"); it != c.resources.requests.end())
+      cpu = api::parseQuantityMilli(it->second).value_or(0);
+    if (auto it = c.resources.requests.find("memory"); it != c.resources.requests.end())
+      mem = api::parseQuantity(it->second).value_or(0);
+    return std::pair<int64_t, int64_t>{cpu, mem};
+  };
+  int64_t cpu = 0, mem = 0, side_cpu = 0, side_mem = 0, init_cpu = 0, init_mem = 0;
+  for (const auto& c : p.spec.init_containers) {
+    auto [c_cpu, c_mem] = req(c);
+    if (api::isSidecar(c)) {
+      side_cpu += c_cpu;
+      side_mem += c_mem;
+    } else {
+      init_cpu = std::max(init_cpu, side_cpu + c_cpu);
+      init_mem = std::max(init_mem, side_mem + c_mem);
+    }
+  }
+  for (const auto& c : p.spec.containers) {
+    auto [c_cpu, c_mem] = req(c);
+    cpu += c_cpu;
+    mem += c_mem;
+  }
+  return {std::max(cpu + side_cpu, init_cpu), std::max(mem + side_mem, init_mem)};
+}
+
+}  // namespace
+
+std::string Agent::resourceShortage(const api::Pod& pod) const {
+  const auto [cpu, mem] = podRequests(pod);
+  int64_t used_cpu = 0, used_mem = 0;
+  for (const auto& [uid, other] : desired_) {
+    if (uid == pod.metadata.uid || rejected_.contains(uid) || deleting_.contains(uid)) continue;
+    const auto [c, m] = podRequests(other);
+    used_cpu += c;
+    used_mem += m;
+  }
+  if (o_.allocatable_cpu_milli > 0 && cpu > 0 && used_cpu + cpu > o_.allocatable_cpu_milli)
+    return "cpu|Node didn't have enough resource: cpu, requested: " + std::to_string(cpu) +
+           ", used: " + std::to_string(used_cpu) +
+           ", capacity: " + std::to_string(o_.allocatable_cpu_milli);
+  if (o_.allocatable_memory_bytes > 0 && mem > 0 && used_mem + mem > o_.allocatable_memory_bytes)
+    return "memory|Node didn't have enough resource: memory, requested: " + std::to_string(mem) +
+           ", used: " + std::to_string(used_mem) +
+           ", capacity: " + std::to_string(o_.allocatable_memory_bytes);
+  return "";
+}
+
 std::string Agent::hostPortConflict(const api::Pod& pod) const {
   const auto wanted = hostPorts(pod);
   if (wanted.empty()) return "";
@@ -220,7 +276,16 @@ bool Agent::applySource(const std::string& source, std::vector<api::Pod> pods) {
     deleting_.erase(it->first);
     it = desired_.erase(it);
   }
-  for (const auto& [uid, pod] : next) {
+  // Admission goes in creation order (then by name), as the kubelet's HandlePodAdditions does:
+  // when not everything fits, the newest pods are the ones refused.
+  std::vector<std::pair<std::string, const api::Pod*>> ordered(next.begin(), next.end());
+  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& x, const auto& y) {
+    const SysTime tx = x.second->metadata.creation_timestamp.value_or(SysTime{});
+    const SysTime ty = y.second->metadata.creation_timestamp.value_or(SysTime{});
+    if (tx != ty) return tx < ty;
+    return x.second->fullName() < y.second->fullName();
+  });
+  for (const auto& [uid, pod] : ordered) {
     auto cur = desired_.find(uid);
     const bool is_new = cur == desired_.end();
     if (!is_new && cur->second.spec == pod->spec &&
@@ -244,6 +309,15 @@ bool Agent::applySource(const std::string& source, std::vector<api::Pod> pods) {
         rejected_.insert(uid);
         NODELET_LOG(warn, Agent, "pod {} not admitted: {}", pod->fullName(), clash);
         rejectPod(*pod, "NodePorts", "Predicate NodePorts failed");
+        continue;
+      }
+      // Admission: what the pod requests must fit what the admitted pods leave (OutOfcpu,
+      // OutOfmemory).
+      if (const std::string short_of = resourceShortage(*pod); !short_of.empty()) {
+        const auto bar = short_of.find('|');
+        const std::string resource = short_of.substr(0, bar);
+        rejected_.insert(uid);
+        rejectPod(*pod, "OutOf" + resource, short_of.substr(bar + 1));
         continue;
       }
       // Admission: the node's pod limit (the kubelet's OutOfpods).

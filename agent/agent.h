@@ -31,6 +31,10 @@ struct AgentOptions {
   Duration housekeeping_period{std::chrono::seconds(2)};
   Duration resync_period{std::chrono::minutes(1)};  // syncFrequency
   int32_t max_pods{110};
+  // The node's allocatable CPU (millicores) and memory (bytes) for admission (OutOfcpu,
+  // OutOfmemory); 0 = not checked.
+  int64_t allocatable_cpu_milli{0};
+  int64_t allocatable_memory_bytes{0};
   size_t worker_threads{4};
   // Watch running containers' processes (pidfd) so exits are noticed at once. Off in unit tests,
   // where containers have no processes.
@@ -102,6 +106,9 @@ class Agent final : public PodSyncer {
   // Replaces one source's pods and reconciles the union with the workers; returns whether pods
   // were added.
   bool applySource(const std::string& source, std::vector<api::Pod> pods);
+  // "<resource>|<message>" when `pod` does not fit the node's allocatable next to the admitted
+  // pods ("" = it fits), under mu_.
+  std::string resourceShortage(const api::Pod& pod) const;
   // Why `pod`'s host ports clash with an admitted pod's ("" = they do not), under mu_.
   std::string hostPortConflict(const api::Pod& pod) const;
   // Sync unless the pod is rejected or being deleted (under mu_).

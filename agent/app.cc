@@ -531,6 +531,12 @@ int runAgent(Config cfg, sigset_t signals) {
   AgentOptions ao;
   ao.resync_period = cfg.sync_frequency;
   ao.max_pods = cfg.max_pods;
+  if (auto f = buildNodeFacts(cfg, node, node_ip, readMachineFacts(cfg.root_dir), {})) {
+    if (auto it = f->allocatable.find("cpu"); it != f->allocatable.end())
+      ao.allocatable_cpu_milli = api::parseQuantityMilli(it->second).value_or(0);
+    if (auto it = f->allocatable.find("memory"); it != f->allocatable.end())
+      ao.allocatable_memory_bytes = api::parseQuantity(it->second).value_or(0);
+  }
   ao.node_ip = node_ip;
   ao.node_name = node;
   if (auto max = api::parseQuantity(cfg.container_log_max_size); max && *max > 0) {

@@ -421,6 +421,43 @@ Result<std::string> RuntimeManager::ensureImage(const api::Pod& pod, const api::
   return *pulled;
 }
 
+Status RuntimeManager::checkNonRoot(const api::Pod& pod, const api::Container& c) {
+  const auto& psc = pod.spec.security_context;
+  const auto& csc = c.security_context;
+  const bool non_root = (csc && csc->run_as_non_root)   ? *csc->run_as_non_root
+                        : (psc && psc->run_as_non_root) ? *psc->run_as_non_root
+                                                        : false;
+  if (!non_root) return {};
+  const std::string who = "(pod: \"" + pod.metadata.name + "_" + pod.metadata.namespace_ + "(" +
+                          pod.metadata.uid + ")\", container: " + c.name + ")";
+  std::optional<int64_t> uid = (csc && csc->run_as_user) ? csc->run_as_user
+                               : psc                     ? psc->run_as_user
+                                                         : std::nullopt;
+  if (uid) {
+    if (*uid == 0)
+      return fail(ErrorCode::PermissionDenied,
+                  "container's runAsUser breaks non-root policy " + who);
+    return {};
+  }
+  // No runAsUser: the image's user decides (as the kubelet verifies it).
+  auto img = images_.imageStatus(c.image);
+  if (!img || !*img)
+    return fail(ErrorCode::Unavailable, "cannot verify the user of image " + c.image + " " + who);
+  const cri::Image& i = **img;
+  if (i.uid) {
+    if (*i.uid == 0)
+      return fail(ErrorCode::PermissionDenied,
+                  "container has runAsNonRoot and image will run as root " + who);
+    return {};
+  }
+  if (!i.username.empty())
+    return fail(ErrorCode::PermissionDenied,
+                "container has runAsNonRoot and image has non-numeric user (" + i.username +
+                    "), cannot verify user is non-root " + who);
+  return fail(ErrorCode::PermissionDenied,
+              "container has runAsNonRoot and image will run as root " + who);
+}
+
 Result<std::vector<std::pair<std::string, std::string>>> RuntimeManager::containerEnv(
     const api::Pod& pod, const api::Container& c, const std::string& pod_ip) {
   std::vector<std::pair<std::string, std::string>> out;
@@ -430,7 +467,8 @@ Result<std::vector<std::pair<std::string, std::string>>> RuntimeManager::contain
     const std::string kind = f.secret ? "secret" : "configmap";
     if (!o_.objects) {
       if (f.optional) continue;
-      return fail(ErrorCode::FailedPrecondition, "envFrom " + kind + " \"" + f.name + "\": needs an API server (cluster mode)");
+      return fail(ErrorCode::FailedPrecondition,
+                  "envFrom " + kind + " \"" + f.name + "\": needs an API server (cluster mode)");
     }
     auto data = f.secret ? o_.objects->secret(pod.metadata.namespace_, f.name)
                          : o_.objects->configMap(pod.metadata.namespace_, f.name);
@@ -456,10 +494,11 @@ Result<std::vector<std::pair<std::string, std::string>>> RuntimeManager::contain
     if (!invalid.empty()) {
       std::string list;
       for (const auto& n : invalid) list += (list.empty() ? "" : ", ") + n;
-      events_.record(containerRef(pod, c.name), "Warning", "InvalidEnvironmentVariableNames",
-                     "Keys [" + list + "] from the EnvFrom " + (f.secret ? "secret " : "configMap ") +
-                         pod.metadata.namespace_ + "/" + f.name +
-                         " were skipped since they are considered invalid environment variable names.");
+      events_.record(
+          containerRef(pod, c.name), "Warning", "InvalidEnvironmentVariableNames",
+          "Keys [" + list + "] from the EnvFrom " + (f.secret ? "secret " : "configMap ") +
+              pod.metadata.namespace_ + "/" + f.name +
+              " were skipped since they are considered invalid environment variable names.");
     }
   }
   for (const auto& e : c.env) {
@@ -850,6 +889,10 @@ RuntimeManager::StartResult RuntimeManager::startContainer(
             ? m.substr(0, colon)
             : "ErrImagePull";
     return {false, {reason, colon != std::string::npos ? m.substr(colon + 2) : m}};
+  }
+  if (auto nr = checkNonRoot(pod, c); !nr) {
+    events_.record(ref, "Warning", "Failed", "Error: " + nr.error().message);
+    return {false, {"CreateContainerConfigError", nr.error().message}};
   }
   auto env = containerEnv(pod, c, pod_ip);
   if (!env) {

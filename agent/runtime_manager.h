@@ -77,6 +77,8 @@ class RuntimeManager {
   Result<std::vector<std::pair<std::string, std::string>>> containerEnv(const api::Pod& pod,
                                                                         const api::Container& c,
                                                                         const std::string& pod_ip);
+  // runAsNonRoot, checked against runAsUser or the image's user with the kubelet's messages.
+  Status checkNonRoot(const api::Pod& pod, const api::Container& c);
   // The files of a configMap, secret, downwardAPI or projected volume (paths checked).
   Result<Payload> dataPayload(const api::Pod& pod, const api::Volume& v, const std::string& pod_ip);
 

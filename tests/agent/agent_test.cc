@@ -481,3 +481,37 @@ TEST_F(AgentTest, EverySandboxTheRuntimeKnowsIsReportedForLeakReclaim) {
 
 }  // namespace
 }  // namespace nodelet::agent
+
+namespace nodelet::agent {
+namespace {
+
+TEST_F(AgentTest, PodsThatDoNotFitAllocatableAreRefused) {
+  agent_.reset();
+  AgentOptions ao;
+  ao.watch_exits = false;
+  ao.allocatable_cpu_milli = 1000;
+  ao.allocatable_memory_bytes = 1 << 30;
+  agent_ = std::make_unique<Agent>(*runtime_, statuses_, events_, clock_, ao);
+  auto pod = [&](const std::string& name, const std::string& cpu, const std::string& mem) {
+    return manifest(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name +
+            "}\nspec:\n  containers:\n  - name: app\n    image: localhost/nodelet/busybox:1.35\n"
+            "    resources: {requests: {cpu: " +
+            cpu + ", memory: " + mem + "}}\n",
+        "/m/" + name + ".yaml");
+  };
+  auto a = pod("a", "600m", "100Mi");
+  auto b = pod("b", "500m", "100Mi");  // 600m + 500m > 1000m
+  auto c = pod("c", "100m", "2Gi");    // memory
+  auto d = pod("d", "400m", "100Mi");  // fits exactly
+  apply({a, b, c, d});
+  EXPECT_EQ(status(b.pod.metadata.uid).reason, "OutOfcpu");
+  EXPECT_EQ(status(b.pod.metadata.uid).message,
+            "Node didn't have enough resource: cpu, requested: 500, used: 600, capacity: 1000");
+  EXPECT_EQ(status(c.pod.metadata.uid).reason, "OutOfmemory");
+  EXPECT_EQ(status(d.pod.metadata.uid).phase, "Running");
+  EXPECT_EQ(running().size(), 2u);
+}
+
+}  // namespace
+}  // namespace nodelet::agent

@@ -207,7 +207,8 @@ TEST_F(DataVolumeTest, SecretVolumeAndEnvReferences) {
 
 TEST_F(DataVolumeTest, EnvFromConfigMapsAndSecretsWithPrefixAndInvalidKeys) {
   objects_.configmaps["ns/env"] = {{"MODE", "prod"}, {"bad=key", "x"}, {"LEVEL", "1"}};
-  auto p = api::decodePod(R"json({"metadata":{"name":"p","namespace":"ns","uid":"u1"},"spec":{"containers":[{"name":"c","image":"i",
+  auto p = api::decodePod(
+      R"json({"metadata":{"name":"p","namespace":"ns","uid":"u1"},"spec":{"containers":[{"name":"c","image":"i",
     "envFrom":[{"configMapRef":{"name":"env"},"prefix":"APP_"},{"secretRef":{"name":"pw"}},{"configMapRef":{"name":"gone","optional":true}}],
     "env":[{"name":"APP_LEVEL","value":"2"},{"name":"GREETING","value":"mode=$(APP_MODE)"}]}]}})json");
   ASSERT_TRUE(p) << p.error().message;
@@ -222,13 +223,42 @@ TEST_F(DataVolumeTest, EnvFromConfigMapsAndSecretsWithPrefixAndInvalidKeys) {
   EXPECT_FALSE(m.contains("APP_bad=key"));
   bool warned = false;
   for (const auto& e : events_.events())
-    warned = warned || (e.reason == "InvalidEnvironmentVariableNames" && e.message.find("APP_bad=key") != std::string::npos);
+    warned = warned || (e.reason == "InvalidEnvironmentVariableNames" &&
+                        e.message.find("APP_bad=key") != std::string::npos);
   EXPECT_TRUE(warned);
-  auto missing = api::decodePod(R"({"metadata":{"name":"p","namespace":"ns","uid":"u1"},"spec":{"containers":[{"name":"c","image":"i",
+  auto missing = api::decodePod(
+      R"({"metadata":{"name":"p","namespace":"ns","uid":"u1"},"spec":{"containers":[{"name":"c","image":"i",
     "envFrom":[{"secretRef":{"name":"nope"}}]}]}})");
   auto r = rm_->containerEnv(*missing, missing->spec.containers[0], "");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().message, "secret \"nope\" not found");
+}
+
+TEST_F(DataVolumeTest, RunAsNonRootIsCheckedAgainstRunAsUserAndTheImage) {
+  images_.addImage("img");
+  auto make = [](const std::string& sc) {
+    auto p = api::decodePod(R"({"metadata":{"name":"p","namespace":"ns","uid":"u1"},"spec":{)" +
+                            sc + R"("containers":[{"name":"c","image":"img"}]}})");
+    EXPECT_TRUE(p) << p.error().message;
+    return *p;
+  };
+  auto root_user = make(R"("securityContext":{"runAsNonRoot":true,"runAsUser":0},)");
+  auto s = rm_->checkNonRoot(root_user, root_user.spec.containers[0]);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().message,
+            "container's runAsUser breaks non-root policy (pod: \"p_ns(u1)\", container: c)");
+  auto by_image = make(R"("securityContext":{"runAsNonRoot":true},)");
+  s = rm_->checkNonRoot(by_image, by_image.spec.containers[0]);  // no USER in the image: root
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("image will run as root"), std::string::npos);
+  images_.setImageUser("img", std::nullopt, "nobody");
+  s = rm_->checkNonRoot(by_image, by_image.spec.containers[0]);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("image has non-numeric user (nobody)"), std::string::npos);
+  images_.setImageUser("img", 1000);
+  EXPECT_TRUE(rm_->checkNonRoot(by_image, by_image.spec.containers[0]));
+  auto explicit_user = make(R"("securityContext":{"runAsNonRoot":true,"runAsUser":1000},)");
+  EXPECT_TRUE(rm_->checkNonRoot(explicit_user, explicit_user.spec.containers[0]));
 }
 
 }  // namespace

@@ -434,6 +434,13 @@ void FakeImageService::addImage(const std::string& ref, const std::string& id) {
   images_[ref] = img;
 }
 
+void FakeImageService::setImageUser(const std::string& ref, std::optional<int64_t> uid,
+                                    const std::string& username) {
+  std::lock_guard g(mu_);
+  images_[ref].uid = uid;
+  images_[ref].username = username;
+}
+
 void FakeImageService::injectError(const std::string& method, Error e) {
   std::lock_guard g(mu_);
   errors_[method].push_back(std::move(e));

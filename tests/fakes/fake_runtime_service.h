@@ -111,6 +111,9 @@ class FakeRuntimeService final : public cri::RuntimeService {
 class FakeImageService final : public cri::ImageService {
  public:
   void addImage(const std::string& ref, const std::string& id = "");
+  // The image's configured user (USER in its config): a uid, or a name.
+  void setImageUser(const std::string& ref, std::optional<int64_t> uid,
+                    const std::string& username = "");
   void injectError(const std::string& method, Error e);
   std::vector<std::string> calls() const;
   // When false, PullImage fails as it does with no registry reachable.
