@@ -1,5 +1,7 @@
 #include "agent/agent.h"
 
+#include <algorithm>
+
 #include "agent/core/log.h"
 #include "agent/core/quantity.h"
 #include "agent/pod_status.h"
@@ -274,6 +276,7 @@ bool Agent::applySource(const std::string& source, std::vector<api::Pod> pods) {
       workers_.updatePod({PodUpdate::Type::Kill, it->first, it->second, std::nullopt, true});
     }
     deleting_.erase(it->first);
+    first_seen_.erase(it->first);
     it = desired_.erase(it);
   }
   // Admission goes in creation order (then by name), as the kubelet's HandlePodAdditions does:
@@ -330,6 +333,7 @@ bool Agent::applySource(const std::string& source, std::vector<api::Pod> pods) {
         continue;
       }
       NODELET_LOG(info, Agent, "pod {} ({}) added", pod->fullName(), uid);
+      first_seen_[uid] = clock_.monotonicNow();
       added = true;
     }
     syncLocked(uid, *pod);
@@ -340,8 +344,16 @@ bool Agent::applySource(const std::string& source, std::vector<api::Pod> pods) {
   return added;
 }
 
+AgentMetrics Agent::metrics() const {
+  std::lock_guard g(mu_);
+  AgentMetrics m = metrics_;
+  m.desired_pods = static_cast<int64_t>(desired_.size());
+  return m;
+}
+
 std::set<std::string> Agent::relist() {
   std::set<std::string> changed;
+  const MonoTime relist_start = clock_.monotonicNow();
   auto pods = runtime_.listPods();
   if (!pods) {
     if (runtime_ok_.exchange(false) || runtime_error_ != pods.error().message)
@@ -366,7 +378,22 @@ std::set<std::string> Agent::relist() {
   }
   std::map<std::string, std::string> sigs;
   for (const auto& [uid, p] : *pods) sigs[uid] = signature(p);
+  int64_t running_pods = 0;
+  std::map<std::string, int64_t> states;
+  for (const auto& [uid, p] : *pods) {
+    const RuntimeSandbox* sb = p.currentSandbox();
+    running_pods += sb && sb->state == cri::SandboxState::Ready ? 1 : 0;
+    for (const auto& c : p.containers) {
+      std::string st(cri::toString(c.status.state));
+      std::transform(st.begin(), st.end(), st.begin(),
+                     [](unsigned char ch) { return std::tolower(ch); });
+      ++states[st];
+    }
+  }
   std::lock_guard g(mu_);
+  metrics_.relist.observe(clock_.monotonicNow() - relist_start);
+  metrics_.running_pods = running_pods;
+  metrics_.containers = std::move(states);
   for (const auto& [uid, sig] : sigs) {
     auto it = relist_signatures_.find(uid);
     if (it == relist_signatures_.end() || it->second != sig) changed.insert(uid);
@@ -547,10 +574,28 @@ void Agent::publishStatus(const api::Pod& pod, const PodRuntimeStatus& st,
   }
   in.readiness = &ready;
   in.started = &started;
-  statuses_.setPodStatus(pod, computePodStatus(in));
+  api::PodStatus status = computePodStatus(in);
+  if (status.phase == "Running") {  // kubelet_pod_start_duration_seconds: first seen -> running
+    std::lock_guard g(mu_);
+    auto it = first_seen_.find(pod.metadata.uid);
+    if (it != first_seen_.end()) {
+      metrics_.pod_start.observe(clock_.monotonicNow() - it->second);
+      first_seen_.erase(it);
+    }
+  }
+  statuses_.setPodStatus(pod, std::move(status));
 }
 
 SyncOutcome Agent::syncPod(const api::Pod& pod) {
+  const MonoTime sync_start = clock_.monotonicNow();
+  struct Timer {  // kubelet_pod_worker_duration_seconds{operation="sync"}
+    Agent& a;
+    MonoTime start;
+    ~Timer() {
+      std::lock_guard g(a.mu_);
+      a.metrics_.worker["sync"].observe(a.clock_.monotonicNow() - start);
+    }
+  } timer{*this, sync_start};
   SyncOutcome out;
   auto st = runtime_.podStatus(pod.metadata.uid);
   if (!st) {
@@ -616,6 +661,14 @@ SyncOutcome Agent::syncPod(const api::Pod& pod) {
 
 Status Agent::syncTerminatingPod(const std::string& uid, const api::Pod* pod,
                                  std::optional<int64_t> grace) {
+  struct Timer {  // kubelet_pod_worker_duration_seconds{operation="terminate"}
+    Agent& a;
+    MonoTime start;
+    ~Timer() {
+      std::lock_guard g(a.mu_);
+      a.metrics_.worker["terminate"].observe(a.clock_.monotonicNow() - start);
+    }
+  } timer{*this, clock_.monotonicNow()};
   auto st = runtime_.podStatus(uid);
   if (!st) return std::unexpected(st.error());
   auto s = runtime_.killPod(pod, *st, grace);

@@ -12,6 +12,7 @@
 #include <stop_token>
 #include <string>
 
+#include "agent/core/metrics.h"
 #include "agent/events.h"
 #include "agent/exit_watcher.h"
 #include "agent/log_rotation.h"
@@ -62,6 +63,17 @@ struct AgentOptions {
   Duration network_check_period{std::chrono::seconds(2)};
 };
 
+// What the agent measures, for /metrics (the kubelet's metric names).
+struct AgentMetrics {
+  metrics::Histogram relist;  // kubelet_pleg_relist_duration_seconds
+  std::map<std::string, metrics::Histogram>
+      worker;                                 // kubelet_pod_worker_duration_seconds{operation}
+  metrics::Histogram pod_start;               // kubelet_pod_start_duration_seconds
+  int64_t running_pods{0};                    // kubelet_running_pods
+  std::map<std::string, int64_t> containers;  // kubelet_running_containers{container_state}
+  int64_t desired_pods{0};
+};
+
 class Agent final : public PodSyncer {
  public:
   Agent(RuntimeManager& runtime, StatusManager& statuses, EventRecorder& events, Clock& clock,
@@ -93,6 +105,10 @@ class Agent final : public PodSyncer {
   // One relist now (the PLEG): returns the UIDs whose runtime state changed.
   std::set<std::string> relist();
   void housekeeping();
+  AgentMetrics metrics() const;
+  std::map<std::string, probes::Manager::Counters> probeCounters() const {
+    return probes_->counters();
+  }
   // The runtime's network readiness, as last read ("" = ready).
   std::string networkNotReady() const;
   // Rotates the logs of running containers that outgrew containerLogMaxSize.
@@ -130,9 +146,11 @@ class Agent final : public PodSyncer {
   bool wake_{false};
   std::map<std::string, api::Pod> desired_;  // by UID: the union of the sources
   std::map<std::string, std::map<std::string, api::Pod>> by_source_;  // source -> uid -> pod
-  std::set<std::string> rejected_;         // admitted = desired - rejected
-  std::set<std::string> deleting_;         // deletion requested: killed, kept for status
-  std::string network_not_ready_;          // the runtime's NetworkReady=false, in words
+  std::set<std::string> rejected_;              // admitted = desired - rejected
+  std::set<std::string> deleting_;              // deletion requested: killed, kept for status
+  AgentMetrics metrics_;                        // under mu_
+  std::map<std::string, MonoTime> first_seen_;  // uid -> when a source first gave it (pod start)
+  std::string network_not_ready_;               // the runtime's NetworkReady=false, in words
   std::set<std::string> network_waiting_;  // pods told (an event) that they wait for the network
   std::optional<MonoTime> next_network_check_, next_all_sandboxes_;
   bool sources_ready_{false};

@@ -30,6 +30,7 @@
 #include "agent/kube/object_source.h"
 #include "agent/kube/pod_reflector.h"
 #include "agent/kube/status_syncer.h"
+#include "agent/metrics_page.h"
 #include "agent/node_facts.h"
 #include "agent/node_info.h"
 #include "agent/runtime_manager.h"
@@ -564,7 +565,17 @@ int runAgent(Config cfg, sigset_t signals) {
   NodeServer server({[&] {
                        return std::pair{agent.healthy(), agent.healthMessage()};
                      },
-                     [&] { return api::encodePodList(statuses.pods()); }});
+                     [&] { return api::encodePodList(statuses.pods()); },
+                     [&] {
+                       MetricsInput in;
+                       in.agent = agent.metrics();
+                       in.runtime_ops = operations.snapshot();
+                       in.probes = agent.probeCounters();
+                       in.started_app = runtime.startedApp();
+                       in.started_init = runtime.startedInit();
+                       in.process = readProcessStats();
+                       return renderMetrics(in);
+                     }});
   if (cfg.healthz_port > 0) {
     if (auto s = server.startHealthz(cfg.healthz_bind_address, cfg.healthz_port); !s)
       return die(s.error().message);

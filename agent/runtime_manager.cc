@@ -967,6 +967,7 @@ RuntimeManager::StartResult RuntimeManager::startContainer(
             : clock_.monotonicNow();
     crash_backoff_.next(backoffKey(pod, c), finished);
   }
+  (std::string(type) == "app" ? started_app_ : started_init_).fetch_add(1);
   if (auto s = runtime_.startContainer(*id); !s) {
     events_.record(ref, "Warning", "Failed", "Error: " + s.error().message);
     return {false, {"RunContainerError", s.error().message}};

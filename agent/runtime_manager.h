@@ -2,6 +2,7 @@
 // The half of a pod sync that talks to the runtime: reads a pod's sandboxes and containers,
 // carries out the planner's actions (sandbox, images, containers), kills pods gracefully
 // (preStop, grace period, sidecars last), and removes what a gone pod leaves behind.
+#include <atomic>
 #include <map>
 #include <optional>
 #include <string>
@@ -77,6 +78,9 @@ class RuntimeManager {
   Result<std::vector<std::pair<std::string, std::string>>> containerEnv(const api::Pod& pod,
                                                                         const api::Container& c,
                                                                         const std::string& pod_ip);
+  // Containers started (kubelet_started_containers_total): app, and init (sidecars included).
+  uint64_t startedApp() const { return started_app_.load(); }
+  uint64_t startedInit() const { return started_init_.load(); }
   // runAsNonRoot, checked against runAsUser or the image's user with the kubelet's messages.
   Status checkNonRoot(const api::Pod& pod, const api::Container& c);
   // The files of a configMap, secret, downwardAPI or projected volume (paths checked).
@@ -105,6 +109,7 @@ class RuntimeManager {
   void stopContainer(const api::Pod* pod, const RuntimeContainer& c, int64_t grace_seconds);
   std::string podDir(const std::string& uid) const;
   std::map<std::string, std::string> volume_errors_;  // uid -> last FailedMount message
+  std::atomic<uint64_t> started_app_{0}, started_init_{0};
   std::string cgroupParent(const api::Pod& pod) const;
 
   cri::RuntimeService& runtime_;

@@ -8,6 +8,10 @@ namespace nodelet::agent {
 namespace {
 
 void installHealthz(httplib::Server& s, const ServerHandlers& h) {
+  if (h.metrics)
+    s.Get("/metrics", [h](const httplib::Request&, httplib::Response& res) {
+      res.set_content(h.metrics(), "text/plain; version=0.0.4; charset=utf-8");
+    });
   s.Get("/healthz", [h](const httplib::Request&, httplib::Response& res) {
     auto [ok, msg] = h.health();
     res.status = ok ? 200 : 500;

@@ -1,6 +1,7 @@
 #pragma once
 // nodelet's HTTP endpoints over cpp-httplib: /healthz on healthzBindAddress:healthzPort, and the
-// kubelet's unauthenticated read-only port (/healthz, /pods) when readOnlyPort is set.
+// kubelet's unauthenticated read-only port (/healthz, /pods) when readOnlyPort is set. /metrics
+// (Prometheus text) is on both.
 #include <functional>
 #include <memory>
 #include <string>
@@ -18,6 +19,7 @@ namespace nodelet::agent {
 struct ServerHandlers {
   std::function<std::pair<bool, std::string>()> health;  // ok?, message
   std::function<std::string()> pods_json;                // PodList
+  std::function<std::string()> metrics;                  // Prometheus text (may be unset)
 };
 
 class NodeServer {

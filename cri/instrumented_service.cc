@@ -11,6 +11,7 @@ void OperationRecorder::record(const char* name, Duration d, bool error) {
   if (error) ++s.errors;
   s.total += d;
   s.max = std::max(s.max, d);
+  s.latency.observe(d);
 }
 
 std::map<std::string, OperationStats> OperationRecorder::snapshot() const {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "agent/core/clock.h"
+#include "agent/core/metrics.h"
 #include "cri/runtime_service.h"
 
 namespace nodelet::cri {
@@ -16,6 +17,7 @@ struct OperationStats {
   uint64_t errors{0};
   Duration total{};
   Duration max{};
+  metrics::Histogram latency;
 };
 
 class OperationRecorder {

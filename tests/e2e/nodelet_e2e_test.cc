@@ -277,3 +277,34 @@ TEST_F(NodeletE2eTest, SigtermLeavesPodsRunning) {
 
 }  // namespace
 }  // namespace nodelet::e2e
+
+namespace nodelet::e2e {
+namespace {
+
+TEST_F(NodeletE2eTest, MetricsAreScrapeable) {
+  n_ = std::make_unique<NodeletProcess>();
+  const int port = 20000 + static_cast<int>(std::random_device{}() % 20000);
+  n_->extra_args = {"--healthz-port=" + std::to_string(port)};
+  n_->start();
+  n_->write("one.yaml", podYaml("one", "  containers:\n" + container("app", kIdle)));
+  ASSERT_TRUE(waitFor([&] { return n_->phase("one") == "Running"; }, seconds(20)));
+  httplib::Client http("127.0.0.1", port);
+  http.set_connection_timeout(1);
+  std::string body;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        auto r = http.Get("/metrics");
+        if (r && r->status == 200) body = r->body;
+        return body.find("kubelet_running_pods 1\n") != std::string::npos;
+      },
+      seconds(10)))
+      << body;
+  EXPECT_NE(body.find("kubelet_pod_start_duration_seconds_count 1\n"), std::string::npos) << body;
+  EXPECT_NE(body.find("kubelet_runtime_operations_duration_seconds_bucket{le="), std::string::npos);
+  EXPECT_NE(body.find("kubelet_started_containers_total{container_type=\"container\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(body.find("process_resident_memory_bytes "), std::string::npos);
+}
+
+}  // namespace
+}  // namespace nodelet::e2e

@@ -1,0 +1,75 @@
+#include "agent/core/metrics.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace nodelet::metrics {
+
+void Histogram::observe(Duration d) {
+  const double s = std::chrono::duration<double>(d).count();
+  for (size_t i = 0; i < kDefaultBuckets.size(); ++i)
+    if (s <= kDefaultBuckets[i]) {
+      ++buckets[i];
+      break;
+    }
+  ++count;
+  sum += s;
+}
+
+std::string formatValue(double v) {
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (std::isnan(v)) return "NaN";
+  if (v == std::floor(v) && std::fabs(v) < 1e15) return std::to_string(static_cast<int64_t>(v));
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+namespace {
+
+std::string escape(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+std::string labelText(const Labels& l) {
+  if (l.empty()) return "";
+  std::string s = "{";
+  for (const auto& [k, v] : l) s += (s.size() > 1 ? "," : "") + k + "=\"" + escape(v) + "\"";
+  return s + "}";
+}
+
+}  // namespace
+
+void Writer::family(const std::string& name, const std::string& type, const std::string& help) {
+  out_ += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+}
+
+void Writer::sample(const std::string& name, const Labels& labels, double value) {
+  out_ += name + labelText(labels) + " " + formatValue(value) + "\n";
+}
+
+void Writer::histogram(const std::string& name, const Labels& labels, const Histogram& h) {
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < kDefaultBuckets.size(); ++i) {
+    cumulative += h.buckets[i];
+    Labels l = labels;
+    l["le"] = formatValue(kDefaultBuckets[i]);
+    sample(name + "_bucket", l, static_cast<double>(cumulative));
+  }
+  Labels inf = labels;
+  inf["le"] = "+Inf";
+  sample(name + "_bucket", inf, static_cast<double>(h.count));
+  sample(name + "_sum", labels, h.sum);
+  sample(name + "_count", labels, static_cast<double>(h.count));
+}
+
+}  // namespace nodelet::metrics
