@@ -602,6 +602,28 @@ int runAgent(Config cfg, sigset_t signals) {
     cluster->start(agent);
   }
   sd_notify(0, "READY=1\nSTATUS=running");
+  // systemd's watchdog (WatchdogSec): pinged at half the period while the sync loop turns and
+  // the runtime answers, so a wedged nodelet is restarted (its pods keep running).
+  uint64_t watchdog_usec = 0;
+  std::jthread watchdog;
+  if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
+    const auto period = std::chrono::microseconds(watchdog_usec) / 2;
+    NODELET_LOG(info, Agent, "systemd watchdog: pinging every {} ms while healthy",
+                std::chrono::duration_cast<std::chrono::milliseconds>(period).count());
+    watchdog = std::jthread([&agent, &clock, period](std::stop_token st) {
+      std::mutex m;
+      std::condition_variable cv;
+      std::stop_callback wake(st, [&] { cv.notify_all(); });
+      for (uint64_t i = 0; !st.stop_requested() && i < (1ull << 62); ++i) {
+        if (agent.healthy()) {
+          const auto pods = agent.metrics().running_pods;
+          sd_notify(0, ("WATCHDOG=1\nSTATUS=running, " + std::to_string(pods) + " pod(s)").c_str());
+        }
+        std::unique_lock l(m);
+        clock.waitUntil(cv, l, clock.monotonicNow() + period);
+      }
+    });
+  }
 
   int sig = 0;
   sigwait(&signals, &sig);
@@ -610,6 +632,10 @@ int runAgent(Config cfg, sigset_t signals) {
   if (files) files->stop();
   if (cluster) cluster->stop();
   if (api_events) api_events->stop();
+  if (watchdog.joinable()) {
+    watchdog.request_stop();
+    watchdog.join();
+  }
   loop.request_stop();
   loop.join();
   agent.workers().stop();

@@ -1,6 +1,9 @@
 // nodelet as a user runs it: the binary, a directory of manifests, the rig's real containerd.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <fstream>
 #include <random>
@@ -304,6 +307,44 @@ TEST_F(NodeletE2eTest, MetricsAreScrapeable) {
   EXPECT_NE(body.find("kubelet_started_containers_total{container_type=\"container\"} 1\n"),
             std::string::npos);
   EXPECT_NE(body.find("process_resident_memory_bytes "), std::string::npos);
+}
+
+}  // namespace
+}  // namespace nodelet::e2e
+
+namespace nodelet::e2e {
+namespace {
+
+// Under systemd (Type=notify, WatchdogSec): READY=1 once running, then WATCHDOG=1 pings at half
+// the watchdog period while healthy. The test plays systemd's notify socket.
+TEST_F(NodeletE2eTest, NotifiesSystemdAndPingsItsWatchdog) {
+  testing::TempDir dir;
+  const std::string sock_path = dir.str() + "/notify";
+  const int sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(sock, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock_path.c_str());
+  ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  n_ = std::make_unique<NodeletProcess>();
+  n_->extra_env = {
+      {"NOTIFY_SOCKET", sock_path}, {"WATCHDOG_USEC", "400000"}, {"WATCHDOG_PID", "$PID"}};
+  n_->start();
+  bool ready = false;
+  int pings = 0;
+  for (int i = 0; i < 50 && pings < 3; ++i) {  // bounded: 50 × 100 ms
+    pollfd p{sock, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[512] = {};
+    const ssize_t n = ::recv(sock, buf, sizeof buf - 1, 0);
+    if (n <= 0) continue;
+    const std::string msg(buf, static_cast<size_t>(n));
+    ready = ready || msg.find("READY=1") != std::string::npos;
+    if (msg.find("WATCHDOG=1") != std::string::npos) ++pings;
+  }
+  ::close(sock);
+  EXPECT_TRUE(ready);
+  EXPECT_GE(pings, 3);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -43,6 +44,8 @@ class NodeletProcess {
   cri::RuntimeService& runtime() { return *runtime_; }
   // Flags added to the command line at the next start().
   std::vector<std::string> extra_args;
+  // Environment added at the next start(); a value "$PID" becomes nodelet's pid.
+  std::map<std::string, std::string> extra_env;
 
   void start(const std::string& extra_config = "", int verbosity = 2) {
     const auto cfg =
@@ -53,6 +56,8 @@ class NodeletProcess {
     const std::string log = (dir_.path() / "nodelet.log").string();
     pid_ = ::fork();
     if (pid_ == 0) {
+      for (const auto& [k, v] : extra_env)
+        ::setenv(k.c_str(), v == "$PID" ? std::to_string(::getpid()).c_str() : v.c_str(), 1);
       const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       ::dup2(fd, 1);
       ::dup2(fd, 2);
