@@ -60,7 +60,7 @@ struct AgentOptions {
   std::function<void(const std::set<std::string>& sandbox_ids)> on_all_sandboxes;
   Duration all_sandboxes_period{std::chrono::minutes(10)};
   // How often the runtime's NetworkReady condition is read (pods off the host network wait for it).
-  Duration network_check_period{std::chrono::seconds(2)};
+  Duration network_check_period{std::chrono::seconds(5)};  // the kubelet's runtime check period
 };
 
 // What the agent measures, for /metrics (the kubelet's metric names).
