@@ -433,7 +433,7 @@ spec:
   EXPECT_EQ(status(web.pod.metadata.uid).phase, "Pending");
   // The network comes up: the waiting pod starts on its next try.
   rt_.setNetworkReady(true);
-  clock_.advance(std::chrono::seconds(3));
+  clock_.advance(std::chrono::seconds(6));
   agent_->housekeeping();
   EXPECT_EQ(agent_->networkNotReady(), "");
   agent_->workers().tick();
