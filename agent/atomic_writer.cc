@@ -80,7 +80,8 @@ Payload readPayload(const std::string& dir) {
   return out;
 }
 
-Result<bool> writeAtomically(const std::string& dir, const Payload& payload, Clock& clock) {
+Result<bool> writeAtomically(const std::string& dir, const Payload& payload, Clock& clock,
+                             std::optional<int64_t> gid) {
   for (const auto& [path, f] : payload)
     if (auto s = validatePayloadPath(path); !s) return std::unexpected(s.error());
   std::error_code ec;
@@ -102,11 +103,22 @@ Result<bool> writeAtomically(const std::string& dir, const Payload& payload, Clo
     fs::create_directories(file.parent_path(), ec);
     const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) return fail(ErrorCode::Internal, "write " + file.string() + ": " + strerror(errno));
-    const bool ok =
-        ::write(fd, f.content.data(), f.content.size()) == static_cast<ssize_t>(f.content.size()) &&
-        ::fchmod(fd, static_cast<mode_t>(f.mode)) == 0;
+    bool ok =
+        ::write(fd, f.content.data(), f.content.size()) == static_cast<ssize_t>(f.content.size());
+    if (ok && gid) ok = ::fchown(fd, static_cast<uid_t>(-1), static_cast<gid_t>(*gid)) == 0;
+    ok = ok && ::fchmod(fd, static_cast<mode_t>(f.mode)) == 0;
     ::close(fd);
     if (!ok) return fail(ErrorCode::Internal, "write " + file.string() + ": " + strerror(errno));
+  }
+  if (gid) {  // the set's directories too, with setgid so new entries keep the group
+    for (auto it = fs::recursive_directory_iterator(ts, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+      if (it->is_directory() && !it->is_symlink()) {
+        (void)::lchown(it->path().c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(*gid));
+        ::chmod(it->path().c_str(), 02755);
+      }
+    (void)::lchown(ts.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(*gid));
+    ::chmod(ts.c_str(), 02755);
   }
   // 2. One rename switches every reader to it.
   const fs::path tmp_link = fs::path(dir) / "..data_tmp";

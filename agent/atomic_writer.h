@@ -6,6 +6,7 @@
 // Paths come from users and API objects: anything that could leave the volume is refused.
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "agent/core/clock.h"
@@ -27,8 +28,9 @@ Status validatePayloadPath(const std::string& path);
 Status validateKey(const std::string& key);
 
 // Writes `payload` into volume directory `dir` (created if missing). Returns whether anything
-// changed.
-Result<bool> writeAtomically(const std::string& dir, const Payload& payload, Clock& clock);
+// changed. With `gid` (the pod's fsGroup) the files and directories belong to that group.
+Result<bool> writeAtomically(const std::string& dir, const Payload& payload, Clock& clock,
+                             std::optional<int64_t> gid = std::nullopt);
 // What the volume's ..data holds now (empty when never written).
 Payload readPayload(const std::string& dir);
 

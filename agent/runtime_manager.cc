@@ -734,7 +734,14 @@ Result<std::string> RuntimeManager::prepareDataVolume(const api::Pod& pod, const
       return fail(ErrorCode::Internal,
                   "mount tmpfs for volume \"" + v.name + "\": " + strerror(errno));
   }
-  auto w = writeAtomically(dir.string(), *payload, clock_);
+  // fsGroup: the files belong to the pod's group and are group-readable (read-only volumes).
+  std::optional<int64_t> gid;
+  if (pod.spec.security_context && pod.spec.security_context->fs_group) {
+    gid = pod.spec.security_context->fs_group;
+    for (auto& [path, f] : *payload) f.mode |= 0440;
+    (void)::chown(dir.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(*gid));
+  }
+  auto w = writeAtomically(dir.string(), *payload, clock_, gid);
   if (!w) return std::unexpected(w.error().wrap("volume \"" + v.name + "\""));
   return dir.string();
 }
@@ -772,6 +779,12 @@ Result<std::vector<cri::Mount>> RuntimeManager::containerMounts(const api::Pod& 
       host = pdir / "volumes" / "kubernetes.io~empty-dir" / v->name;
       fs::create_directories(host, ec);
       ::chmod(host.c_str(), 0777);
+      if (pod.spec.security_context && pod.spec.security_context->fs_group) {
+        // fsGroup: the volume belongs to the pod's group, and what is created in it stays so.
+        (void)::chown(host.c_str(), static_cast<uid_t>(-1),
+                      static_cast<gid_t>(*pod.spec.security_context->fs_group));
+        ::chmod(host.c_str(), 02777);
+      }
       if (v->medium == "Memory") {
         // tmpfs, sized by sizeLimit when given (mounted once; unmounted with the pod).
         std::string opts = "mode=0777";

@@ -102,5 +102,26 @@ TEST_F(SecurityE2eTest, AMemoryLimitKillsAHogWithOOMKilled) {
   EXPECT_EQ(t["exitCode"], 137) << t;
 }
 
+TEST_F(SecurityE2eTest, FsGroupOwnsThePodsVolumes) {
+  n_.write(
+      "fsgroup.yaml",
+      pod("fsgroup",
+          "stat -c 'data=%g' /data; stat -L -c 'info=%g' /info/name; cat /info/name; echo; "
+          "touch /data/f && stat -c 'file=%g' /data/f; id -G; " +
+              kIdle,
+          "    securityContext: {runAsUser: 1000}\n"
+          "    volumeMounts: [{name: data, mountPath: /data}, {name: info, mountPath: /info}]\n",
+          "  securityContext: {fsGroup: 2000}\n"
+          "  volumes:\n  - {name: data, emptyDir: {}}\n"
+          "  - {name: info, downwardAPI: {items: [{path: name, fieldRef: {fieldPath: "
+          "metadata.name}}]}}\n"));
+  ASSERT_TRUE(logHas("fsgroup", "file=")) << log("fsgroup");
+  const std::string l = log("fsgroup");
+  EXPECT_NE(l.find("data=2000"), std::string::npos) << l;
+  EXPECT_NE(l.find("info=2000"), std::string::npos) << l;
+  EXPECT_NE(l.find("file=2000"), std::string::npos) << "setgid keeps new files in the group: " << l;
+  EXPECT_NE(l.find("fsgroup-" + n_.node()), std::string::npos) << l;
+}
+
 }  // namespace
 }  // namespace nodelet::e2e
