@@ -371,7 +371,9 @@ Result<StaticPod> parseManifest(std::string_view content, const ManifestContext&
                 "metadata.name: \"" + final_name + "\" (with the node name) is longer than 253");
   auto pod = api::decodePod(obj.dump());
   if (!pod) return std::unexpected(pod.error());
-  return StaticPod{std::move(*pod), obj.dump(), ctx.source_path};
+  pod->source_json = obj.dump();
+  std::string object = pod->source_json;
+  return StaticPod{std::move(*pod), std::move(object), ctx.source_path};
 }
 
 bool isManifestCandidate(std::string_view name) {

@@ -369,6 +369,9 @@ struct Pod {
   ObjectMeta metadata;
   PodSpec spec;
   PodStatus status;
+  // The whole object as its source gave it (JSON), when kept: a static pod's defaulted manifest,
+  // from which its mirror pod is made with every field, not only those nodelet models.
+  std::string source_json;
   bool operator==(const Pod&) const = default;
 
   std::string fullName() const { return metadata.name + "_" + metadata.namespace_; }

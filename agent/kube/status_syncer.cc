@@ -61,7 +61,13 @@ json mergedStatus(const json& ours, const json& server) {
 }
 
 json mirrorPodFor(const api::Pod& pod, const std::string& node_name, const std::string& node_uid) {
-  json m = json::parse(api::encodePod(pod));
+  // The static pod as its manifest says (every field), else as nodelet models it.
+  json m =
+      json::parse(pod.source_json.empty() ? api::encodePod(pod) : pod.source_json, nullptr, false);
+  if (!m.is_object() || !m.contains("metadata") || !m["metadata"].is_object())
+    m = json::parse(api::encodePod(pod));
+  m["apiVersion"] = "v1";
+  m["kind"] = "Pod";
   m.erase("status");
   json& md = m["metadata"];
   for (const char* k : {"uid", "resourceVersion", "creationTimestamp", "deletionTimestamp",

@@ -195,6 +195,26 @@ TEST_F(StatusSyncerTest, AnEditedStaticPodReplacesItsMirror) {
   EXPECT_NE((*mirror)["metadata"]["uid"], first_uid);
 }
 
+TEST(MirrorPodTest, CarriesTheWholeManifestNotOnlyWhatNodeletModels) {
+  api::Pod p;
+  p.metadata.name = "web-n1";
+  p.metadata.namespace_ = "default";
+  p.metadata.uid = "abc";
+  p.metadata.annotations = {{"kubernetes.io/config.hash", "abc"}};
+  p.source_json =
+      R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-n1","namespace":"default","uid":"abc",
+    "annotations":{"kubernetes.io/config.hash":"abc"}},"spec":{"tolerations":[{"operator":"Exists","effect":"NoExecute"}],
+    "containers":[{"name":"c","image":"i","readinessProbe":{"httpGet":{"port":80}}}]},"status":{"phase":"Pending"}})";
+  json m = mirrorPodFor(p, "n1", "node-uid");
+  EXPECT_EQ(m["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"], 80);
+  EXPECT_EQ(m["spec"]["tolerations"][0]["effect"], "NoExecute");
+  EXPECT_EQ(m["spec"]["nodeName"], "n1");
+  EXPECT_FALSE(m.contains("status"));
+  EXPECT_FALSE(m["metadata"].contains("uid"));
+  EXPECT_EQ(m["metadata"]["annotations"]["kubernetes.io/config.mirror"], "abc");
+  EXPECT_EQ(m["metadata"]["ownerReferences"][0]["uid"], "node-uid");
+}
+
 TEST(MirrorPodTest, ShapeFollowsTheKubelet) {
   api::Pod p;
   p.metadata.name = "web-n1";
