@@ -421,6 +421,43 @@ Result<std::string> RuntimeManager::ensureImage(const api::Pod& pod, const api::
   return *pulled;
 }
 
+std::vector<std::pair<std::string, std::string>> serviceEnv(
+    const std::vector<kube::ObjectSource::Service>& services) {
+  auto upper = [](std::string s) {
+    for (auto& c : s)
+      c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return s;
+  };
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& s : services) {
+    if (s.ports.empty()) continue;
+    const std::string name = upper(s.name);
+    const std::string host =
+        s.cluster_ip.find(':') != std::string::npos ? "[" + s.cluster_ip + "]" : s.cluster_ip;
+    out.emplace_back(name + "_SERVICE_HOST", s.cluster_ip);
+    out.emplace_back(name + "_SERVICE_PORT", std::to_string(s.ports[0].port));
+    for (const auto& p : s.ports)
+      if (!p.name.empty())
+        out.emplace_back(name + "_SERVICE_PORT_" + upper(p.name), std::to_string(p.port));
+    auto lower = [](std::string v) {
+      for (auto& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      return v;
+    };
+    const auto& first = s.ports[0];
+    out.emplace_back(name + "_PORT",
+                     lower(first.protocol) + "://" + host + ":" + std::to_string(first.port));
+    for (const auto& p : s.ports) {
+      const std::string proto = lower(p.protocol);
+      const std::string prefix = name + "_PORT_" + std::to_string(p.port) + "_" + upper(p.protocol);
+      out.emplace_back(prefix, proto + "://" + host + ":" + std::to_string(p.port));
+      out.emplace_back(prefix + "_PROTO", proto);
+      out.emplace_back(prefix + "_PORT", std::to_string(p.port));
+      out.emplace_back(prefix + "_ADDR", s.cluster_ip);
+    }
+  }
+  return out;
+}
+
 Status RuntimeManager::checkNonRoot(const api::Pod& pod, const api::Container& c) {
   const auto& psc = pod.spec.security_context;
   const auto& csc = c.security_context;
@@ -462,7 +499,31 @@ Result<std::vector<std::pair<std::string, std::string>>> RuntimeManager::contain
     const api::Pod& pod, const api::Container& c, const std::string& pod_ip) {
   std::vector<std::pair<std::string, std::string>> out;
   std::map<std::string, std::string> vars;
-  // envFrom first; env entries of the same name win (they come later).
+  // Service variables first (the pod's namespace when enableServiceLinks, and always the API
+  // server's `kubernetes` service), then envFrom, then env: later entries win.
+  if (o_.objects) {
+    std::vector<kube::ObjectSource::Service> svcs;
+    if (pod.spec.enable_service_links.value_or(true)) {
+      // Offline first: with the API server away and nothing read yet, the container starts
+      // without these variables (the kubelet refuses to start it) and says so.
+      auto in_ns = o_.objects->services(pod.metadata.namespace_);
+      if (in_ns)
+        svcs = *in_ns;
+      else
+        NODELET_LOG(warn, Agent, "pod {}: starting {} without service environment variables: {}",
+                    pod.fullName(), c.name, in_ns.error().message);
+    }
+    if (pod.metadata.namespace_ != "default" || !pod.spec.enable_service_links.value_or(true)) {
+      if (auto def = o_.objects->services("default"))
+        for (const auto& s : *def)
+          if (s.name == "kubernetes") svcs.push_back(s);
+    }
+    for (auto& [k, v] : serviceEnv(svcs)) {
+      vars[k] = v;
+      out.emplace_back(std::move(k), std::move(v));
+    }
+  }
+  // envFrom next; env entries of the same name win (they come later).
   for (const auto& f : c.env_from) {
     const std::string kind = f.secret ? "secret" : "configmap";
     if (!o_.objects) {

@@ -126,6 +126,10 @@ class RuntimeManager {
 // $(VAR) expansion as the kubelet does it: defined names are replaced, "$$" is a literal "$",
 // anything else (an undefined name, an unclosed reference) stays as written.
 std::string expandVars(const std::string& in, const std::map<std::string, std::string>& vars);
+// The docker-link style variables the kubelet injects for services (FOO_SERVICE_HOST,
+// FOO_SERVICE_PORT, FOO_PORT=tcp://ip:port, FOO_PORT_<port>_<PROTO>_ADDR, ...).
+std::vector<std::pair<std::string, std::string>> serviceEnv(
+    const std::vector<kube::ObjectSource::Service>& services);
 // The cgroupfs parent of a pod: <root>/kubepods[/burstable|/besteffort]/pod<uid>.
 std::string podCgroupParent(const std::string& cgroup_root, const std::string& qos,
                             const std::string& uid);

@@ -22,7 +22,13 @@ Result<std::optional<ObjectSource::Data>> ApiObjectSource::get(const std::string
       return it->second.data;
   }
   auto r = client_.get("/api/v1/namespaces/" + ns + "/" + kind + "/" + name);
-  if (!r) return std::unexpected(r.error().wrap("get " + kind + " " + ns + "/" + name));
+  if (!r || r->code >= 500) {
+    // The API server is away: what was last read stands in (offline first), if anything was.
+    std::lock_guard g(mu_);
+    if (auto it = objects_.find(key); it != objects_.end()) return it->second.data;
+    if (!r) return std::unexpected(r.error().wrap("get " + kind + " " + ns + "/" + name));
+    return std::unexpected(r->toError("get " + kind + " " + ns + "/" + name));
+  }
   std::optional<Data> data;
   if (r->code == 404) {
     data = std::nullopt;
@@ -95,8 +101,14 @@ Result<ObjectSource::Token> ApiObjectSource::serviceAccountToken(const api::Pod&
   auto r = client_.request(
       "POST", "/api/v1/namespaces/" + pod.metadata.namespace_ + "/serviceaccounts/" + sa + "/token",
       req.dump());
-  if (!r) return std::unexpected(r.error().wrap("request a token for serviceaccount " + sa));
-  if (!r->ok()) return std::unexpected(r->toError("request a token for serviceaccount " + sa));
+  if (!r || !r->ok()) {
+    // A token that has not expired yet keeps serving while the API server is away.
+    std::lock_guard g(mu_);
+    if (auto it = tokens_.find(key); it != tokens_.end() && now < it->second.token.expires)
+      return it->second.token;
+    if (!r) return std::unexpected(r.error().wrap("request a token for serviceaccount " + sa));
+    return std::unexpected(r->toError("request a token for serviceaccount " + sa));
+  }
   auto obj = nlohmann::json::parse(r->body, nullptr, false);
   Token t;
   t.token = js::str(js::object(obj, "status"), "token");
@@ -107,6 +119,44 @@ Result<ObjectSource::Token> ApiObjectSource::serviceAccountToken(const api::Pod&
   std::lock_guard g(mu_);
   tokens_[key] = {t, now};
   return t;
+}
+
+Result<std::vector<ObjectSource::Service>> ApiObjectSource::services(const std::string& ns) {
+  {
+    std::lock_guard g(mu_);
+    auto it = services_.find(ns);
+    if (it != services_.end() && clock_.monotonicNow() - it->second.at < cache_for_)
+      return it->second.list;
+  }
+  auto r = client_.get("/api/v1/namespaces/" + ns + "/services");
+  if (!r || !r->ok()) {
+    std::lock_guard g(mu_);
+    if (auto it = services_.find(ns); it != services_.end())
+      return it->second.list;  // offline first
+    if (!r) return std::unexpected(r.error().wrap("list services in " + ns));
+    return std::unexpected(r->toError("list services in " + ns));
+  }
+  auto doc = nlohmann::json::parse(r->body, nullptr, false);
+  std::vector<Service> out;
+  for (const auto& item : js::array(doc, "items")) {
+    const auto& spec = js::object(item, "spec");
+    Service s;
+    s.name = js::meta(item, "name");
+    s.cluster_ip = js::str(spec, "clusterIP");
+    if (s.name.empty() || s.cluster_ip.empty() || s.cluster_ip == "None") continue;  // headless
+    for (const auto& p : js::array(spec, "ports")) {
+      ServicePort sp;
+      sp.name = js::str(p, "name");
+      sp.port = static_cast<int32_t>(js::integer(p, "port"));
+      const std::string proto = js::str(p, "protocol");
+      if (!proto.empty()) sp.protocol = proto;
+      s.ports.push_back(sp);
+    }
+    out.push_back(std::move(s));
+  }
+  std::lock_guard g(mu_);
+  services_[ns] = {out, clock_.monotonicNow()};
+  return out;
 }
 
 }  // namespace nodelet::kube

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "agent/core/clock.h"
 #include "agent/core/error.h"
@@ -27,6 +28,18 @@ class ObjectSource {
   // std::nullopt: there is no such object.
   virtual Result<std::optional<Data>> configMap(const std::string& ns, const std::string& name) = 0;
   virtual Result<std::optional<Data>> secret(const std::string& ns, const std::string& name) = 0;
+  struct ServicePort {
+    std::string name;
+    int32_t port{0};
+    std::string protocol{"TCP"};
+  };
+  struct Service {
+    std::string name;
+    std::string cluster_ip;
+    std::vector<ServicePort> ports;
+  };
+  // The services of a namespace that have a cluster IP (for the service environment variables).
+  virtual Result<std::vector<Service>> services(const std::string& ns) = 0;
   // A token for the pod's service account, bound to the pod (TokenRequest).
   virtual Result<Token> serviceAccountToken(const api::Pod& pod, const std::string& audience,
                                             int64_t expiration_seconds) = 0;
@@ -42,6 +55,7 @@ class ApiObjectSource final : public ObjectSource {
   Result<std::optional<Data>> secret(const std::string& ns, const std::string& name) override;
   Result<Token> serviceAccountToken(const api::Pod& pod, const std::string& audience,
                                     int64_t expiration_seconds) override;
+  Result<std::vector<Service>> services(const std::string& ns) override;
 
  private:
   Result<std::optional<Data>> get(const std::string& kind, const std::string& ns,
@@ -60,6 +74,11 @@ class ApiObjectSource final : public ObjectSource {
     SysTime issued;
   };
   std::map<std::string, CachedToken> tokens_;  // "uid/audience/seconds"
+  struct CachedServices {
+    std::vector<Service> list;
+    MonoTime at;
+  };
+  std::map<std::string, CachedServices> services_;  // namespace -> services
 };
 
 }  // namespace nodelet::kube

@@ -107,6 +107,11 @@ class ScriptedObjects final : public kube::ObjectSource {
     if (it == secrets.end()) return std::optional<Data>{};
     return std::optional<Data>{it->second};
   }
+  std::map<std::string, std::vector<Service>> svcs;  // namespace -> services
+  Result<std::vector<Service>> services(const std::string& ns) override {
+    auto it = svcs.find(ns);
+    return it == svcs.end() ? std::vector<Service>{} : it->second;
+  }
   Result<Token> serviceAccountToken(const api::Pod& pod, const std::string& audience,
                                     int64_t) override {
     ++tokens;
@@ -261,6 +266,35 @@ TEST_F(DataVolumeTest, RunAsNonRootIsCheckedAgainstRunAsUserAndTheImage) {
   EXPECT_TRUE(rm_->checkNonRoot(by_image, by_image.spec.containers[0]));
   auto explicit_user = make(R"("securityContext":{"runAsNonRoot":true,"runAsUser":1000},)");
   EXPECT_TRUE(rm_->checkNonRoot(explicit_user, explicit_user.spec.containers[0]));
+}
+
+TEST_F(DataVolumeTest, ServiceEnvironmentVariablesAsTheKubeletWritesThem) {
+  objects_.svcs["ns"] = {
+      {"redis-master", "10.0.0.11", {{"redis", 6379, "TCP"}, {"", 6380, "UDP"}}}};
+  objects_.svcs["default"] = {{"kubernetes", "10.96.0.1", {{"https", 443, "TCP"}}}};
+  auto p = api::decodePod(
+      R"({"metadata":{"name":"p","namespace":"ns","uid":"u1"},"spec":{"containers":[{"name":"c","image":"i",
+    "env":[{"name":"REDIS_MASTER_SERVICE_PORT","value":"override"}]}]}})");
+  ASSERT_TRUE(p);
+  auto env = rm_->containerEnv(*p, p->spec.containers[0], "");
+  ASSERT_TRUE(env) << env.error().message;
+  std::map<std::string, std::string> m(env->begin(), env->end());
+  EXPECT_EQ(m["REDIS_MASTER_SERVICE_HOST"], "10.0.0.11");
+  EXPECT_EQ(m["REDIS_MASTER_SERVICE_PORT"], "override") << "the container's own env wins";
+  EXPECT_EQ(m["REDIS_MASTER_SERVICE_PORT_REDIS"], "6379");
+  EXPECT_EQ(m["REDIS_MASTER_PORT"], "tcp://10.0.0.11:6379");
+  EXPECT_EQ(m["REDIS_MASTER_PORT_6380_UDP"], "udp://10.0.0.11:6380");
+  EXPECT_EQ(m["REDIS_MASTER_PORT_6380_UDP_PROTO"], "udp");
+  EXPECT_EQ(m["REDIS_MASTER_PORT_6379_TCP_ADDR"], "10.0.0.11");
+  EXPECT_EQ(m["KUBERNETES_SERVICE_HOST"], "10.96.0.1") << "the API server's service, from default";
+  EXPECT_EQ(m["KUBERNETES_PORT_443_TCP"], "tcp://10.96.0.1:443");
+  // enableServiceLinks: false keeps only the API server's.
+  p->spec.enable_service_links = false;
+  env = rm_->containerEnv(*p, p->spec.containers[0], "");
+  m = std::map<std::string, std::string>(env->begin(), env->end());
+  EXPECT_FALSE(m.contains("REDIS_MASTER_SERVICE_HOST"));
+  EXPECT_EQ(m["KUBERNETES_SERVICE_HOST"], "10.96.0.1");
+  EXPECT_EQ(serviceEnv({{"v6", "fd00::10", {{"", 80, "TCP"}}}})[2].second, "tcp://[fd00::10]:80");
 }
 
 }  // namespace

@@ -254,12 +254,18 @@ TEST_F(ClusterE2eTest, ConfigMapSecretAndServiceAccountVolumes) {
   api_->create("secrets", "default",
                {{"metadata", {{"name", "app-secret"}}},
                 {"data", {{"password", "bm90LWEtcmVhbC1wYXNzd29yZA=="}}}});
+  api_->create("services", "default",
+               {{"metadata", {{"name", "kubernetes"}}},
+                {"spec",
+                 {{"clusterIP", "10.96.0.1"},
+                  {"ports", {{{"name", "https"}, {"port", 443}, {"protocol", "TCP"}}}}}}});
   n_->start("nodeStatusUpdateFrequency: 1s\nsyncFrequency: 2s\n");
   json p = apiPod("app-1", n_->node(),
                   "cat /var/run/secrets/kubernetes.io/serviceaccount/namespace; echo; "
                   "cat /var/run/secrets/kubernetes.io/serviceaccount/ca.crt; echo; "
                   "head -c 11 /var/run/secrets/kubernetes.io/serviceaccount/token; echo; "
-                  "echo pw=$PASSWORD; grep serviceaccount /proc/mounts | cut -d' ' -f3; "
+                  "echo pw=$PASSWORD; echo api=$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT; "
+                  "grep serviceaccount /proc/mounts | cut -d' ' -f3; "
                   "while true; do cat /etc/app/greeting; echo; sleep 1; done");
   p["spec"]["serviceAccountName"] = "default";
   p["spec"]["containers"][0]["env"] = {
@@ -289,6 +295,7 @@ TEST_F(ClusterE2eTest, ConfigMapSecretAndServiceAccountVolumes) {
   EXPECT_NE(text.find("FAKE CA"), std::string::npos) << text;
   EXPECT_NE(text.find("fake-token."), std::string::npos) << text;
   EXPECT_NE(text.find("pw=not-a-real-password"), std::string::npos) << text;
+  EXPECT_NE(text.find("api=10.96.0.1:443"), std::string::npos) << "service links: " << text;
   EXPECT_NE(text.find(" tmpfs\n"), std::string::npos) << "the token volume is a tmpfs: " << text;
   EXPECT_GE(api_->tokensIssued(), 1u);
   // Edit the ConfigMap: the running container sees it (after a resync), no restart.

@@ -33,6 +33,7 @@ const ResourceInfo* info(const std::string& resource) {
       {"events", {"Event", "v1", "events", "", true}},
       {"configmaps", {"ConfigMap", "v1", "configmaps", "", true}},
       {"secrets", {"Secret", "v1", "secrets", "", true}},
+      {"services", {"Service", "v1", "services", "", true}},
       {"leases",
        {"Lease", "coordination.k8s.io/v1", "leases.coordination.k8s.io", "coordination.k8s.io",
         true}},
@@ -336,7 +337,7 @@ class FakeApiServer::Handler {
     const std::string& p = req_.path;
     if (req_.method == "GET" && discovery(p)) return;
     static const std::regex core(
-        R"(^/api/v1/(?:namespaces/([^/]+)/)?(pods|nodes|events|configmaps|secrets)(?:/([^/]+))?(?:/(status))?$)");
+        R"(^/api/v1/(?:namespaces/([^/]+)/)?(pods|nodes|events|configmaps|secrets|services)(?:/([^/]+))?(?:/(status))?$)");
     static const std::regex coord(
         R"(^/apis/coordination\.k8s\.io/v1/(?:namespaces/([^/]+)/)?(leases)(?:/([^/]+))?$)");
     static const std::regex token(R"(^/api/v1/namespaces/([^/]+)/serviceaccounts/([^/]+)/token$)");
