@@ -864,6 +864,7 @@ bool FakeApiServer::listen(int port) {
   });
   server->new_task_queue = [] { return new httplib::ThreadPool(48); };
   server->set_keep_alive_max_count(1000);
+  server->set_keep_alive_timeout(1);  // an outage (goDown) waits for idle connections this long
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {
     Handler(*this, req, res).handle();
   };
@@ -882,6 +883,9 @@ bool FakeApiServer::listen(int port) {
   port_ = bound;
   server_ = std::move(server);
   thread_ = std::jthread([srv = server_.get()] { srv->listen_after_bind(); });
+  // Until the accept loop runs, stop() would not stop it (and goDown would wait forever).
+  for (int i = 0; i < 2000 && !server_->is_running(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // NOLINT(real-time): a real socket
   return true;
 }
 
