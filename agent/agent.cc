@@ -9,6 +9,12 @@
 namespace nodelet::agent {
 namespace {
 
+// Runs `f` when the scope ends (however it ends).
+struct ScopeExit {
+  std::function<void()> f;
+  ~ScopeExit() { f(); }
+};
+
 // What the relist compares: sandbox and container ids with their states.
 std::string signature(const PodRuntimeStatus& p) {
   std::string sig;
@@ -344,6 +350,11 @@ bool Agent::applySource(const std::string& source, std::vector<api::Pod> pods) {
   return added;
 }
 
+void Agent::observeWorker(const char* operation, MonoTime start) {
+  std::lock_guard g(mu_);  // kubelet_pod_worker_duration_seconds{operation}
+  metrics_.worker[operation].observe(clock_.monotonicNow() - start);
+}
+
 AgentMetrics Agent::metrics() const {
   std::lock_guard g(mu_);
   AgentMetrics m = metrics_;
@@ -588,14 +599,7 @@ void Agent::publishStatus(const api::Pod& pod, const PodRuntimeStatus& st,
 
 SyncOutcome Agent::syncPod(const api::Pod& pod) {
   const MonoTime sync_start = clock_.monotonicNow();
-  struct Timer {  // kubelet_pod_worker_duration_seconds{operation="sync"}
-    Agent& a;
-    MonoTime start;
-    ~Timer() {
-      std::lock_guard g(a.mu_);
-      a.metrics_.worker["sync"].observe(a.clock_.monotonicNow() - start);
-    }
-  } timer{*this, sync_start};
+  const ScopeExit timer{[&] { observeWorker("sync", sync_start); }};
   SyncOutcome out;
   auto st = runtime_.podStatus(pod.metadata.uid);
   if (!st) {
@@ -661,14 +665,8 @@ SyncOutcome Agent::syncPod(const api::Pod& pod) {
 
 Status Agent::syncTerminatingPod(const std::string& uid, const api::Pod* pod,
                                  std::optional<int64_t> grace) {
-  struct Timer {  // kubelet_pod_worker_duration_seconds{operation="terminate"}
-    Agent& a;
-    MonoTime start;
-    ~Timer() {
-      std::lock_guard g(a.mu_);
-      a.metrics_.worker["terminate"].observe(a.clock_.monotonicNow() - start);
-    }
-  } timer{*this, clock_.monotonicNow()};
+  const MonoTime start = clock_.monotonicNow();
+  const ScopeExit timer{[&] { observeWorker("terminate", start); }};
   auto st = runtime_.podStatus(uid);
   if (!st) return std::unexpected(st.error());
   auto s = runtime_.killPod(pod, *st, grace);

@@ -115,6 +115,7 @@ class Agent final : public PodSyncer {
   int rotateLogs();
 
  private:
+  void observeWorker(const char* operation, MonoTime start);
   void publishStatus(const api::Pod& pod, const PodRuntimeStatus& st,
                      const std::map<std::string, Waiting>& waiting, bool terminal = false);
   void rejectPod(const api::Pod& pod, const std::string& reason, const std::string& message);

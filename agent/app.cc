@@ -192,9 +192,8 @@ int runPods(const Config& cfg) {
   return 0;
 }
 
-// ---- nodelet cni-config -------------------------------------------------------------------------
-int runCniConfig(const Config& cfg) {
-  if (cfg.pod_cidr.empty()) return die("cni-config: give --pod-cidr (or podCIDR in --config)", 2);
+// ---- pod networking ----------------------------------------------------------------------------
+network::CniOptions cniOptions(const Config& cfg) {
   network::CniOptions o;
   o.conf_dir = cfg.cni_conf_dir;
   o.bin_dirs = cfg.cni_bin_dirs;
@@ -202,17 +201,29 @@ int runCniConfig(const Config& cfg) {
   o.bridge = cfg.cni_bridge;
   o.ipam_dir = cfg.cni_ipam_dir;
   o.force = cfg.cni_force;
-  network::ExecPluginVersions versions;
-  network::CniConfig cni(o, versions);
-  std::vector<std::string> cidrs;
-  for (size_t start = 0; start <= cfg.pod_cidr.size();) {
-    const auto comma = cfg.pod_cidr.find(',', start);
-    const std::string item =
-        cfg.pod_cidr.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!item.empty()) cidrs.push_back(item);
+  return o;
+}
+
+// "10.244.1.0/24,fd00::/64" -> the CIDRs (podCIDR / Node.spec.podCIDRs joined).
+std::vector<std::string> splitCidrs(const std::string& list) {
+  std::vector<std::string> out;
+  for (size_t start = 0; start <= list.size();) {
+    const auto comma = list.find(',', start);
+    std::string item =
+        list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!item.empty()) out.push_back(std::move(item));
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
+  return out;
+}
+
+// ---- nodelet cni-config -------------------------------------------------------------------------
+int runCniConfig(const Config& cfg) {
+  if (cfg.pod_cidr.empty()) return die("cni-config: give --pod-cidr (or podCIDR in --config)", 2);
+  network::ExecPluginVersions versions;
+  network::CniConfig cni(cniOptions(cfg), versions);
+  const std::vector<std::string> cidrs = splitCidrs(cfg.pod_cidr);
   std::string msg;
   auto r = cni.ensure(cidrs, &msg);
   if (!r) return die(r.error().message);
@@ -485,26 +496,11 @@ int runAgent(Config cfg, sigset_t signals) {
   StatusManager statuses(cfg.root_dir + "/status/pods.json");
   // Pod networking from the pod CIDR: `podCIDR` standalone, Node.spec.podCIDR in a cluster.
   network::ExecPluginVersions plugin_versions;
-  network::CniOptions cni_options;
-  cni_options.conf_dir = cfg.cni_conf_dir;
-  cni_options.bin_dirs = cfg.cni_bin_dirs;
-  cni_options.network = cfg.cni_network;
-  cni_options.bridge = cfg.cni_bridge;
-  cni_options.ipam_dir = cfg.cni_ipam_dir;
-  cni_options.force = cfg.cni_force;
-  network::CniConfig cni(cni_options, plugin_versions);
+  network::CniConfig cni(cniOptions(cfg), plugin_versions);
   std::atomic<bool> cni_in_charge{false};
   std::mutex cni_mu;
   auto apply_pod_cidr = [&](const std::string& cidrs) {
-    std::vector<std::string> list;
-    for (size_t start = 0; start <= cidrs.size();) {
-      const auto comma = cidrs.find(',', start);
-      const std::string item =
-          cidrs.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      if (!item.empty()) list.push_back(item);
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
+    const std::vector<std::string> list = splitCidrs(cidrs);
     std::lock_guard g(cni_mu);
     std::string msg;
     auto r = cni.ensure(list, &msg);

@@ -30,17 +30,7 @@ class NetworkE2eTest : public ::testing::Test {
     if (HasFailure()) std::fprintf(stderr, "---- nodelet log ----\n%s\n", n_.log().c_str());
   }
   // The app container's log (CRI format lines: "<time> stdout F <text>").
-  std::string log(const std::string& name) {
-    auto p = n_.pod(name);
-    if (!p) return "";
-    std::ifstream in(
-        n_.logs() /
-        ("default_" + name + "-" + n_.node() + "_" + (*p)["metadata"]["uid"].get<std::string>()) /
-        "app" / "0.log");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
+  std::string log(const std::string& name) { return n_.containerLog(name); }
   bool logHas(const std::string& name, const std::string& needle) {
     return waitFor([&] { return log(name).find(needle) != std::string::npos; }, seconds(20));
   }

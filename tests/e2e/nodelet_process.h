@@ -119,6 +119,18 @@ class NodeletProcess {
         if (s["name"] == c) return s;
     return std::nullopt;
   }
+  // A container's log file (CRI format lines), "" until it exists.
+  std::string containerLog(const std::string& pod_name, const std::string& c = "app") const {
+    auto p = pod(pod_name);
+    if (!p) return "";
+    std::ifstream in(
+        logs() /
+        ("default_" + pod_name + "-" + node_ + "_" + (*p)["metadata"]["uid"].get<std::string>()) /
+        c / "0.log");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
   bool running(const std::string& pod_name, const std::string& c) const {
     auto s = container(pod_name, c);
     return s && s->contains("state") && (*s)["state"].contains("running");
