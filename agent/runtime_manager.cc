@@ -822,10 +822,9 @@ void RuntimeManager::refreshDataVolumes(const api::Pod& pod, const std::string& 
   last = problems;
 }
 
-Result<std::vector<cri::Mount>> RuntimeManager::containerMounts(const api::Pod& pod,
-                                                                const api::Container& c,
-                                                                const std::string& pod_ip,
-                                                                int32_t restart_count) {
+Result<std::vector<cri::Mount>> RuntimeManager::containerMounts(
+    const api::Pod& pod, const api::Container& c, const std::string& pod_ip, int32_t restart_count,
+    const std::map<std::string, std::string>& env) {
   std::vector<cri::Mount> mounts;
   const fs::path pdir = podDir(pod.metadata.uid);
   bool user_hosts = false, user_termination = false;
@@ -899,13 +898,16 @@ Result<std::vector<cri::Mount>> RuntimeManager::containerMounts(const api::Pod& 
       return fail(ErrorCode::InvalidArgument,
                   "volume \"" + v->name + "\": unsupported type " + v->other_kind);
     }
-    if (!m.sub_path.empty()) {
+    // subPathExpr: $(VAR) from the container's environment, then a subPath like any other.
+    const std::string sub_path =
+        !m.sub_path_expr.empty() ? expandVars(m.sub_path_expr, env) : m.sub_path;
+    if (!sub_path.empty()) {
       const fs::path base = fs::weakly_canonical(host, ec);
-      fs::path sub = fs::weakly_canonical(host / m.sub_path, ec);
+      fs::path sub = fs::weakly_canonical(host / sub_path, ec);
       const auto rel = sub.lexically_relative(base);
-      if (ec || rel.empty() || *rel.begin() == "..")
+      if (ec || rel.empty() || *rel.begin() == ".." || fs::path(sub_path).is_absolute())
         return fail(ErrorCode::InvalidArgument,
-                    "subPath \"" + m.sub_path + "\" escapes volume \"" + v->name + "\"");
+                    "subPath \"" + sub_path + "\" escapes volume \"" + v->name + "\"");
       if (!fs::exists(sub)) fs::create_directories(sub, ec);
       host = sub;
     }
@@ -973,7 +975,8 @@ RuntimeManager::StartResult RuntimeManager::startContainer(
     events_.record(ref, "Warning", "Failed", "Error: " + env.error().message);
     return {false, {"CreateContainerConfigError", env.error().message}};
   }
-  auto mounts = containerMounts(pod, c, pod_ip, restart_count);
+  const std::map<std::string, std::string> env_map(env->begin(), env->end());
+  auto mounts = containerMounts(pod, c, pod_ip, restart_count, env_map);
   if (!mounts) {
     events_.record(ref, "Warning", "Failed", "Error: " + mounts.error().message);
     return {false, {"CreateContainerConfigError", mounts.error().message}};
@@ -1015,7 +1018,9 @@ RuntimeManager::StartResult RuntimeManager::startContainer(
       sec.drop_capabilities = sc->capabilities->drop;
     }
   }
-  if (!sec.privileged) {
+  // procMount Unmasked: /proc as it is (no masked or read-only paths), as for privileged.
+  const bool unmasked = c.security_context && c.security_context->proc_mount == "Unmasked";
+  if (!sec.privileged && !unmasked) {
     sec.masked_paths = cri::defaultMaskedPaths();
     sec.readonly_paths = cri::defaultReadonlyPaths();
   }

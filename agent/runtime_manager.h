@@ -98,8 +98,10 @@ class RuntimeManager {
   Result<std::string> ensureImage(const api::Pod& pod, const api::Container& c,
                                   const cri::PodSandboxConfig& sandbox);
 
+  // `env`: the container's environment, for subPathExpr.
   Result<std::vector<cri::Mount>> containerMounts(const api::Pod& pod, const api::Container& c,
-                                                  const std::string& pod_ip, int32_t restart_count);
+                                                  const std::string& pod_ip, int32_t restart_count,
+                                                  const std::map<std::string, std::string>& env);
   // configMap, secret, downwardAPI and projected volumes: their directory written (atomically; on
   // tmpfs for secrets and projected volumes). Returns the directory.
   Result<std::string> prepareDataVolume(const api::Pod& pod, const api::Volume& v,

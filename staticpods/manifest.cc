@@ -211,6 +211,8 @@ void checkContainer(const api::Container& c, const std::string& path, bool init,
         (m.sub_path[0] == '/' || m.sub_path == ".." || m.sub_path.starts_with("../") ||
          m.sub_path.find("/../") != std::string::npos || m.sub_path.ends_with("/..")))
       errs.push_back(mp + ".subPath: must be a relative path without '..'");
+    if (!m.sub_path.empty() && !m.sub_path_expr.empty())
+      errs.push_back(mp + ".subPathExpr: subPathExpr and subPath are mutually exclusive");
   }
   if (init) {
     if (c.restart_policy && *c.restart_policy != "Always")

@@ -192,6 +192,11 @@ std::optional<SecurityContext> decodeSecurityContext(const In& in) {
   if (in.has("runAsGroup")) s.run_as_group = in.at("runAsGroup").i64();
   if (in.has("runAsNonRoot")) s.run_as_non_root = in.at("runAsNonRoot").boolean();
   if (in.has("privileged")) s.privileged = in.at("privileged").boolean();
+  in.str("procMount", s.proc_mount);
+  if (!s.proc_mount.empty() && s.proc_mount != "Default" && s.proc_mount != "Unmasked")
+    in.at("procMount")
+        .fail("Unsupported value: \"" + s.proc_mount +
+              "\": supported values: \"Default\", \"Unmasked\"");
   if (in.has("readOnlyRootFilesystem"))
     s.read_only_root_filesystem = in.at("readOnlyRootFilesystem").boolean();
   if (in.has("allowPrivilegeEscalation"))

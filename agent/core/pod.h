@@ -164,6 +164,7 @@ struct SecurityContext {
   std::optional<bool> read_only_root_filesystem;
   std::optional<bool> allow_privilege_escalation;
   std::optional<Capabilities> capabilities;
+  std::string proc_mount;  // "" / Default: masked /proc paths; Unmasked: none
   bool operator==(const SecurityContext&) const = default;
 };
 

@@ -515,3 +515,53 @@ TEST_F(AgentTest, PodsThatDoNotFitAllocatableAreRefused) {
 
 }  // namespace
 }  // namespace nodelet::agent
+
+namespace nodelet::agent {
+namespace {
+
+TEST_F(AgentTest, SubPathExprAndProcMount) {
+  auto p = manifest(R"yaml(apiVersion: v1
+kind: Pod
+metadata: {name: paths}
+spec:
+  volumes: [{name: data, emptyDir: {}}]
+  containers:
+  - name: app
+    image: localhost/nodelet/busybox:1.35
+    env: [{name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]
+    securityContext: {procMount: Unmasked}
+    volumeMounts: [{name: data, mountPath: /logs, subPathExpr: "logs/$(POD)"}]
+)yaml",
+                    "/m/paths.yaml");
+  apply({p});
+  auto run = running();
+  ASSERT_EQ(run.size(), 1u);
+  const auto cfg = rt_.containerConfigs().at(run[0].id);
+  EXPECT_TRUE(cfg.security.masked_paths.empty()) << "procMount Unmasked";
+  bool found = false;
+  for (const auto& m : cfg.mounts)
+    if (m.container_path == "/logs") {
+      found = true;
+      EXPECT_TRUE(m.host_path.ends_with("/volumes/kubernetes.io~empty-dir/data/logs/paths-node-1"))
+          << m.host_path;
+    }
+  EXPECT_TRUE(found);
+  EXPECT_FALSE(staticpods::parseManifest(R"(apiVersion: v1
+kind: Pod
+metadata: {name: x}
+spec:
+  volumes: [{name: d, emptyDir: {}}]
+  containers: [{name: a, image: i, volumeMounts: [{name: d, mountPath: /d, subPath: a, subPathExpr: b}]}]
+)",
+                                         {"node-1", "/m/x.yaml", clock_.systemNow()}));
+  EXPECT_FALSE(staticpods::parseManifest(R"(apiVersion: v1
+kind: Pod
+metadata: {name: x}
+spec:
+  containers: [{name: a, image: i, securityContext: {procMount: Sometimes}}]
+)",
+                                         {"node-1", "/m/x.yaml", clock_.systemNow()}));
+}
+
+}  // namespace
+}  // namespace nodelet::agent
