@@ -73,7 +73,6 @@ class CniConfig {
   // before the runtime lists it). Returns how many addresses were reclaimed.
   int reclaimLeaks(const std::set<std::string>& live_sandboxes, SysTime now,
                    Duration min_age = std::chrono::minutes(2));
-  const CniOptions& options() const { return o_; }
 
  private:
   std::string findPlugin(const std::string& name) const;

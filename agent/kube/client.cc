@@ -257,7 +257,6 @@ Result<Response> Client::request(std::string_view method, const std::string& pat
     curl().easy_setopt(h, CURLOPT_WRITEDATA, &r.body);
     curl().easy_setopt(h, CURLOPT_HEADERFUNCTION, header);
     curl().easy_setopt(h, CURLOPT_HEADERDATA, &r.retry_after_seconds);
-    requests_.fetch_add(1);
     const CURLcode rc = curl().easy_perform(h);
     curl().easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.code);
     curl().easy_cleanup(h);
@@ -350,7 +349,6 @@ Result<StreamEnd> Client::stream(const std::string& path,
   curl().easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
   curl().easy_setopt(h, CURLOPT_XFERINFOFUNCTION, streamProgress);
   curl().easy_setopt(h, CURLOPT_XFERINFODATA, &s);
-  requests_.fetch_add(1);
   const CURLcode rc = curl().easy_perform(h);
   if (s.code == 0) curl().easy_getinfo(h, CURLINFO_RESPONSE_CODE, &s.code);
   curl().easy_cleanup(h);

@@ -78,8 +78,6 @@ class Client {
                            std::stop_token stop, Duration max_duration);
 
   const std::string& server() const { return config_.server; }
-  // Requests sent (retries included) since start: for the benchmark and /metrics.
-  uint64_t requestCount() const { return requests_.load(); }
 
  private:
   struct Curl;
@@ -92,7 +90,6 @@ class Client {
   Clock& clock_;
   ClientOptions o_;
   std::unique_ptr<Curl> curl_;
-  std::atomic<uint64_t> requests_{0};
 
   std::mutex mu_;  // the token bucket, the token file cache, and waits
   std::condition_variable cv_;

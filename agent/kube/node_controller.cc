@@ -64,17 +64,6 @@ void NodeController::poke() {
   cv_.notify_all();
 }
 
-bool NodeController::waitRegistered(std::stop_token stop, Duration timeout) {
-  const MonoTime until = clock_.monotonicNow() + timeout;
-  std::unique_lock l(mu_);
-  std::stop_callback wake(stop, [this] { cv_.notify_all(); });
-  for (int i = 0;
-       i < 100000 && node_.is_null() && !stop.stop_requested() && clock_.monotonicNow() < until;
-       ++i)
-    clock_.waitUntil(cv_, l, until);
-  return !node_.is_null();
-}
-
 Status NodeController::registerNode() {
   const NodeFacts facts = facts_();
   const json want = initialNode(facts, o_.labels, o_.taints, clock_.systemNow());

@@ -55,8 +55,6 @@ class NodeController {
   // The Node as the API server last returned it (null before registration).
   nlohmann::json node() const;
   std::string nodeUid() const;
-  // Blocks until registered or `stop`, at most `timeout` on the controller's clock.
-  bool waitRegistered(std::stop_token stop, Duration timeout);
 
   // Single steps, for tests and for run().
   Status registerNode();

@@ -180,7 +180,6 @@ Result<bool> PodReflector::watch(std::stop_token stop) {
                            "&timeoutSeconds=" + std::to_string(secs) + "&watch=true";
   bool relist = false;
   bool malformed = false;
-  ++watches_;
   auto end = client_.stream(
       path,
       [&](std::string_view line) {

@@ -64,7 +64,6 @@ class PodReflector {
   Result<bool> watch(std::stop_token stop);
   std::string resourceVersion() const;
   uint64_t lists() const { return lists_; }
-  uint64_t watches() const { return watches_; }
 
  private:
   std::string selector() const;
@@ -83,7 +82,7 @@ class PodReflector {
   std::string list_rv_{"0"};  // what the next list asks for: "0", the last version, or ""
   bool synced_{false};
   uint64_t rng_;
-  uint64_t lists_{0}, watches_{0};
+  uint64_t lists_{0};
 };
 
 }  // namespace nodelet::kube

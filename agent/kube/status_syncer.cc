@@ -139,21 +139,12 @@ void StatusSyncer::wake() {
   cv_.notify_all();
 }
 
-uint64_t StatusSyncer::writes() const {
-  std::lock_guard g(mu_);
-  return writes_;
-}
-
 bool StatusSyncer::deletePod(const json& target, const char* why) {
   const json opts = {{"kind", "DeleteOptions"},
                      {"apiVersion", "v1"},
                      {"gracePeriodSeconds", 0},
                      {"preconditions", {{"uid", uidOf(target)}}}};
   auto r = client_.request("DELETE", podPath(target), opts.dump());
-  {
-    std::lock_guard g(mu_);
-    ++writes_;
-  }
   if (!r) {
     NODELET_LOG(warn, Api, "delete {} pod {}: {}", why, PodStore::keyOf(target), r.error().message);
     return false;
@@ -189,10 +180,6 @@ std::optional<json> StatusSyncer::ensureMirror(const Entry& e) {
   if (node_uid.empty()) return std::nullopt;  // not registered yet: the owner reference needs it
   const json body = mirrorPodFor(e.pod, o_.node_name, node_uid);
   auto r = client_.request("POST", "/api/v1/namespaces/" + md.namespace_ + "/pods", body.dump());
-  {
-    std::lock_guard g(mu_);
-    ++writes_;
-  }
   if (!r) {
     NODELET_LOG(warn, Api, "create mirror pod {}: {}", e.pod.fullName(), r.error().message);
     return std::nullopt;
@@ -229,10 +216,6 @@ bool StatusSyncer::syncStatus(const Entry& e, const json& target) {
   body.update(patch);
   auto r = client_.request("PATCH", podPath(target) + "/status", body.dump(),
                            "application/strategic-merge-patch+json");
-  {
-    std::lock_guard g(mu_);
-    ++writes_;
-  }
   if (!r) {
     NODELET_LOG(debug, Api, "status of pod {}: {}", PodStore::keyOf(target), r.error().message);
     return false;

@@ -50,7 +50,6 @@ class StatusSyncer {
   void run(std::stop_token stop);
   // One pass over every pod; returns the number of failed writes (0 = all in sync).
   int syncOnce();
-  uint64_t writes() const;
 
  private:
   struct Entry {
@@ -75,7 +74,6 @@ class StatusSyncer {
   std::condition_variable cv_;
   bool wake_{false};
   std::map<std::string, Entry> pods_;  // by nodelet's UID
-  uint64_t writes_{0};
 };
 
 // Whether a pod from the API server is a mirror pod (kubernetes.io/config.mirror).
