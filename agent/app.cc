@@ -258,16 +258,16 @@ struct Cluster {
 
   static Result<std::unique_ptr<Cluster>> create(
       kube::Client& client, Clock& clock, const Config& cfg, const std::string& node,
-      const std::string& node_ip, cri::GrpcServices& cri, EventRecorder& events,
-      std::function<void(const std::string&)> on_pod_cidr) {
+      const std::string& node_ip, const MachineFacts& machine, cri::GrpcServices& cri,
+      EventRecorder& events, std::function<void(const std::string&)> on_pod_cidr) {
     auto c = std::make_unique<Cluster>(client, clock, node, cfg.root_dir);
     kube::NodeControllerOptions no;
     no.node_name = node;
     no.labels = {{"kubernetes.io/hostname", node},
                  {"kubernetes.io/os", "linux"},
-                 {"kubernetes.io/arch", readMachineFacts(cfg.root_dir).architecture},
+                 {"kubernetes.io/arch", machine.architecture},
                  {"beta.kubernetes.io/os", "linux"},
-                 {"beta.kubernetes.io/arch", readMachineFacts(cfg.root_dir).architecture}};
+                 {"beta.kubernetes.io/arch", machine.architecture}};
     for (const auto& [k, v] : cfg.node_labels) no.labels[k] = v;
     for (const auto& t : cfg.register_with_taints) {
       const auto colon = t.rfind(':');
@@ -281,7 +281,7 @@ struct Cluster {
     no.lease_duration_seconds = cfg.node_lease_duration_seconds;
     no.on_pod_cidr = std::move(on_pod_cidr);
     // Fail early on a configuration the facts cannot be computed with (a bad quantity).
-    auto probe = buildNodeFacts(cfg, node, node_ip, readMachineFacts(cfg.root_dir), {});
+    auto probe = buildNodeFacts(cfg, node, node_ip, machine, {});
     if (!probe) return std::unexpected(probe.error());
     c->nodes = std::make_unique<kube::NodeController>(
         client, clock, no,
@@ -407,6 +407,8 @@ int runAgent(Config cfg, sigset_t signals) {
     for (const auto& f : cfg.ignored_fields) list += (list.empty() ? "" : ", ") + f;
     NODELET_LOG(warn, Agent, "config file: ignoring fields nodelet does not support: {}", list);
   }
+  // The machine, read once at start-up (the node status re-reads what changes, every period).
+  const MachineFacts machine = readMachineFacts(cfg.root_dir);
   std::unique_ptr<kube::Client> client;
   if (!cfg.kubeconfig.empty()) {
     auto kc = kube::loadKubeconfig(cfg.kubeconfig);
@@ -415,8 +417,8 @@ int runAgent(Config cfg, sigset_t signals) {
     kube::ClientOptions co;
     co.qps = cfg.kube_api_qps;
     co.burst = std::max(1, cfg.kube_api_burst);
-    co.user_agent = std::string("nodelet/") + kVersion + " (linux/" +
-                    readMachineFacts("/").architecture + ") kubernetes/" + kKubeVersion;
+    co.user_agent = std::string("nodelet/") + kVersion + " (linux/" + machine.architecture +
+                    ") kubernetes/" + kKubeVersion;
     client = std::make_unique<kube::Client>(*kc, RealClock::instance(), co);
   }
   if (cfg.fail_swap_on && swapOn())
@@ -519,7 +521,8 @@ int runAgent(Config cfg, sigset_t signals) {
   };
   std::unique_ptr<Cluster> cluster;
   if (client) {
-    auto c = Cluster::create(*client, clock, cfg, node, node_ip, *services, events, apply_pod_cidr);
+    auto c = Cluster::create(*client, clock, cfg, node, node_ip, machine, *services, events,
+                             apply_pod_cidr);
     if (!c) return die(c.error().message);
     cluster = std::move(*c);
     cluster->attach(statuses);
@@ -528,7 +531,7 @@ int runAgent(Config cfg, sigset_t signals) {
   AgentOptions ao;
   ao.resync_period = cfg.sync_frequency;
   ao.max_pods = cfg.max_pods;
-  if (auto f = buildNodeFacts(cfg, node, node_ip, readMachineFacts(cfg.root_dir), {})) {
+  if (auto f = buildNodeFacts(cfg, node, node_ip, machine, {})) {
     if (auto it = f->allocatable.find("cpu"); it != f->allocatable.end())
       ao.allocatable_cpu_milli = api::parseQuantityMilli(it->second).value_or(0);
     if (auto it = f->allocatable.find("memory"); it != f->allocatable.end())
