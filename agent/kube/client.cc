@@ -69,9 +69,10 @@ std::string Response::message() const {
 }
 
 std::string Response::describe() const {
-  std::string m = message();
+  const auto status = statusBody(body);  // parsed once
+  std::string m = js::str(status, "message"), r = js::str(status, "reason");
   if (m.empty()) m = body.substr(0, 200);
-  return m + " (" + std::to_string(code) + (reason().empty() ? "" : " " + reason()) + ")";
+  return m + " (" + std::to_string(code) + (r.empty() ? "" : " " + r) + ")";
 }
 
 Error Response::toError(std::string_view context) const {

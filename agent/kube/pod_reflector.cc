@@ -53,14 +53,12 @@ void PodStore::erase(const std::string& key) {
   pods_.erase(key);
 }
 
-void PodStore::updateIfNewer(const json& pod) {
+void PodStore::updateWithReply(const json& pod) {
   if (!isPod(pod)) return;
   std::lock_guard g(mu_);
   auto it = pods_.find(keyOf(pod));
   if (it == pods_.end()) return;  // deleted meanwhile: the watch knows best
   if (js::meta(it->second, "uid") != js::meta(pod, "uid")) return;
-  // resourceVersions are opaque; but a reply to our own write is at least as new as what the
-  // watch has delivered before the write, and the watch will deliver it again anyway.
   it->second = pod;
 }
 

@@ -30,8 +30,10 @@ class PodStore {
   void erase(const std::string& key);
   std::optional<nlohmann::json> get(const std::string& ns, const std::string& name) const;
   std::vector<nlohmann::json> all() const;
-  // A newer copy (a write's reply) replaces ours only if the watch has not moved past it.
-  void updateIfNewer(const nlohmann::json& pod);
+  // A write's reply replaces our copy of the same pod (same UID; a deleted one stays deleted).
+  // resourceVersions are opaque, so it cannot tell whether the watch is already further: the
+  // watch delivers the write again and any later change after it.
+  void updateWithReply(const nlohmann::json& pod);
   static std::string keyOf(const nlohmann::json& pod);
 
  private:

@@ -221,7 +221,7 @@ bool StatusSyncer::syncStatus(const Entry& e, const json& target) {
     return false;
   }
   if (r->ok()) {
-    store_.updateIfNewer(json::parse(r->body, nullptr, false));
+    store_.updateWithReply(json::parse(r->body, nullptr, false));
     return true;
   }
   // 404: gone; 409/422: the pod by that name is another one now. The watch brings the truth.

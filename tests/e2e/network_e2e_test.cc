@@ -23,6 +23,17 @@ std::string pod(const std::string& name, const std::string& spec_extra, const st
 }
 const std::string kIdle = "trap 'exit 0' TERM; while true; do sleep 1 & wait $!; done";
 
+// The flags that put nodelet in charge of the rig's CNI network (the one `nodelet cni-config`
+// wrote for the rig: the same file, so nodelet finds it unchanged).
+std::vector<std::string> rigCniFlags() {
+  return {"--pod-cidr=" + env("NODELET_E2E_POD_CIDR"),
+          "--cni-conf-dir=" + env("NODELET_E2E_CNI_CONF_DIR"),
+          "--cni-network=" + env("NODELET_E2E_CNI_NETWORK"),
+          "--cni-bridge=" + env("NODELET_E2E_BRIDGE"),
+          "--cni-ipam-dir=" + env("NODELET_E2E_IPAM_DIR"),
+          "--cni-bin-dir=" + env("NODELET_E2E_CNI_BIN", "/usr/lib/cni")};
+}
+
 class NetworkE2eTest : public ::testing::Test {
  protected:
   void SetUp() override { NODELET_REQUIRE_RIG(); }
@@ -89,12 +100,7 @@ TEST_F(NetworkE2eTest, LeakedAddressesAreReclaimedAndLiveOnesKept) {
   const std::string ipam = env("NODELET_E2E_IPAM_DIR");
   const std::string net = env("NODELET_E2E_CNI_NETWORK");
   if (ipam.empty() || net.empty()) GTEST_SKIP() << "the rig does not say where its IPAM state is";
-  n_.extra_args = {"--pod-cidr=" + env("NODELET_E2E_POD_CIDR"),
-                   "--cni-conf-dir=" + env("NODELET_E2E_CNI_CONF_DIR"),
-                   "--cni-network=" + net,
-                   "--cni-bridge=" + env("NODELET_E2E_BRIDGE"),
-                   "--cni-ipam-dir=" + ipam,
-                   "--cni-bin-dir=" + env("NODELET_E2E_CNI_BIN", "/usr/lib/cni")};
+  n_.extra_args = rigCniFlags();
   n_.start();
   n_.write("live.yaml", pod("live", "", kIdle));
   ASSERT_TRUE(waitFor([&] { return n_.phase("live") == "Running"; }, seconds(20)));
@@ -132,12 +138,7 @@ TEST_F(NetworkE2eTest, AfterKill9OfNodeletAndContainerdALostSandboxsAddressIsRec
   const std::string rig = env("NODELET_E2E_RIG"), ipam = env("NODELET_E2E_IPAM_DIR");
   const std::string net = env("NODELET_E2E_CNI_NETWORK"), sock = env("NODELET_E2E_CRI_ENDPOINT");
   if (rig.empty() || ipam.empty() || net.empty()) GTEST_SKIP() << "needs the rig's paths";
-  n_.extra_args = {"--pod-cidr=" + env("NODELET_E2E_POD_CIDR"),
-                   "--cni-conf-dir=" + env("NODELET_E2E_CNI_CONF_DIR"),
-                   "--cni-network=" + net,
-                   "--cni-bridge=" + env("NODELET_E2E_BRIDGE"),
-                   "--cni-ipam-dir=" + ipam,
-                   "--cni-bin-dir=" + env("NODELET_E2E_CNI_BIN", "/usr/lib/cni")};
+  n_.extra_args = rigCniFlags();
   n_.start();
   n_.write("victim.yaml", pod("victim", "", kIdle));
   ASSERT_TRUE(waitFor([&] { return n_.phase("victim") == "Running"; }, seconds(20)));
