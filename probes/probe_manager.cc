@@ -65,7 +65,12 @@ class Manager::Pool {
 };
 
 Manager::Manager(Runner& runner, Clock& clock, Sink sink, size_t threads, uint64_t seed)
-    : runner_(runner), clock_(clock), sink_(std::move(sink)), rng_(seed), threads_(threads) {}
+    : runner_(runner),
+      clock_(clock),
+      sink_(std::move(sink)),
+      alive_(std::make_shared<Alive>(this)),
+      rng_(seed),
+      threads_(threads) {}
 
 void Manager::startThreadsLocked() {
   if (threads_ == 0 || pool_) return;
@@ -82,6 +87,10 @@ void Manager::startThreadsLocked() {
 }
 
 Manager::~Manager() {
+  {
+    std::lock_guard g(alive_->mu);  // waits for a completion being applied
+    alive_->manager = nullptr;
+  }
   {
     std::lock_guard g(mu_);
     stopping_ = true;
@@ -114,7 +123,7 @@ void Manager::add(const Target& t) {
   std::lock_guard g(mu_);
   if (containers_.contains(t.container_id)) return;
   startThreadsLocked();
-  Container c{t, {}, false};
+  Container c{std::make_shared<const Target>(t), {}, false};
   const MonoTime now = clock_.monotonicNow();
   auto worker = [&](Kind k, const std::optional<api::Probe>& p) {
     if (!p) return;
@@ -175,13 +184,6 @@ void Manager::seedReady(const std::string& id) {
 }
 
 std::optional<MonoTime> Manager::tick() {
-  struct Run {
-    std::string id;
-    Kind kind;
-    api::Handler handler;
-    Target target;
-    Duration timeout;
-  };
   std::vector<Run> due;
   std::optional<MonoTime> next;
   {
@@ -203,9 +205,12 @@ std::optional<MonoTime> Manager::tick() {
       const bool startup_done = !startup || startup->result == ProbeResult::Success;
       if (w->kind != Kind::Startup && !startup_done) continue;  // startup first
       if (w->kind == Kind::Startup && startup_done) continue;   // startup is done for good
-      if (now < c.target.started + std::chrono::seconds(w->probe.initial_delay_seconds)) continue;
+      if (now < c.target->started + std::chrono::seconds(w->probe.initial_delay_seconds)) continue;
       w->running = true;
-      due.push_back({d.id, w->kind, w->probe.handler, c.target,
+      const auto& probe = w->kind == Kind::Liveness    ? c.target->liveness
+                          : w->kind == Kind::Readiness ? c.target->readiness
+                                                       : c.target->startup;
+      due.push_back({d.id, w->kind, c.target, &probe->handler,
                      std::chrono::seconds(std::max(w->probe.timeout_seconds, 1))});
     }
     // Drop stale entries at the top so the next due time is real.
@@ -218,23 +223,28 @@ std::optional<MonoTime> Manager::tick() {
     }
     if (!due_.empty()) next = due_.top().at;
   }
-  for (auto& r : due) {
-    if (pool_) {
-      pool_->post([this, r = std::move(r)]() mutable {
-        execute(r.id, r.kind, r.handler, r.target, r.timeout);
-      });
-    } else {
-      execute(r.id, r.kind, r.handler, r.target, r.timeout);
-    }
-  }
+  for (auto& r : due) dispatch(std::move(r));
   return next;
 }
 
-void Manager::execute(std::string id, Kind kind, api::Handler handler, Target target,
-                      Duration timeout) {
+void Manager::dispatch(Run r) {
   const MonoTime start = clock_.monotonicNow();
-  Outcome o = runner_.run(handler, target.container_id, target.endpoint, timeout);
-  apply(id, kind, o, clock_.monotonicNow() - start);
+  if (!pool_) {  // tests: inline
+    Outcome o = runner_.run(*r.handler, r.target->container_id, r.target->endpoint, r.timeout);
+    apply(r.id, r.kind, o, clock_.monotonicNow() - start);
+    return;
+  }
+  Runner::Done done = [alive = alive_, id = r.id, kind = r.kind, start](Outcome o) {
+    std::lock_guard g(alive->mu);
+    if (alive->manager)
+      alive->manager->apply(id, kind, o, alive->manager->clock_.monotonicNow() - start);
+  };
+  // The handler lives in the Target the worker holds: a probe in flight never copies it.
+  if (runner_.start(*r.handler, r.target->endpoint, r.timeout, done)) return;
+  pool_->post([this, r = std::move(r), start] {
+    Outcome o = runner_.run(*r.handler, r.target->container_id, r.target->endpoint, r.timeout);
+    apply(r.id, r.kind, o, clock_.monotonicNow() - start);
+  });
 }
 
 void Manager::apply(const std::string& id, Kind kind, const Outcome& o, Duration took) {
@@ -275,8 +285,8 @@ void Manager::apply(const std::string& id, Kind kind, const Outcome& o, Duration
       c.seeded_ready = false;
     const bool changed = before != w->result;
     if (changed || o.result == ProbeResult::Failure)
-      event = ProbeEvent{c.target.pod_uid, c.target.container_name, id, kind, w->result, o.output,
-                         changed};
+      event = ProbeEvent{
+          c.target->pod_uid, c.target->container_name, id, kind, w->result, o.output, changed};
   }
   if (event && sink_) sink_(*event);
 }

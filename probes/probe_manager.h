@@ -10,8 +10,9 @@
 //     Failure, liveness stays Success).
 //   - A liveness or startup Failure is reported (the agent kills the container) and the worker
 //     holds until the container is replaced.
-// tick() runs what is due and returns the next due time; probes execute on a small pool (or
-// inline, for tests), results are applied under the manager's lock, events go to the sink.
+// tick() runs what is due and returns the next due time; plain HTTP and TCP probes run on the
+// runner's event loop, the others on a small pool (everything inline, for tests); results are
+// applied under the manager's lock, events go to the sink.
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -103,7 +104,7 @@ class Manager {
     bool on_hold{false};
   };
   struct Container {
-    Target target;
+    std::shared_ptr<const Target> target;  // shared with probes in flight, never copied
     std::vector<Worker> workers;
     bool seeded_ready{false};
   };
@@ -114,11 +115,26 @@ class Manager {
   void schedule(const std::string& id, Kind kind, MonoTime at);
   Worker* find(Container& c, Kind k);
   const Worker* find(const Container& c, Kind k) const;
-  void execute(std::string id, Kind kind, api::Handler handler, Target target, Duration timeout);
+  struct Run {
+    std::string id;
+    Kind kind;
+    std::shared_ptr<const Target> target;
+    const api::Handler* handler;  // inside *target
+    Duration timeout;
+  };
+  void dispatch(Run r);
+  // Completions of probes in flight on the runner's own loop may arrive after this manager is
+  // gone; they reach it only through this token, which the destructor clears.
+  struct Alive {
+    explicit Alive(Manager* m) : manager(m) {}
+    std::mutex mu;
+    Manager* manager;
+  };
 
   Runner& runner_;
   Clock& clock_;
   Sink sink_;
+  std::shared_ptr<Alive> alive_;
   mutable std::mutex mu_;
   std::map<std::string, Container> containers_;
   // Due probes, earliest first; entries whose worker has moved on (or is gone) are skipped.

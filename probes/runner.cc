@@ -14,16 +14,10 @@
 
 #include "nodelet/version.h"
 #include "probes/grpc_runner.h"
+#include "probes/net_prober.h"
 
 namespace nodelet::probes {
 namespace {
-
-// The kubelet's User-Agent for probes: "kube-probe/<major>.<minor>".
-std::string userAgent() {
-  std::string v = kKubeVersion;  // "v1.32.0"
-  if (!v.empty() && v[0] == 'v') v.erase(0, 1);
-  return "kube-probe/" + v.substr(0, v.rfind('.'));
-}
 
 std::string hostPort(const std::string& host, int32_t port) {
   return host.find(':') != std::string::npos ? "[" + host + "]:" + std::to_string(port)
@@ -31,6 +25,12 @@ std::string hostPort(const std::string& host, int32_t port) {
 }
 
 }  // namespace
+
+std::string kubeProbeUserAgent() {
+  std::string v = kKubeVersion;  // "v1.32.0"
+  if (!v.empty() && v[0] == 'v') v.erase(0, 1);
+  return "kube-probe/" + v.substr(0, v.rfind('.'));
+}
 
 std::string_view toString(ProbeResult r) {
   switch (r) {
@@ -120,7 +120,7 @@ Outcome DefaultRunner::http(const api::HttpGetAction& a, const Endpoint& e, Dura
     headers.emplace(h.name, h.value);
     ua = ua || strcasecmp(h.name.c_str(), "User-Agent") == 0;
   }
-  if (!ua) headers.emplace("User-Agent", userAgent());
+  if (!ua) headers.emplace("User-Agent", kubeProbeUserAgent());
   headers.emplace("Accept", "*/*");
   // Redirects are followed only to the same host (at most 10), as the kubelet does; a redirect
   // elsewhere counts as success.
@@ -150,9 +150,39 @@ Outcome DefaultRunner::http(const api::HttpGetAction& a, const Endpoint& e, Dura
   return {ProbeResult::Failure, "Get \"" + origin + path + "\": stopped after 10 redirects"};
 }
 
-DefaultRunner::DefaultRunner(ExecFn exec)
-    : exec_(std::move(exec)), grpc_(std::make_unique<GrpcHealthChecker>()) {}
+DefaultRunner::DefaultRunner(ExecFn exec, Clock& clock)
+    : exec_(std::move(exec)),
+      grpc_(std::make_unique<GrpcHealthChecker>()),
+      net_(std::make_unique<NetProber>(clock)) {}
 DefaultRunner::~DefaultRunner() = default;
+
+bool DefaultRunner::start(const api::Handler& h, const Endpoint& e, Duration timeout, Done& done) {
+  if (h.tcp_socket) {
+    auto port = resolvePort(h.tcp_socket->port, e.ports);
+    if (!port) {
+      done(Outcome{ProbeResult::Failure, port.error().message});
+      return true;
+    }
+    auto to = NetProber::numeric(h.tcp_socket->host.empty() ? e.ip : h.tcp_socket->host, *port);
+    if (!to) return false;  // a host name: resolved on a pool thread
+    net_->tcp(*to, timeout, std::move(done));
+    return true;
+  }
+  if (h.http_get) {
+    const auto& a = *h.http_get;
+    if (!a.scheme.empty() && strcasecmp(a.scheme.c_str(), "http") != 0) return false;  // TLS
+    auto port = resolvePort(a.port, e.ports);
+    if (!port) {
+      done(Outcome{ProbeResult::Failure, port.error().message});
+      return true;
+    }
+    auto to = NetProber::numeric(a.host.empty() ? e.ip : a.host, *port);
+    if (!to) return false;
+    net_->http(*to, a.path, a.http_headers, timeout, std::move(done));
+    return true;
+  }
+  return false;
+}
 
 Outcome DefaultRunner::run(const api::Handler& h, const std::string& container_id,
                            const Endpoint& e, Duration timeout) {

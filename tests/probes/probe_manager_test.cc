@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <deque>
 
 #include "tests/common/simulated_clock.h"
@@ -171,6 +173,62 @@ TEST_F(ProbeManagerTest, ContainersWithoutProbesAreReadyAndRetainForgets) {
   run(3);
   EXPECT_EQ(runner_.runs["ready"], 0);
   EXPECT_EQ(mgr_.counters().size(), 0u);
+}
+
+// A runner whose probes run on "its own loop": start() keeps the completion for the test.
+class AsyncRunner final : public Runner {
+ public:
+  Outcome run(const api::Handler&, const std::string&, const Endpoint&, Duration) override {
+    ADD_FAILURE() << "a probe that can start() must not take a pool thread";
+    return {};
+  }
+  bool start(const api::Handler&, const Endpoint&, Duration, Done& done) override {
+    std::lock_guard g(mu);
+    pending.push_back(std::move(done));
+    cv.notify_all();
+    return true;
+  }
+  // Waits (bounded) for the scheduler thread to start a probe.
+  Done next() {
+    std::unique_lock l(mu);
+    cv.wait_for(l, seconds(10), [&] { return !pending.empty(); });  // NOLINT(real-time)
+    if (pending.empty()) return nullptr;
+    Done d = std::move(pending.front());
+    pending.pop_front();
+    return d;
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Done> pending;
+};
+
+TEST(ProbeManagerAsyncTest, CompletionsApplyAndAManagerThatIsGoneIsNeverCalled) {
+  testing::SimulatedClock clock;
+  AsyncRunner runner;
+  std::atomic<int> events{0};
+  auto mgr = std::make_unique<Manager>(
+      runner, clock, [&](const ProbeEvent&) { ++events; }, 1, 7);
+  mgr->add({"uid",
+            "web_default",
+            "app",
+            "c1",
+            clock.monotonicNow(),
+            {},
+            probe("ready", 1),
+            {},
+            {"10.0.0.1", {}}});
+  clock.advance(seconds(2));  // past the jittered first run
+  auto first = runner.next();
+  ASSERT_TRUE(first);
+  first(Outcome{ProbeResult::Success, ""});
+  EXPECT_TRUE(mgr->ready("c1")) << "a completion from the runner's loop is applied";
+  EXPECT_EQ(events.load(), 1);
+  clock.advance(seconds(2));
+  auto late = runner.next();
+  ASSERT_TRUE(late);
+  mgr.reset();
+  late(Outcome{ProbeResult::Failure, "late"});  // must neither crash nor reach the sink
+  EXPECT_EQ(events.load(), 1);
 }
 
 }  // namespace
