@@ -164,6 +164,23 @@ void Agent::onApiPods(std::vector<api::Pod> pods) {
   if (applySource("api", std::move(pods))) requestRelist();
 }
 
+void Agent::onObjectChanged(const std::string& key, bool static_pods) {
+  const size_t a = key.find('/'), b = key.find('/', a == std::string::npos ? a : a + 1);
+  if (a == std::string::npos || b == std::string::npos) return;
+  const std::string resource = key.substr(0, a), ns = key.substr(a + 1, b - a - 1),
+                    name = key.substr(b + 1);
+  std::lock_guard g(mu_);
+  auto source = by_source_.find(static_pods ? "file" : "api");
+  if (source == by_source_.end()) return;
+  for (const auto& [uid, pod] : source->second) {
+    if (pod.metadata.namespace_ != ns || !api::usesObject(pod.spec, resource, name)) continue;
+    auto d = desired_.find(uid);
+    if (d == desired_.end()) continue;
+    NODELET_LOG(debug, Agent, "pod {}: {} changed", pod.fullName(), key);
+    syncLocked(uid, d->second);
+  }
+}
+
 void Agent::syncLocked(const std::string& uid, const api::Pod& pod) {
   if (rejected_.contains(uid) || deleting_.contains(uid)) return;
   workers_.updatePod({PodUpdate::Type::Sync, uid, pod, std::nullopt, true});

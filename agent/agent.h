@@ -84,6 +84,9 @@ class Agent final : public PodSyncer {
   void onFileSnapshot(const staticpods::FileSnapshot& snap);
   // The API server's pods for this node (the full set; mirror pods already left out).
   void onApiPods(std::vector<api::Pod> pods);
+  // A ConfigMap or Secret ("configmaps/<namespace>/<name>") changed: the pods that use it, of
+  // the static pod directory or of the API server, sync now (their volumes follow in place).
+  void onObjectChanged(const std::string& key, bool static_pods);
   // The sync loop; returns when `stop` is requested. Pods keep running.
   void run(std::stop_token stop);
   // Wakes the loop for an immediate relist.

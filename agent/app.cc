@@ -28,7 +28,7 @@
 #include "agent/kube/kubeconfig.h"
 #include "agent/kube/node_controller.h"
 #include "agent/kube/object_source.h"
-#include "agent/kube/pod_reflector.h"
+#include "agent/kube/reflector.h"
 #include "agent/kube/status_syncer.h"
 #include "agent/metrics_page.h"
 #include "agent/node_facts.h"
@@ -74,14 +74,14 @@ int runCheck(const Args& args, const Config& cfg) {
     }
     std::error_code ec;
     const std::string abs = fs::absolute(file, ec).lexically_normal().string();
-    auto sp =
-        staticpods::parseManifest(content, {nodeName(cfg), abs, RealClock::instance().systemNow()});
-    if (!sp) {
-      std::fprintf(stderr, "%s: %s\n", file.c_str(), sp.error().message.c_str());
+    auto m = staticpods::parseManifestFile(content,
+                                           {nodeName(cfg), abs, RealClock::instance().systemNow()});
+    if (!m) {
+      std::fprintf(stderr, "%s: %s\n", file.c_str(), m.error().message.c_str());
       rc = 1;
       continue;
     }
-    objects.push_back(sp->object_json);
+    objects.push_back(m->pod ? m->pod->object_json : m->object->object_json);
   }
   if (args.output == "json") {
     if (objects.size() == 1) {
@@ -240,9 +240,9 @@ struct Cluster {
   Clock& clock;
   std::string node;
   std::string checkpoint;
-  kube::PodStore store;
+  kube::ObjectStore store;
   std::unique_ptr<kube::NodeController> nodes;
-  std::unique_ptr<kube::PodReflector> reflector;
+  std::unique_ptr<kube::Reflector> reflector;
   kube::StatusSyncer syncer;
   std::jthread node_thread, reflector_thread, syncer_thread;
   EventRecorder* events{nullptr};
@@ -316,10 +316,10 @@ struct Cluster {
       if (kube::isMirrorPod(o)) continue;
       auto pod = api::decodePod(o.dump());
       if (!pod) {
-        const std::string key = kube::PodStore::keyOf(o) + " " + pod.error().message;
+        const std::string key = kube::ObjectStore::keyOf(o) + " " + pod.error().message;
         std::lock_guard g(mu);
         if (bad_pods.insert(key).second) {
-          NODELET_LOG(warn, Api, "pod {} cannot be run: {}", kube::PodStore::keyOf(o),
+          NODELET_LOG(warn, Api, "pod {} cannot be run: {}", kube::ObjectStore::keyOf(o),
                       pod.error().message);
           if (recorder) {
             ObjectRef ref{"Pod", kube::js::meta(o, "name"), kube::js::meta(o, "namespace"),
@@ -375,14 +375,14 @@ struct Cluster {
         std::map<std::string, nlohmann::json> m;
         for (const auto& o : saved)
           if (o.is_object() && o.contains("metadata") && o["metadata"].is_object())
-            m[kube::PodStore::keyOf(o)] = o;
+            m[kube::ObjectStore::keyOf(o)] = o;
         return m;
       }());
       agent.onApiPods(toPods(saved, nullptr));
     }
-    kube::PodReflectorOptions ro;
-    ro.node_name = node;
-    reflector = std::make_unique<kube::PodReflector>(
+    kube::ReflectorOptions ro;
+    ro.field_selector = "spec.nodeName=" + node;
+    reflector = std::make_unique<kube::Reflector>(
         client, clock, store, ro, [this, &agent](const std::vector<nlohmann::json>& objs) {
           saveCheckpoint(objs);
           agent.onApiPods(toPods(objs, events));
@@ -490,6 +490,9 @@ int runAgent(Config cfg, sigset_t signals) {
     objects = std::make_unique<kube::ApiObjectSource>(*client, clock);
     rmo.objects = objects.get();
   }
+  // ...and for static pods, from ConfigMap and Secret manifests beside them.
+  kube::StaticObjectSource static_objects(objects.get());
+  rmo.static_objects = &static_objects;
 
   LocalEventRecorder local_events(clock);
   std::unique_ptr<ApiEventRecorder> api_events;
@@ -560,6 +563,16 @@ int runAgent(Config cfg, sigset_t signals) {
     };
   }
   Agent agent(runtime, statuses, events, clock, ao);
+  // A watched ConfigMap or Secret changed: the API pods using it sync now. Cleared before the
+  // agent goes away.
+  struct ObjectChanges {
+    kube::ApiObjectSource* source;
+    ~ObjectChanges() {
+      if (source) source->setOnChange(nullptr);
+    }
+  } object_changes{objects.get()};
+  if (objects)
+    objects->setOnChange([&agent](const std::string& key) { agent.onObjectChanged(key, false); });
 
   NodeServer server({[&] {
                        return std::pair{agent.healthy(), agent.healthMessage()};
@@ -589,7 +602,15 @@ int runAgent(Config cfg, sigset_t signals) {
     NODELET_LOG(info, StaticPods, "watching static pod manifests in {}", cfg.static_pod_path);
     files = std::make_unique<staticpods::FileSource>(cfg.static_pod_path, node, clock,
                                                      cfg.file_check_frequency);
-    files->start([&agent](staticpods::FileSnapshot s) { agent.onFileSnapshot(s); });
+    files->start([&agent, &static_objects](staticpods::FileSnapshot s) {
+      std::map<std::string, kube::ObjectSource::Data> found;
+      for (auto& o : s.objects)
+        found[o.resource + "/" + o.namespace_ + "/" + o.name] = std::move(o.data);
+      // Objects first, so that new pods find them; then the pods that use a changed one sync.
+      const auto changed = static_objects.replace(std::move(found));
+      agent.onFileSnapshot(s);
+      for (const auto& key : changed) agent.onObjectChanged(key, /*static_pods=*/true);
+    });
   } else {
     NODELET_LOG(warn, Agent,
                 "no pod source configured (staticPodPath / --pod-manifest-path): no pods will run");

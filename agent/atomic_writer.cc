@@ -114,10 +114,10 @@ Result<bool> writeAtomically(const std::string& dir, const Payload& payload, Clo
     for (auto it = fs::recursive_directory_iterator(ts, ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
       if (it->is_directory() && !it->is_symlink()) {
-        (void)::lchown(it->path().c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(*gid));
+        (void)!::lchown(it->path().c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(*gid));
         ::chmod(it->path().c_str(), 02755);
       }
-    (void)::lchown(ts.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(*gid));
+    (void)!::lchown(ts.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(*gid));
     ::chmod(ts.c_str(), 02755);
   }
   // 2. One rename switches every reader to it.

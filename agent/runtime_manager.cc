@@ -497,16 +497,17 @@ Status RuntimeManager::checkNonRoot(const api::Pod& pod, const api::Container& c
 
 Result<std::vector<std::pair<std::string, std::string>>> RuntimeManager::containerEnv(
     const api::Pod& pod, const api::Container& c, const std::string& pod_ip) {
+  kube::ObjectSource* objects = objectsFor(pod);
   std::vector<std::pair<std::string, std::string>> out;
   std::map<std::string, std::string> vars;
   // Service variables first (the pod's namespace when enableServiceLinks, and always the API
   // server's `kubernetes` service), then envFrom, then env: later entries win.
-  if (o_.objects) {
+  if (objects) {
     std::vector<kube::ObjectSource::Service> svcs;
     if (pod.spec.enable_service_links.value_or(true)) {
       // Offline first: with the API server away and nothing read yet, the container starts
       // without these variables (the kubelet refuses to start it) and says so.
-      auto in_ns = o_.objects->services(pod.metadata.namespace_);
+      auto in_ns = objects->services(pod.metadata.namespace_);
       if (in_ns)
         svcs = *in_ns;
       else
@@ -514,7 +515,7 @@ Result<std::vector<std::pair<std::string, std::string>>> RuntimeManager::contain
                     pod.fullName(), c.name, in_ns.error().message);
     }
     if (pod.metadata.namespace_ != "default" || !pod.spec.enable_service_links.value_or(true)) {
-      if (auto def = o_.objects->services("default"))
+      if (auto def = objects->services("default"))
         for (const auto& s : *def)
           if (s.name == "kubernetes") svcs.push_back(s);
     }
@@ -526,13 +527,13 @@ Result<std::vector<std::pair<std::string, std::string>>> RuntimeManager::contain
   // envFrom next; env entries of the same name win (they come later).
   for (const auto& f : c.env_from) {
     const std::string kind = f.secret ? "secret" : "configmap";
-    if (!o_.objects) {
+    if (!objects) {
       if (f.optional) continue;
       return fail(ErrorCode::FailedPrecondition,
                   "envFrom " + kind + " \"" + f.name + "\": needs an API server (cluster mode)");
     }
-    auto data = f.secret ? o_.objects->secret(pod.metadata.namespace_, f.name)
-                         : o_.objects->configMap(pod.metadata.namespace_, f.name);
+    auto data = f.secret ? objects->secret(pod.metadata.namespace_, f.name)
+                         : objects->configMap(pod.metadata.namespace_, f.name);
     if (!data) return std::unexpected(data.error().wrap("envFrom"));
     if (!*data) {
       if (f.optional) continue;
@@ -584,14 +585,14 @@ Result<std::vector<std::pair<std::string, std::string>>> RuntimeManager::contain
       case api::EnvVar::Source::SecretKeyRef: {
         const bool cm = e.source == api::EnvVar::Source::ConfigMapKeyRef;
         const std::string kind = cm ? "configmap" : "secret";
-        if (!o_.objects) {
+        if (!objects) {
           if (e.optional) continue;
           return fail(
               ErrorCode::FailedPrecondition,
               "env " + e.name + ": " + kind + " references need an API server (cluster mode)");
         }
-        auto data = cm ? o_.objects->configMap(pod.metadata.namespace_, e.ref_name)
-                       : o_.objects->secret(pod.metadata.namespace_, e.ref_name);
+        auto data = cm ? objects->configMap(pod.metadata.namespace_, e.ref_name)
+                       : objects->secret(pod.metadata.namespace_, e.ref_name);
         if (!data) return std::unexpected(data.error().wrap("env " + e.name));
         if (!*data || !(*data)->contains(e.ref_key)) {
           if (e.optional) continue;
@@ -660,18 +661,25 @@ const char* volumeDir(api::Volume::Kind k) {
 
 }  // namespace
 
+kube::ObjectSource* RuntimeManager::objectsFor(const api::Pod& pod) const {
+  auto it = pod.metadata.annotations.find("kubernetes.io/config.source");
+  const bool is_static = it != pod.metadata.annotations.end() && it->second == "file";
+  return is_static ? o_.static_objects : o_.objects;
+}
+
 Result<Payload> RuntimeManager::dataPayload(const api::Pod& pod, const api::Volume& v,
                                             const std::string& pod_ip) {
+  kube::ObjectSource* objects = objectsFor(pod);
   Payload out;
   const int32_t def = v.default_mode.value_or(0644);
   const std::string& ns = pod.metadata.namespace_;
   auto keys = [&](bool cm, const std::string& name, const std::vector<api::KeyToPath>& items,
                   bool optional) -> Status {
     const std::string kind = cm ? "configmap" : "secret";
-    if (!o_.objects)
+    if (!objects)
       return fail(ErrorCode::FailedPrecondition,
                   kind + " \"" + name + "\": needs an API server (cluster mode)");
-    auto data = cm ? o_.objects->configMap(ns, name) : o_.objects->secret(ns, name);
+    auto data = cm ? objects->configMap(ns, name) : objects->secret(ns, name);
     if (!data) return std::unexpected(data.error());
     if (!*data) {
       if (optional) return {};
@@ -752,10 +760,10 @@ Result<Payload> RuntimeManager::dataPayload(const api::Pod& pod, const api::Volu
           case api::VolumeProjection::Kind::ServiceAccountToken: {
             if (auto p = validatePayloadPath(src.path); !p)
               return std::unexpected(p.error().wrap("serviceAccountToken"));
-            if (!o_.objects)
+            if (!objects)
               return fail(ErrorCode::FailedPrecondition,
                           "serviceAccountToken: needs an API server (cluster mode)");
-            auto t = o_.objects->serviceAccountToken(pod, src.audience, src.expiration_seconds);
+            auto t = objects->serviceAccountToken(pod, src.audience, src.expiration_seconds);
             if (!t) return std::unexpected(t.error());
             out[src.path] = {t->token, def};
             break;

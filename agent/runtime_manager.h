@@ -30,8 +30,10 @@ struct RuntimeManagerOptions {
   std::string runtime_handler;
   int64_t node_cpu_milli{1000};  // for resourceFieldRef without a limit
   int64_t node_memory_bytes{1 << 30};
-  // ConfigMaps, Secrets and tokens for volumes and env (cluster mode); null standalone.
+  // ConfigMaps, Secrets and tokens for volumes and env: the API server's for its pods (null
+  // standalone), the static pod directory's for static pods.
   kube::ObjectSource* objects{nullptr};
+  kube::ObjectSource* static_objects{nullptr};
   bool seccomp_default{false};  // seccompDefault: RuntimeDefault when a pod does not choose
 };
 
@@ -85,6 +87,8 @@ class RuntimeManager {
   Status checkNonRoot(const api::Pod& pod, const api::Container& c);
   // The files of a configMap, secret, downwardAPI or projected volume (paths checked).
   Result<Payload> dataPayload(const api::Pod& pod, const api::Volume& v, const std::string& pod_ip);
+  // Where `pod` reads its ConfigMaps and Secrets (null: nowhere).
+  kube::ObjectSource* objectsFor(const api::Pod& pod) const;
 
  private:
   struct StartResult {

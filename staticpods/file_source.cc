@@ -81,18 +81,29 @@ FileSnapshot FileSource::scan() {
     Cached& c = cache_[file];
     auto w = writing_.find(file);
     const bool mid_write = w != writing_.end() && clock_.monotonicNow() - w->second < period_;
-    if (c.pod && mid_write) {
+    const bool good = c.pod || c.object;
+    if (good && mid_write) {
       // Being written right now: the content may be a prefix. Keep the last version.
-    } else if (!c.pod || c.content != *content) {
-      auto parsed = parseManifest(*content, {node_name_, file, clock_.systemNow()});
+    } else if (!good || c.content != *content) {
+      auto parsed = parseManifestFile(*content, {node_name_, file, clock_.systemNow()});
       if (parsed) {
         c.content = *content;
-        c.pod = std::move(*parsed);
+        c.pod = std::move(parsed->pod);
+        c.object = std::move(parsed->object);
       } else {
         snap.errors.push_back({file, parsed.error().message});
-        if (!c.pod) continue;  // never had a good version: nothing to run
+        if (!good) continue;  // never had a good version: nothing to run
         // Keep running the last good version of this file.
       }
+    }
+    if (c.object) {
+      const auto key = c.object->resource + "/" + c.object->namespace_ + "/" + c.object->name;
+      if (!names.insert(key).second) {
+        snap.errors.push_back({file, key + " is already defined by another manifest"});
+        continue;
+      }
+      snap.objects.push_back(*c.object);
+      continue;
     }
     const auto key = c.pod->pod.metadata.namespace_ + "/" + c.pod->pod.metadata.name;
     if (!names.insert(key).second) {

@@ -24,7 +24,8 @@ struct ManifestError {
 };
 
 struct FileSnapshot {
-  std::vector<StaticPod> pods;  // sorted by source path
+  std::vector<StaticPod> pods;        // sorted by source path
+  std::vector<StaticObject> objects;  // ConfigMaps and Secrets for these pods, by source path
   std::vector<ManifestError> errors;
 };
 
@@ -46,7 +47,8 @@ class FileSource {
  private:
   struct Cached {
     std::string content;
-    std::optional<StaticPod> pod;  // last good pod of this file
+    std::optional<StaticPod> pod;        // last good pod of this file
+    std::optional<StaticObject> object;  // ...or last good ConfigMap/Secret
   };
   void run(std::stop_token stop);
   std::vector<std::string> candidates() const;

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "agent/core/api_json.h"
+#include "agent/core/base64.h"
 #include "agent/core/quantity.h"
 #include "agent/core/yaml_json.h"
 
@@ -277,11 +278,15 @@ std::vector<std::string> validatePod(const api::Pod& pod) {
         break;
       case api::Volume::Kind::ConfigMap:
       case api::Volume::Kind::Secret:
+        // From ConfigMap and Secret manifests in the same directory (the kubelet's static pods
+        // can use no API objects at all).
+        break;
       case api::Volume::Kind::Projected:
-        // As the kubelet (and NodeRestriction for mirror pods): a static pod cannot use API
-        // objects.
-        errs.push_back(vp +
-                       ": static pods cannot reference API objects (configMap, secret, projected)");
+        for (size_t j = 0; j < v.sources.size(); ++j)
+          if (v.sources[j].kind == api::VolumeProjection::Kind::ServiceAccountToken)
+            errs.push_back(vp + ".projected.sources[" + std::to_string(j) +
+                           "].serviceAccountToken: static pods cannot use service account "
+                           "tokens (there is no API server to issue them for a static pod)");
         break;
       case api::Volume::Kind::Other:
         errs.push_back(
@@ -328,7 +333,11 @@ std::vector<std::string> validatePod(const api::Pod& pod) {
   return errs;
 }
 
-Result<StaticPod> parseManifest(std::string_view content, const ManifestContext& ctx) {
+namespace {
+
+// The document of a manifest file: size-capped, YAML or JSON, one object with a kind, v1 and a
+// name.
+Result<json> loadDocument(std::string_view content, bool objects_too) {
   if (content.size() > kMaxManifestBytes)
     return fail(ErrorCode::InvalidArgument, "manifest is " + std::to_string(content.size()) +
                                                 " bytes, more than the " +
@@ -337,10 +346,15 @@ Result<StaticPod> parseManifest(std::string_view content, const ManifestContext&
   if (!text) return std::unexpected(text.error());
   json obj = json::parse(*text, nullptr, false);
   if (!obj.is_object()) return fail(ErrorCode::InvalidArgument, "expected a Pod object");
-  const std::string kind = obj.value("kind", "");
-  const std::string api_version = obj.value("apiVersion", "");
-  if (kind != "Pod")
+  const std::string kind = obj.value("kind", json("")).is_string() ? obj.value("kind", "") : "?";
+  if (objects_too && kind != "Pod" && kind != "ConfigMap" && kind != "Secret")
+    return fail(ErrorCode::InvalidArgument,
+                "kind: expected \"Pod\", \"ConfigMap\" or \"Secret\", got \"" + kind + "\"");
+  if (!objects_too && kind != "Pod")
     return fail(ErrorCode::InvalidArgument, "kind: expected \"Pod\", got \"" + kind + "\"");
+  const std::string api_version = obj.value("apiVersion", json("")).is_string()
+                                      ? obj.value("apiVersion", std::string())
+                                      : std::string("?");
   if (api_version != "v1")
     return fail(ErrorCode::InvalidArgument,
                 "apiVersion: expected \"v1\", got \"" + api_version + "\"");
@@ -349,6 +363,115 @@ Result<StaticPod> parseManifest(std::string_view content, const ManifestContext&
   if (!obj["metadata"].contains("name") || !obj["metadata"]["name"].is_string() ||
       obj["metadata"]["name"] == "")
     return fail(ErrorCode::InvalidArgument, "metadata.name: Required value");
+  return obj;
+}
+
+Result<StaticPod> podFromDocument(json obj, const ManifestContext& ctx);
+Result<StaticObject> objectFromDocument(json obj, const ManifestContext& ctx);
+
+}  // namespace
+
+Result<StaticPod> parseManifest(std::string_view content, const ManifestContext& ctx) {
+  auto obj = loadDocument(content, false);
+  if (!obj) return std::unexpected(obj.error());
+  return podFromDocument(std::move(*obj), ctx);
+}
+
+Result<Manifest> parseManifestFile(std::string_view content, const ManifestContext& ctx) {
+  auto obj = loadDocument(content, true);
+  if (!obj) return std::unexpected(obj.error());
+  const std::string kind = (*obj)["kind"];
+  Manifest m;
+  if (kind == "Pod") {
+    auto pod = podFromDocument(std::move(*obj), ctx);
+    if (!pod) return std::unexpected(pod.error());
+    m.pod = std::move(*pod);
+  } else {
+    auto o = objectFromDocument(std::move(*obj), ctx);
+    if (!o) return std::unexpected(o.error());
+    m.object = std::move(*o);
+  }
+  return m;
+}
+
+namespace {
+
+Result<StaticObject> objectFromDocument(json obj, const ManifestContext& ctx) {
+  const bool secret = obj["kind"] == "Secret";
+  auto& md = obj["metadata"];
+  if (!md.contains("namespace") || md["namespace"] == "") md["namespace"] = "default";
+  StaticObject o;
+  o.resource = secret ? "secrets" : "configmaps";
+  o.source_path = ctx.source_path;
+  if (!md["namespace"].is_string())
+    return fail(ErrorCode::InvalidArgument, "metadata.namespace: must be a string");
+  o.name = md["name"];
+  o.namespace_ = md["namespace"];
+  if (o.name.size() > 253 || !std::regex_match(o.name, dns1123Subdomain()))
+    return fail(ErrorCode::InvalidArgument,
+                "metadata.name: Invalid value \"" + o.name + "\": must be a DNS-1123 subdomain");
+  if (o.namespace_.size() > 63 || !std::regex_match(o.namespace_, dns1123Label()))
+    return fail(ErrorCode::InvalidArgument, "metadata.namespace: Invalid value \"" + o.namespace_ +
+                                                "\": must be a DNS-1123 label");
+  // The API server's key rule: [-._a-zA-Z0-9]+, at most 253, not "." or "..".
+  static const std::regex kKey("[-._a-zA-Z0-9]+");
+  auto key_ok = [](const std::string& k) {
+    return !k.empty() && k.size() <= 253 && k != "." && k != ".." && std::regex_match(k, kKey);
+  };
+  auto section = [&](const char* field, bool base64) -> Status {
+    if (!obj.contains(field)) return {};
+    if (!obj[field].is_object())
+      return fail(ErrorCode::InvalidArgument, std::string(field) + ": must be a map");
+    for (const auto& [k, v] : obj[field].items()) {
+      const std::string path = std::string(field) + "[" + k + "]";
+      if (!key_ok(k))
+        return fail(ErrorCode::InvalidArgument,
+                    path +
+                        ": Invalid value: a valid key must consist of alphanumeric "
+                        "characters, '-', '_' or '.'");
+      if (!v.is_string()) return fail(ErrorCode::InvalidArgument, path + ": must be a string");
+      if (!base64) {
+        if (o.data.contains(k) && std::string(field) != "stringData")
+          return fail(ErrorCode::InvalidArgument,
+                      path + ": Duplicate value (in data and binaryData)");
+        o.data[k] = v.get<std::string>();
+        continue;
+      }
+      auto bytes = base64Decode(v.get<std::string>());
+      if (!bytes) return fail(ErrorCode::InvalidArgument, path + ": illegal base64 data");
+      if (o.data.contains(k))
+        return fail(ErrorCode::InvalidArgument,
+                    path + ": Duplicate value (in data and binaryData)");
+      o.data[k] = std::move(*bytes);
+    }
+    return {};
+  };
+  Status s;
+  if (secret) {
+    if (!obj.contains("type")) obj["type"] = "Opaque";
+    s = section("data", true);
+    if (s) s = section("stringData", false);  // the API server merges stringData over data
+    if (s && obj.contains("stringData") && obj["stringData"].is_object()) {
+      // ...and stores the merged result as data (base64), as a reader of the object sees it.
+      json data = json::object();
+      for (const auto& [k, v] : o.data) data[k] = base64Encode(v);
+      obj["data"] = std::move(data);
+      obj.erase("stringData");
+    }
+  } else {
+    s = section("data", false);
+    if (s) s = section("binaryData", true);
+  }
+  if (!s) return std::unexpected(s.error());
+  size_t total = 0;
+  for (const auto& [k, v] : o.data) total += k.size() + v.size();
+  if (total > kMaxManifestBytes)
+    return fail(ErrorCode::InvalidArgument, "data: Too long: must have at most 1048576 bytes");
+  o.object_json = obj.dump();
+  return o;
+}
+
+Result<StaticPod> podFromDocument(json obj, const ManifestContext& ctx) {
   applyApiDefaults(obj);
 
   // Type-check and validate before naming, so errors speak of the file's own name.
@@ -377,6 +500,8 @@ Result<StaticPod> parseManifest(std::string_view content, const ManifestContext&
   std::string object = pod->source_json;
   return StaticPod{std::move(*pod), std::move(object), ctx.source_path};
 }
+
+}  // namespace
 
 bool isManifestCandidate(std::string_view name) {
   if (name.empty() || name[0] == '.') return false;  // dotfiles, .#emacs locks, .swp

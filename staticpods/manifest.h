@@ -4,6 +4,8 @@
 //   name        <metadata.name>-<node name, lowercased>
 //   uid         hash of the defaulted content + node name + source path (kept if set in the file)
 //   annotations kubernetes.io/config.hash (= uid), config.source ("file"), config.seen
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +33,26 @@ struct ManifestContext {
 
 // Errors name the field path and the reason: "spec.containers[0].image: Required value".
 Result<StaticPod> parseManifest(std::string_view content, const ManifestContext& ctx);
+
+// A ConfigMap or Secret defined beside the static pods, for them to use (beyond the kubelet,
+// whose static pods can use none): validated and defaulted as the API server would (namespace
+// "default"; a Secret's stringData merged over its data; type Opaque), data decoded.
+struct StaticObject {
+  std::string resource;  // "configmaps" or "secrets"
+  std::string namespace_;
+  std::string name;
+  std::map<std::string, std::string> data;  // key -> bytes
+  std::string object_json;                  // the defaulted object, as `nodelet check` prints it
+  std::string source_path;
+  bool operator==(const StaticObject&) const = default;
+};
+
+// What one file in the static pod directory defines: a Pod, a ConfigMap or a Secret.
+struct Manifest {
+  std::optional<StaticPod> pod;
+  std::optional<StaticObject> object;
+};
+Result<Manifest> parseManifestFile(std::string_view content, const ManifestContext& ctx);
 
 // Validation alone (also used for pods from the API server): returns every problem found.
 std::vector<std::string> validatePod(const api::Pod& pod);

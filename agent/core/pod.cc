@@ -13,4 +13,31 @@ const Container* findContainer(const PodSpec& spec, const std::string& name) {
   return nullptr;
 }
 
+bool usesObject(const PodSpec& spec, std::string_view resource, std::string_view name) {
+  const bool cm = resource == "configmaps";
+  if (!cm && resource != "secrets") return false;
+  for (const auto& v : spec.volumes) {
+    if ((cm ? v.kind == Volume::Kind::ConfigMap : v.kind == Volume::Kind::Secret) &&
+        v.ref_name == name)
+      return true;
+    for (const auto& src : v.sources)
+      if ((cm ? src.kind == VolumeProjection::Kind::ConfigMap
+              : src.kind == VolumeProjection::Kind::Secret) &&
+          src.name == name)
+        return true;
+  }
+  for (const auto* list : {&spec.init_containers, &spec.containers}) {
+    for (const auto& c : *list) {
+      for (const auto& e : c.env)
+        if ((cm ? e.source == EnvVar::Source::ConfigMapKeyRef
+                : e.source == EnvVar::Source::SecretKeyRef) &&
+            e.ref_name == name)
+          return true;
+      for (const auto& f : c.env_from)
+        if (f.secret != cm && f.name == name) return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace nodelet::api

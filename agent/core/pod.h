@@ -381,5 +381,8 @@ struct Pod {
 // Restartable init containers (sidecars) are init containers with restartPolicy Always.
 bool isSidecar(const Container& c);
 const Container* findContainer(const PodSpec& spec, const std::string& name);
+// Whether the pod reads ConfigMap or Secret `name` (`resource` "configmaps" or "secrets") in a
+// volume, a projected volume, an env key reference or envFrom.
+bool usesObject(const PodSpec& spec, std::string_view resource, std::string_view name);
 
 }  // namespace nodelet::api

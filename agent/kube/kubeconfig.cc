@@ -60,22 +60,6 @@ Result<std::string> pem(const json& obj, const char* file_key, const char* data_
 
 }  // namespace
 
-Result<std::string> base64Decode(std::string_view in) {
-  std::string s;
-  for (char c : in)
-    if (!std::isspace(static_cast<unsigned char>(c))) s += c;
-  while (s.size() % 4) s += '=';
-  std::string out(s.size() / 4 * 3, '\0');
-  const int n =
-      EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                      reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
-  if (n < 0) return fail(ErrorCode::InvalidArgument, "invalid base64");
-  size_t pad = 0;
-  for (size_t i = s.size(); i > 0 && s[i - 1] == '='; --i) ++pad;
-  out.resize(static_cast<size_t>(n) - std::min<size_t>(pad, 2));
-  return out;
-}
-
 Result<KubeConfig> parseKubeconfig(std::string_view text, const std::string& dir) {
   auto as_json = yamlToJson(text);
   if (!as_json) return std::unexpected(as_json.error());

@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "agent/core/base64.h"
 #include "agent/core/error.h"
 
 namespace nodelet::kube {
@@ -23,8 +24,5 @@ struct KubeConfig {
 // `text` is the kubeconfig (YAML or JSON); `dir` resolves relative paths.
 Result<KubeConfig> parseKubeconfig(std::string_view text, const std::string& dir);
 Result<KubeConfig> loadKubeconfig(const std::string& path);
-
-// Standard base64 (with or without padding), as kubeconfig's *-data fields carry it.
-Result<std::string> base64Decode(std::string_view in);
 
 }  // namespace nodelet::kube

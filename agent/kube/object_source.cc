@@ -1,62 +1,138 @@
 #include "agent/kube/object_source.h"
 
+#include <atomic>
+#include <thread>
+
 #include "agent/core/api_json.h"
 #include "agent/core/log.h"
 #include "agent/kube/client.h"
 #include "agent/kube/json_util.h"
 #include "agent/kube/kubeconfig.h"
+#include "agent/kube/reflector.h"
 
 namespace nodelet::kube {
 
-ApiObjectSource::ApiObjectSource(Client& client, Clock& clock, Duration cache_for)
-    : client_(client), clock_(clock), cache_for_(cache_for) {}
+namespace {
 
-Result<std::optional<ObjectSource::Data>> ApiObjectSource::get(const std::string& kind,
+// A ConfigMap's or Secret's data, decoded (Secret values and binaryData are base64).
+Result<ObjectSource::Data> decodeData(const std::string& resource, const nlohmann::json& obj) {
+  ObjectSource::Data d;
+  for (const auto& [k, v] : js::object(obj, "data").items()) {
+    if (!v.is_string()) continue;
+    if (resource == "secrets") {
+      auto bytes = base64Decode(v.get<std::string>());
+      if (!bytes)
+        return fail(ErrorCode::InvalidArgument, "secret " + js::meta(obj, "namespace") + "/" +
+                                                    js::meta(obj, "name") + " key " + k +
+                                                    ": invalid base64");
+      d[k] = std::move(*bytes);
+    } else {
+      d[k] = v.get<std::string>();
+    }
+  }
+  for (const auto& [k, v] : js::object(obj, "binaryData").items())
+    if (v.is_string())
+      if (auto bytes = base64Decode(v.get<std::string>())) d[k] = std::move(*bytes);
+  return d;
+}
+
+}  // namespace
+
+// One watched object: its reflector (list + watch of metadata.name=<name> in its namespace, the
+// only reads the Node authorizer allows a node) and the thread that keeps it current.
+struct ApiObjectSource::Watcher {
+  ObjectStore store;
+  std::unique_ptr<Reflector> reflector;
+  std::mutex first;  // held for the first list, so concurrent first readers list once
+  std::atomic<bool> listed{false};
+  MonoTime last_read{};  // under ApiObjectSource::mu_
+  std::jthread thread;   // last: stops first
+};
+
+ApiObjectSource::ApiObjectSource(Client& client, Clock& clock, Duration cache_for,
+                                 Duration idle_after)
+    : client_(client), clock_(clock), cache_for_(cache_for), idle_after_(idle_after) {}
+
+ApiObjectSource::~ApiObjectSource() {
+  std::lock_guard g(mu_);
+  for (auto& [k, w] : watchers_) w->thread.request_stop();
+  for (auto& w : retiring_) w->thread.request_stop();
+}
+
+void ApiObjectSource::setOnChange(std::function<void(const std::string& key)> on_change) {
+  std::lock_guard g(change_mu_);  // waits for a call in progress
+  on_change_ = std::move(on_change);
+}
+
+size_t ApiObjectSource::watching() const {
+  std::lock_guard g(mu_);
+  return watchers_.size();
+}
+
+Result<std::optional<ObjectSource::Data>> ApiObjectSource::get(const std::string& resource,
                                                                const std::string& ns,
                                                                const std::string& name) {
-  const std::string key = kind + "/" + ns + "/" + name;
+  const std::string key = resource + "/" + ns + "/" + name;
+  std::shared_ptr<Watcher> w;
+  std::vector<std::shared_ptr<Watcher>> finished;
   {
     std::lock_guard g(mu_);
-    auto it = objects_.find(key);
-    if (it != objects_.end() && clock_.monotonicNow() - it->second.at < cache_for_)
-      return it->second.data;
-  }
-  auto r = client_.get("/api/v1/namespaces/" + ns + "/" + kind + "/" + name);
-  if (!r || r->code >= 500) {
-    // The API server is away: what was last read stands in (offline first), if anything was.
-    std::lock_guard g(mu_);
-    if (auto it = objects_.find(key); it != objects_.end()) return it->second.data;
-    if (!r) return std::unexpected(r.error().wrap("get " + kind + " " + ns + "/" + name));
-    return std::unexpected(r->toError("get " + kind + " " + ns + "/" + name));
-  }
-  std::optional<Data> data;
-  if (r->code == 404) {
-    data = std::nullopt;
-  } else if (!r->ok()) {
-    return std::unexpected(r->toError("get " + kind + " " + ns + "/" + name));
-  } else {
-    auto obj = nlohmann::json::parse(r->body, nullptr, false);
-    Data d;
-    for (const auto& [k, v] : js::object(obj, "data").items()) {
-      if (!v.is_string()) continue;
-      if (kind == "secrets") {
-        auto bytes = base64Decode(v.get<std::string>());
-        if (!bytes)
-          return fail(ErrorCode::InvalidArgument,
-                      "secret " + ns + "/" + name + " key " + k + ": invalid base64");
-        d[k] = *bytes;
+    const MonoTime now = clock_.monotonicNow();
+    // Objects no pod has read for a while (every running pod re-reads its objects at each sync)
+    // stop being watched. Stopping takes up to a second, so they are joined a round later.
+    finished.swap(retiring_);
+    for (auto it = watchers_.begin(); it != watchers_.end();) {
+      if (it->first != key && now - it->second->last_read > idle_after_) {
+        it->second->thread.request_stop();
+        retiring_.push_back(std::move(it->second));
+        it = watchers_.erase(it);
       } else {
-        d[k] = v.get<std::string>();
+        ++it;
       }
     }
-    for (const auto& [k, v] : js::object(obj, "binaryData").items())
-      if (v.is_string())
-        if (auto bytes = base64Decode(v.get<std::string>())) d[k] = *bytes;
-    data = std::move(d);
+    auto& slot = watchers_[key];
+    if (!slot) {
+      slot = std::make_shared<Watcher>();
+      ReflectorOptions o;
+      o.resource = resource;
+      o.kind = resource == "secrets" ? "Secret" : "ConfigMap";
+      o.collection = "/api/v1/namespaces/" + ns + "/" + resource;
+      o.field_selector = "metadata.name=" + name;
+      // As the kubelet's object watches: long (2664-3450 s observed in recorded/), with timeout=.
+      o.timeout_param = true;
+      o.min_watch_timeout = std::chrono::seconds(2400);
+      o.max_watch_timeout = std::chrono::seconds(3600);
+      Watcher* raw = slot.get();
+      slot->reflector = std::make_unique<Reflector>(
+          client_, clock_, slot->store, o, [this, raw, key](const std::vector<nlohmann::json>&) {
+            if (!raw->listed) return;  // the first list answers its reader directly
+            std::lock_guard lock(change_mu_);
+            if (on_change_) on_change_(key);
+          });
+    }
+    slot->last_read = now;
+    w = slot;
   }
-  std::lock_guard g(mu_);
-  objects_[key] = {data, clock_.monotonicNow()};
-  return data;
+  finished.clear();  // joins watchers stopped a round ago (long done)
+  if (!w->listed) {
+    std::lock_guard first(w->first);
+    if (!w->listed) {
+      if (auto s = w->reflector->list(); !s) {
+        std::lock_guard lock(mu_);
+        if (auto it = watchers_.find(key); it != watchers_.end() && it->second == w)
+          watchers_.erase(it);  // the next reader tries again
+        return std::unexpected(s.error().wrap("get " + resource + " " + ns + "/" + name));
+      }
+      w->listed = true;
+      w->thread = std::jthread([w = w.get()](std::stop_token st) { w->reflector->run(st, true); });
+    }
+  }
+  // What the watch holds: current while the API server is there, the last known while not.
+  auto obj = w->store.get(ns, name);
+  if (!obj) return std::optional<Data>{};
+  auto data = decodeData(resource, *obj);
+  if (!data) return std::unexpected(data.error());
+  return std::optional<Data>(std::move(*data));
 }
 
 Result<std::optional<ObjectSource::Data>> ApiObjectSource::configMap(const std::string& ns,
@@ -157,6 +233,46 @@ Result<std::vector<ObjectSource::Service>> ApiObjectSource::services(const std::
   std::lock_guard g(mu_);
   services_[ns] = {out, clock_.monotonicNow()};
   return out;
+}
+
+std::vector<std::string> StaticObjectSource::replace(std::map<std::string, Data> objects) {
+  std::vector<std::string> changed;
+  std::lock_guard g(mu_);
+  for (const auto& [key, data] : objects) {
+    auto it = objects_.find(key);
+    if (it == objects_.end() || it->second != data) changed.push_back(key);
+  }
+  for (const auto& [key, data] : objects_)
+    if (!objects.contains(key)) changed.push_back(key);
+  objects_ = std::move(objects);
+  return changed;
+}
+
+std::optional<ObjectSource::Data> StaticObjectSource::find(const std::string& key) const {
+  std::lock_guard g(mu_);
+  auto it = objects_.find(key);
+  if (it == objects_.end()) return std::nullopt;
+  return it->second;
+}
+
+Result<std::optional<ObjectSource::Data>> StaticObjectSource::configMap(const std::string& ns,
+                                                                        const std::string& name) {
+  return find("configmaps/" + ns + "/" + name);
+}
+
+Result<std::optional<ObjectSource::Data>> StaticObjectSource::secret(const std::string& ns,
+                                                                     const std::string& name) {
+  return find("secrets/" + ns + "/" + name);
+}
+
+Result<std::vector<ObjectSource::Service>> StaticObjectSource::services(const std::string& ns) {
+  if (cluster_) return cluster_->services(ns);
+  return std::vector<Service>{};
+}
+
+Result<ObjectSource::Token> StaticObjectSource::serviceAccountToken(const api::Pod&,
+                                                                    const std::string&, int64_t) {
+  return fail(ErrorCode::FailedPrecondition, "static pods cannot use service account tokens");
 }
 
 }  // namespace nodelet::kube

@@ -2,6 +2,7 @@
 // The API objects pod volumes and environment read: ConfigMaps, Secrets and service-account
 // tokens. In cluster mode they come from the API server (ApiObjectSource); a standalone nodelet
 // has none, and pods that need them are refused with the reason.
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -45,12 +46,22 @@ class ObjectSource {
                                             int64_t expiration_seconds) = 0;
 };
 
-// Through the API server: objects read with GET (kept for `cache_for`, so a burst of pod starts
-// reads each once), tokens from the TokenRequest API, reused until 80 % of their lifetime (or
-// 24 h) has passed, as the kubelet's token manager does.
+// Through the API server, as the kubelet's default (configMapAndSecretChangeDetectionStrategy
+// Watch): the first read of a ConfigMap or Secret lists it (fieldSelector metadata.name), then
+// a watch keeps it current; later reads are answered from memory, a change calls `on_change`
+// (the pods that use the object sync at once), and an object no pod has read for `idle_after`
+// is no longer watched. While the API server is away, what was last seen stands in.
+// Services are listed per namespace (kept for `cache_for`); tokens come from the TokenRequest
+// API, reused until 80 % of their lifetime (or 24 h) has passed, as the kubelet's token manager.
 class ApiObjectSource final : public ObjectSource {
  public:
-  ApiObjectSource(Client& client, Clock& clock, Duration cache_for = std::chrono::seconds(5));
+  ApiObjectSource(Client& client, Clock& clock, Duration cache_for = std::chrono::seconds(5),
+                  Duration idle_after = std::chrono::minutes(5));
+  ~ApiObjectSource() override;
+  // `key` is "configmaps/<namespace>/<name>" or "secrets/<namespace>/<name>". Called from the
+  // watch threads; setOnChange(nullptr) returns once no call is in progress.
+  void setOnChange(std::function<void(const std::string& key)> on_change);
+  size_t watching() const;  // objects watched now
   Result<std::optional<Data>> configMap(const std::string& ns, const std::string& name) override;
   Result<std::optional<Data>> secret(const std::string& ns, const std::string& name) override;
   Result<Token> serviceAccountToken(const api::Pod& pod, const std::string& audience,
@@ -63,12 +74,14 @@ class ApiObjectSource final : public ObjectSource {
   Client& client_;
   Clock& clock_;
   Duration cache_for_;
-  std::mutex mu_;
-  struct Cached {
-    std::optional<Data> data;
-    MonoTime at;
-  };
-  std::map<std::string, Cached> objects_;  // "kind/ns/name"
+  Duration idle_after_;
+  std::mutex change_mu_;  // held while on_change_ runs: setOnChange(nullptr) then waits
+  std::function<void(const std::string&)> on_change_;
+  mutable std::mutex mu_;
+  struct Watcher;
+  // Declared after what their threads use: destroyed (joined) first.
+  std::map<std::string, std::shared_ptr<Watcher>> watchers_;  // "resource/ns/name"
+  std::vector<std::shared_ptr<Watcher>> retiring_;            // stopped, joined later
   struct CachedToken {
     Token token;
     SysTime issued;
@@ -79,6 +92,29 @@ class ApiObjectSource final : public ObjectSource {
     MonoTime at;
   };
   std::map<std::string, CachedServices> services_;  // namespace -> services
+};
+
+// ConfigMaps and Secrets from manifests in the static pod directory, for static pods (beyond
+// the kubelet, whose static pods can use none). Services come from `cluster` when nodelet has
+// an API server; service-account tokens never (a static pod has no service account).
+class StaticObjectSource final : public ObjectSource {
+ public:
+  explicit StaticObjectSource(ObjectSource* cluster = nullptr) : cluster_(cluster) {}
+  // The directory's objects now, by "resource/namespace/name" ("configmaps/default/app").
+  // Returns the keys that were added, changed or removed.
+  std::vector<std::string> replace(std::map<std::string, Data> objects);
+
+  Result<std::optional<Data>> configMap(const std::string& ns, const std::string& name) override;
+  Result<std::optional<Data>> secret(const std::string& ns, const std::string& name) override;
+  Result<std::vector<Service>> services(const std::string& ns) override;
+  Result<Token> serviceAccountToken(const api::Pod& pod, const std::string& audience,
+                                    int64_t expiration_seconds) override;
+
+ private:
+  std::optional<Data> find(const std::string& key) const;
+  ObjectSource* cluster_;
+  mutable std::mutex mu_;
+  std::map<std::string, Data> objects_;
 };
 
 }  // namespace nodelet::kube

@@ -1,4 +1,4 @@
-#include "agent/kube/pod_reflector.h"
+#include "agent/kube/reflector.h"
 
 #include "agent/core/log.h"
 #include "agent/kube/json_util.h"
@@ -10,7 +10,7 @@ using nlohmann::json;
 
 std::string rvOf(const json& obj) { return js::meta(obj, "resourceVersion"); }
 
-bool isPod(const json& obj) {
+bool hasName(const json& obj) {
   return obj.is_object() && obj.contains("metadata") && obj["metadata"].is_object() &&
          obj["metadata"].contains("name") && obj["metadata"]["name"].is_string() &&
          !obj["metadata"]["name"].get<std::string>().empty();
@@ -31,55 +31,63 @@ std::string urlEncode(const std::string& s) {
   return out;
 }
 
+// Seconds as Go's time.Duration prints them: "9m59s", "44m24s", "1h0m0s".
+std::string goDuration(int64_t secs) {
+  std::string out;
+  if (secs >= 3600) out += std::to_string(secs / 3600) + "h";
+  if (secs >= 60) out += std::to_string(secs % 3600 / 60) + "m";
+  return out + std::to_string(secs % 60) + "s";
+}
+
 }  // namespace
 
-// ---- PodStore ----
-std::string PodStore::keyOf(const json& pod) {
+// ---- ObjectStore ----
+std::string ObjectStore::keyOf(const json& pod) {
   return js::meta(pod, "namespace") + "/" + js::meta(pod, "name");
 }
 
-void PodStore::replace(std::map<std::string, json> pods) {
+void ObjectStore::replace(std::map<std::string, json> objects) {
   std::lock_guard g(mu_);
-  pods_ = std::move(pods);
+  objects_ = std::move(objects);
 }
 
-void PodStore::upsert(const json& pod) {
+void ObjectStore::upsert(const json& pod) {
   std::lock_guard g(mu_);
-  pods_[keyOf(pod)] = pod;
+  objects_[keyOf(pod)] = pod;
 }
 
-void PodStore::erase(const std::string& key) {
+void ObjectStore::erase(const std::string& key) {
   std::lock_guard g(mu_);
-  pods_.erase(key);
+  objects_.erase(key);
 }
 
-void PodStore::updateWithReply(const json& pod) {
-  if (!isPod(pod)) return;
+void ObjectStore::updateWithReply(const json& pod) {
+  if (!hasName(pod)) return;
   std::lock_guard g(mu_);
-  auto it = pods_.find(keyOf(pod));
-  if (it == pods_.end()) return;  // deleted meanwhile: the watch knows best
+  auto it = objects_.find(keyOf(pod));
+  if (it == objects_.end()) return;  // deleted meanwhile: the watch knows best
   if (js::meta(it->second, "uid") != js::meta(pod, "uid")) return;
   it->second = pod;
 }
 
-std::optional<json> PodStore::get(const std::string& ns, const std::string& name) const {
+std::optional<json> ObjectStore::get(const std::string& ns, const std::string& name) const {
   std::lock_guard g(mu_);
-  auto it = pods_.find(ns + "/" + name);
-  if (it == pods_.end()) return std::nullopt;
+  auto it = objects_.find(ns + "/" + name);
+  if (it == objects_.end()) return std::nullopt;
   return it->second;
 }
 
-std::vector<json> PodStore::all() const {
+std::vector<json> ObjectStore::all() const {
   std::lock_guard g(mu_);
   std::vector<json> out;
-  out.reserve(pods_.size());
-  for (const auto& [k, p] : pods_) out.push_back(p);
+  out.reserve(objects_.size());
+  for (const auto& [k, p] : objects_) out.push_back(p);
   return out;
 }
 
-// ---- PodReflector ----
-PodReflector::PodReflector(Client& client, Clock& clock, PodStore& store,
-                           PodReflectorOptions options, OnChange on_change)
+// ---- Reflector ----
+Reflector::Reflector(Client& client, Clock& clock, ObjectStore& store, ReflectorOptions options,
+                     OnChange on_change)
     : client_(client),
       clock_(clock),
       store_(store),
@@ -87,25 +95,25 @@ PodReflector::PodReflector(Client& client, Clock& clock, PodStore& store,
       on_change_(std::move(on_change)),
       rng_(o_.seed ? o_.seed : 0x2545F4914F6CDD1Dull) {}
 
-std::string PodReflector::selector() const {
-  return "fieldSelector=" + urlEncode("spec.nodeName=" + o_.node_name);
+std::string Reflector::selector() const {
+  return o_.field_selector.empty() ? "" : "fieldSelector=" + urlEncode(o_.field_selector) + "&";
 }
 
-bool PodReflector::synced() const {
+bool Reflector::synced() const {
   std::lock_guard g(mu_);
   return synced_;
 }
 
-std::string PodReflector::resourceVersion() const {
+std::string Reflector::resourceVersion() const {
   std::lock_guard g(mu_);
   return rv_;
 }
 
-void PodReflector::publish() {
+void Reflector::publish() {
   if (on_change_) on_change_(store_.all());
 }
 
-Duration PodReflector::watchTimeout() {
+Duration Reflector::watchTimeout() {
   rng_ ^= rng_ << 13;
   rng_ ^= rng_ >> 7;
   rng_ ^= rng_ << 17;
@@ -115,7 +123,7 @@ Duration PodReflector::watchTimeout() {
          Duration(static_cast<int64_t>(rng_ % static_cast<uint64_t>(span.count())));
 }
 
-void PodReflector::waitFor(Duration d, std::stop_token stop) {
+void Reflector::waitFor(Duration d, std::stop_token stop) {
   const MonoTime until = clock_.monotonicNow() + d;
   std::unique_lock l(mu_);
   std::stop_callback wake(stop, [this] { cv_.notify_all(); });
@@ -123,42 +131,43 @@ void PodReflector::waitFor(Duration d, std::stop_token stop) {
     clock_.waitUntil(cv_, l, until);
 }
 
-Status PodReflector::list() {
+Status Reflector::list() {
   std::string want;
   {
     std::lock_guard g(mu_);
     want = list_rv_;
   }
-  std::string path = "/api/v1/pods?" + selector() + "&limit=500";
+  std::string path = o_.collection + "?" + selector() + "limit=500";
   if (!want.empty()) path += "&resourceVersion=" + urlEncode(want);
   ++lists_;
   auto r = client_.get(path);
-  if (!r) return std::unexpected(r.error().wrap("list pods"));
+  const std::string what = "list " + o_.resource;
+  if (!r) return std::unexpected(r.error().wrap(what));
   if (r->code == 410 ||
       (r->code == 504 && r->message().find("Too large resource version") != std::string::npos)) {
     std::lock_guard g(mu_);
     list_rv_ = "";  // the version is gone (or not yet there): a consistent read next time
-    return std::unexpected(r->toError("list pods"));
+    return std::unexpected(r->toError(what));
   }
-  if (!r->ok()) return std::unexpected(r->toError("list pods"));
+  if (!r->ok()) return std::unexpected(r->toError(what));
   json doc = json::parse(r->body, nullptr, false);
   if (!doc.is_object() || !doc.contains("items") || !doc["items"].is_array())
-    return fail(ErrorCode::Internal, "list pods: the reply is not a PodList");
-  std::map<std::string, json> pods;
+    return fail(ErrorCode::Internal, what + ": the reply is not a " + o_.kind + "List");
+  std::map<std::string, json> objects;
   size_t skipped = 0;
   for (auto& item : doc["items"]) {
-    if (!isPod(item)) {
+    if (!hasName(item)) {
       ++skipped;
       continue;
     }
-    item["kind"] = "Pod";  // list items carry no kind; watch objects do
+    item["kind"] = o_.kind;  // list items carry no kind; watch objects do
     item["apiVersion"] = "v1";
-    std::string key = PodStore::keyOf(item);
-    pods[key] = std::move(item);
+    std::string key = ObjectStore::keyOf(item);
+    objects[key] = std::move(item);
   }
-  if (skipped) NODELET_LOG(warn, Api, "list pods: skipped {} malformed item(s)", skipped);
+  if (skipped) NODELET_LOG(warn, Api, "{}: skipped {} malformed item(s)", what, skipped);
   const std::string rv = js::meta(doc, "resourceVersion");
-  store_.replace(std::move(pods));
+  store_.replace(std::move(objects));
   {
     std::lock_guard g(mu_);
     rv_ = rv;
@@ -169,12 +178,13 @@ Status PodReflector::list() {
   return {};
 }
 
-Result<bool> PodReflector::watch(std::stop_token stop) {
+Result<bool> Reflector::watch(std::stop_token stop) {
   const Duration timeout = watchTimeout();
   const auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
   std::string rv = resourceVersion();
-  const std::string path = "/api/v1/pods?allowWatchBookmarks=true&" + selector() +
-                           "&resourceVersion=" + urlEncode(rv) +
+  const std::string path = o_.collection + "?allowWatchBookmarks=true&" + selector() +
+                           "resourceVersion=" + urlEncode(rv) +
+                           (o_.timeout_param ? "&timeout=" + goDuration(secs) : "") +
                            "&timeoutSeconds=" + std::to_string(secs) + "&watch=true";
   bool relist = false;
   bool malformed = false;
@@ -184,8 +194,8 @@ Result<bool> PodReflector::watch(std::stop_token stop) {
         json ev = json::parse(line, nullptr, false);
         if (!ev.is_object() || !ev.contains("type") || !ev["type"].is_string() ||
             !ev.contains("object") || !ev["object"].is_object()) {
-          NODELET_LOG(warn, Api, "watch pods: malformed event ({} bytes): ending the watch",
-                      line.size());
+          NODELET_LOG(warn, Api, "watch {}: malformed event ({} bytes): ending the watch",
+                      o_.resource, line.size());
           malformed = true;
           return false;
         }
@@ -194,7 +204,8 @@ Result<bool> PodReflector::watch(std::stop_token stop) {
         if (type == "ERROR") {
           const int64_t code = js::integer(obj, "code");
           const std::string reason = js::str(obj, "reason");
-          NODELET_LOG(info, Api, "watch pods: {} ({} {})", js::str(obj, "message"), code, reason);
+          NODELET_LOG(info, Api, "watch {}: {} ({} {})", o_.resource, js::str(obj, "message"), code,
+                      reason);
           if (code == 410 || reason == "Expired" || reason == "Gone") relist = true;
           return false;
         }
@@ -203,17 +214,18 @@ Result<bool> PodReflector::watch(std::stop_token stop) {
           if (!obj_rv.empty()) rv = obj_rv;
           return true;
         }
-        if (!isPod(obj)) {
-          NODELET_LOG(warn, Api, "watch pods: {} event without a pod name: ending the watch", type);
+        if (!hasName(obj)) {
+          NODELET_LOG(warn, Api, "watch {}: {} event without a name: ending the watch", o_.resource,
+                      type);
           malformed = true;
           return false;
         }
         if (type == "ADDED" || type == "MODIFIED") {
           store_.upsert(obj);
         } else if (type == "DELETED") {
-          store_.erase(PodStore::keyOf(obj));
+          store_.erase(ObjectStore::keyOf(obj));
         } else {
-          NODELET_LOG(warn, Api, "watch pods: unknown event type {}", type);
+          NODELET_LOG(warn, Api, "watch {}: unknown event type {}", o_.resource, type);
           return true;
         }
         if (!obj_rv.empty()) rv = obj_rv;
@@ -238,15 +250,15 @@ Result<bool> PodReflector::watch(std::stop_token stop) {
       list_rv_ = rv;
       return true;
     }
-    return std::unexpected(r.toError("watch pods"));
+    return std::unexpected(r.toError("watch " + o_.resource));
   }
-  if (malformed) return fail(ErrorCode::Internal, "watch pods: malformed event");
+  if (malformed) return fail(ErrorCode::Internal, "watch " + o_.resource + ": malformed event");
   return relist;
 }
 
-void PodReflector::run(std::stop_token stop) {
+void Reflector::run(std::stop_token stop, bool listed) {
   Duration backoff = o_.initial_backoff;
-  bool need_list = true;
+  bool need_list = !listed;
   for (uint64_t turn = 0; !stop.stop_requested() && turn < (1ull << 62); ++turn) {
     if (need_list) {
       if (auto s = list(); !s) {

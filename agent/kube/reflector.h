@@ -1,13 +1,13 @@
 #pragma once
-// Pods bound to this node, from the API server: list, then watch, as client-go's reflector does
-// it (API-FACTS §C): list with resourceVersion=0, watch from the list's resourceVersion with
-// bookmarks and a timeoutSeconds drawn from [300, 600); re-watch from the last seen version when
-// a watch ends; list again after 410 Expired (first from the last version, then unset); back
-// off on errors. A malformed event ends the watch (re-watched from the last good version), never
-// the process.
+// A collection from the API server (the pods bound to this node; one ConfigMap or Secret a pod
+// uses): list, then watch, as client-go's reflector does it (API-FACTS §C): list with
+// resourceVersion=0, watch from the list's resourceVersion with bookmarks and a timeoutSeconds
+// drawn from [300, 600); re-watch from the last seen version when a watch ends; list again
+// after 410 Expired (first from the last version, then unset); back off on errors. A malformed
+// event ends the watch (re-watched from the last good version), never the process.
 //
-// The current set is kept in a PodStore that other controllers read (the status syncer diffs
-// against the server's copy of each pod).
+// The current set is kept in an ObjectStore that other controllers read (the status syncer
+// diffs against the server's copy of each pod).
 #include <functional>
 #include <map>
 #include <mutex>
@@ -22,8 +22,8 @@
 
 namespace nodelet::kube {
 
-// The API server's pods for this node, by "namespace/name".
-class PodStore {
+// The API server's objects, by "namespace/name".
+class ObjectStore {
  public:
   void replace(std::map<std::string, nlohmann::json> pods);
   void upsert(const nlohmann::json& pod);
@@ -38,11 +38,17 @@ class PodStore {
 
  private:
   mutable std::mutex mu_;
-  std::map<std::string, nlohmann::json> pods_;
+  std::map<std::string, nlohmann::json> objects_;
 };
 
-struct PodReflectorOptions {
-  std::string node_name;
+struct ReflectorOptions {
+  std::string resource{"pods"};            // plural, for messages
+  std::string kind{"Pod"};                 // given to list items (they carry none)
+  std::string collection{"/api/v1/pods"};  // listed and watched
+  std::string field_selector;              // "spec.nodeName=n1", "metadata.name=app-config"
+  // client-go informer watches also send timeout=<Go duration> next to timeoutSeconds; the
+  // kubelet's pod watch does not (recorded/README.md §12).
+  bool timeout_param{false};
   Duration min_watch_timeout{std::chrono::seconds(300)};
   Duration max_watch_timeout{std::chrono::seconds(600)};
   Duration initial_backoff{std::chrono::milliseconds(200)};
@@ -50,14 +56,15 @@ struct PodReflectorOptions {
   uint64_t seed{0};
 };
 
-class PodReflector {
+class Reflector {
  public:
   // Called after every change with the full current set (the kubelet's SET semantics).
-  using OnChange = std::function<void(const std::vector<nlohmann::json>& pods)>;
+  using OnChange = std::function<void(const std::vector<nlohmann::json>& objects)>;
 
-  PodReflector(Client& client, Clock& clock, PodStore& store, PodReflectorOptions options,
-               OnChange on_change);
-  void run(std::stop_token stop);
+  Reflector(Client& client, Clock& clock, ObjectStore& store, ReflectorOptions options,
+            OnChange on_change);
+  // Lists (unless `listed`: list() already succeeded), then watches until `stop`.
+  void run(std::stop_token stop, bool listed = false);
   bool synced() const;
 
   // One list; on success the store holds the result and the list's resourceVersion is kept.
@@ -75,8 +82,8 @@ class PodReflector {
 
   Client& client_;
   Clock& clock_;
-  PodStore& store_;
-  PodReflectorOptions o_;
+  ObjectStore& store_;
+  ReflectorOptions o_;
   OnChange on_change_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -85,7 +85,7 @@ json mirrorPodFor(const api::Pod& pod, const std::string& node_name, const std::
   return m;
 }
 
-StatusSyncer::StatusSyncer(Client& client, Clock& clock, PodStore& store,
+StatusSyncer::StatusSyncer(Client& client, Clock& clock, ObjectStore& store,
                            StatusSyncerOptions options, NodeUidFn node_uid)
     : client_(client),
       clock_(clock),
@@ -146,15 +146,16 @@ bool StatusSyncer::deletePod(const json& target, const char* why) {
                      {"preconditions", {{"uid", uidOf(target)}}}};
   auto r = client_.request("DELETE", podPath(target), opts.dump());
   if (!r) {
-    NODELET_LOG(warn, Api, "delete {} pod {}: {}", why, PodStore::keyOf(target), r.error().message);
+    NODELET_LOG(warn, Api, "delete {} pod {}: {}", why, ObjectStore::keyOf(target),
+                r.error().message);
     return false;
   }
   // 404: already gone; 409: a different pod by that name now (precondition failed).
   if (r->ok() || r->code == 404 || r->code == 409) {
-    NODELET_LOG(info, Api, "deleted {} pod {}", why, PodStore::keyOf(target));
+    NODELET_LOG(info, Api, "deleted {} pod {}", why, ObjectStore::keyOf(target));
     return true;
   }
-  NODELET_LOG(warn, Api, "delete {} pod {}: {}", why, PodStore::keyOf(target), r->describe());
+  NODELET_LOG(warn, Api, "delete {} pod {}: {}", why, ObjectStore::keyOf(target), r->describe());
   return false;
 }
 
@@ -174,7 +175,7 @@ std::optional<json> StatusSyncer::ensureMirror(const Entry& e) {
       return mirror;
     // An outdated mirror (the manifest changed): replace it.
     if (!deletePod(*mirror, "outdated mirror")) return std::nullopt;
-    store_.erase(PodStore::keyOf(*mirror));
+    store_.erase(ObjectStore::keyOf(*mirror));
   }
   const std::string node_uid = node_uid_ ? node_uid_() : "";
   if (node_uid.empty()) return std::nullopt;  // not registered yet: the owner reference needs it
@@ -201,7 +202,8 @@ std::optional<json> StatusSyncer::ensureMirror(const Entry& e) {
   }
   json got = json::parse(r->body, nullptr, false);
   if (!got.is_object() || !got.contains("metadata")) return std::nullopt;
-  NODELET_LOG(info, Api, "created mirror pod {} for static pod {}", PodStore::keyOf(got), md.uid);
+  NODELET_LOG(info, Api, "created mirror pod {} for static pod {}", ObjectStore::keyOf(got),
+              md.uid);
   store_.upsert(got);
   return got;
 }
@@ -217,7 +219,7 @@ bool StatusSyncer::syncStatus(const Entry& e, const json& target) {
   auto r = client_.request("PATCH", podPath(target) + "/status", body.dump(),
                            "application/strategic-merge-patch+json");
   if (!r) {
-    NODELET_LOG(debug, Api, "status of pod {}: {}", PodStore::keyOf(target), r.error().message);
+    NODELET_LOG(debug, Api, "status of pod {}: {}", ObjectStore::keyOf(target), r.error().message);
     return false;
   }
   if (r->ok()) {
@@ -226,11 +228,11 @@ bool StatusSyncer::syncStatus(const Entry& e, const json& target) {
   }
   // 404: gone; 409/422: the pod by that name is another one now. The watch brings the truth.
   if (r->code == 404 || r->code == 409 || r->code == 422) {
-    NODELET_LOG(info, Api, "status of pod {} not written: {}", PodStore::keyOf(target),
+    NODELET_LOG(info, Api, "status of pod {} not written: {}", ObjectStore::keyOf(target),
                 r->describe());
     return true;
   }
-  NODELET_LOG(warn, Api, "status of pod {}: {}", PodStore::keyOf(target), r->describe());
+  NODELET_LOG(warn, Api, "status of pod {}: {}", ObjectStore::keyOf(target), r->describe());
   return false;
 }
 
@@ -241,7 +243,7 @@ bool StatusSyncer::syncEntry(const std::string& uid, Entry& e) {
       auto mirror = store_.get(md.namespace_, md.name);
       if (mirror && isMirrorPod(*mirror)) {
         if (!deletePod(*mirror, "mirror")) return false;
-        store_.erase(PodStore::keyOf(*mirror));
+        store_.erase(ObjectStore::keyOf(*mirror));
       }
       return true;
     }

@@ -22,7 +22,7 @@
 #include "agent/core/clock.h"
 #include "agent/core/pod.h"
 #include "agent/kube/client.h"
-#include "agent/kube/pod_reflector.h"
+#include "agent/kube/reflector.h"
 
 namespace nodelet::kube {
 
@@ -35,7 +35,7 @@ struct StatusSyncerOptions {
 class StatusSyncer {
  public:
   using NodeUidFn = std::function<std::string()>;
-  StatusSyncer(Client& client, Clock& clock, PodStore& store, StatusSyncerOptions options,
+  StatusSyncer(Client& client, Clock& clock, ObjectStore& store, StatusSyncerOptions options,
                NodeUidFn node_uid);
 
   // The latest status of a pod this node runs (the pod carries it in .status).
@@ -66,7 +66,7 @@ class StatusSyncer {
 
   Client& client_;
   Clock& clock_;
-  PodStore& store_;
+  ObjectStore& store_;
   StatusSyncerOptions o_;
   NodeUidFn node_uid_;
 

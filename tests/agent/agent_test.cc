@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 
 #include "agent/core/api_json.h"
+#include "agent/kube/object_source.h"
 #include "agent/labels.h"
 #include "tests/common/simulated_clock.h"
 #include "tests/common/temp_dir.h"
@@ -518,6 +520,49 @@ TEST_F(AgentTest, PodsThatDoNotFitAllocatableAreRefused) {
 
 namespace nodelet::agent {
 namespace {
+
+TEST_F(AgentTest, StaticPodsUseConfigMapsFromTheirDirectoryAndFollowTheirEdits) {
+  kube::StaticObjectSource objects;
+  opts_.static_objects = &objects;
+  start();
+  objects.replace({{"configmaps/default/cfg", {{"greeting", "hello"}}}});
+  auto p = manifest(R"yaml(apiVersion: v1
+kind: Pod
+metadata: {name: cfg-user}
+spec:
+  volumes: [{name: conf, configMap: {name: cfg}}]
+  containers:
+  - name: app
+    image: localhost/nodelet/busybox:1.35
+    env: [{name: GREETING, valueFrom: {configMapKeyRef: {name: cfg, key: greeting}}}]
+    volumeMounts: [{name: conf, mountPath: /etc/app}]
+)yaml",
+                    "/m/cfg-user.yaml");
+  apply({p});
+  auto run = running();
+  ASSERT_EQ(run.size(), 1u);
+  const auto file = dir_.path() / "root/pods" / p.pod.metadata.uid /
+                    "volumes/kubernetes.io~configmap/conf/greeting";
+  auto read = [&] {
+    std::ifstream in(file);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  EXPECT_EQ(read(), "hello");
+  const auto env = rt_.containerConfigs().at(run[0].id).envs;
+  EXPECT_NE(
+      std::find(env.begin(), env.end(), std::pair<std::string, std::string>{"GREETING", "hello"}),
+      env.end());
+  // An edit of the ConfigMap's file: the volume follows in place, the container keeps running.
+  const auto changed = objects.replace({{"configmaps/default/cfg", {{"greeting", "bye"}}}});
+  ASSERT_EQ(changed, std::vector<std::string>{"configmaps/default/cfg"});
+  agent_->onObjectChanged(changed[0], /*static_pods=*/true);
+  agent_->workers().waitIdle();
+  EXPECT_EQ(read(), "bye");
+  ASSERT_EQ(running().size(), 1u);
+  EXPECT_EQ(running()[0].id, run[0].id) << "not restarted";
+  // Removed: the running pod keeps what it had; a new pod could not start without it.
+  EXPECT_EQ(objects.replace({}), std::vector<std::string>{"configmaps/default/cfg"});
+}
 
 TEST_F(AgentTest, SubPathExprAndProcMount) {
   auto p = manifest(R"yaml(apiVersion: v1

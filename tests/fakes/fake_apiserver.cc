@@ -364,6 +364,44 @@ class FakeApiServer::Handler {
                       "the server does not allow this method on the requested resource"));
   }
 
+  // Whether a pod bound to `node` in `ns` uses ConfigMap/Secret `name`: in a volume, a
+  // projected volume, an env key reference or envFrom (the Node authorizer's graph edges).
+  bool usedByPodOf(const std::string& node, const std::string& resource, const std::string& ns,
+                   const std::string& name) {
+    const bool cm = resource == "configmaps";
+    auto named = [&](const json& ref, const char* field) {
+      return ref.is_object() && ref.value(field, "") == name;
+    };
+    std::lock_guard g(s_.mu_);
+    for (const auto& [k, st] : s_.objects_) {
+      if (k.rfind("pods/", 0) != 0) continue;
+      const json& pod = st.obj;
+      const json spec = pod.value("spec", json::object());
+      if (spec.value("nodeName", "") != node ||
+          pod.value("metadata", json::object()).value("namespace", "") != ns)
+        continue;
+      for (const auto& v : spec.value("volumes", json::array())) {
+        if (cm ? named(v.value("configMap", json()), "name")
+               : named(v.value("secret", json()), "secretName"))
+          return true;
+        for (const auto& src : v.value("projected", json::object()).value("sources", json::array()))
+          if (named(src.value(cm ? "configMap" : "secret", json()), "name")) return true;
+      }
+      for (const char* list : {"initContainers", "containers"}) {
+        for (const auto& c : spec.value(list, json::array())) {
+          for (const auto& e : c.value("env", json::array()))
+            if (named(e.value("valueFrom", json::object())
+                          .value(cm ? "configMapKeyRef" : "secretKeyRef", json()),
+                      "name"))
+              return true;
+          for (const auto& e : c.value("envFrom", json::array()))
+            if (named(e.value(cm ? "configMapRef" : "secretRef", json()), "name")) return true;
+        }
+      }
+    }
+    return false;
+  }
+
   // The parts of NodeRestriction and the Node authorizer that nodelet's requests meet.
   bool authorize() {
     if (!isNode()) return true;
@@ -378,6 +416,21 @@ class FakeApiServer::Handler {
                     (query(req_, "watch").empty() ? "list" : "watch") +
                     " resource \"pods\" in API group \"\" at the cluster scope: can only "
                     "list/watch pods with spec.nodeName field selector");
+    if ((resource_ == "configmaps" || resource_ == "secrets") && req_.method == "GET") {
+      // The Node authorizer: a node reads one ConfigMap or Secret at a time (get, or list/watch
+      // with fieldSelector metadata.name=<name>), and only one a pod bound to it uses.
+      std::string target = name_;
+      const bool listing = name_.empty();
+      const std::string sel = query(req_, "fieldSelector");
+      if (listing && sel.rfind("metadata.name=", 0) == 0 && sel.find(',') == std::string::npos)
+        target = sel.substr(14);
+      const std::string verb = !listing ? "get" : query(req_, "watch").empty() ? "list" : "watch";
+      if (target.empty() || !usedByPodOf(self, resource_, ns_, target))
+        return forbid(resource_ + (listing ? "" : " \"" + name_ + "\"") + " is forbidden: User \"" +
+                      user_ + "\" cannot " + verb + " resource \"" + resource_ +
+                      "\" in API group \"\" in the namespace \"" + ns_ +
+                      "\": no relationship found between node '" + self + "' and this object");
+    }
     if (resource_ == "nodes" && !name_.empty() && name_ != self && req_.method != "GET")
       return forbid("nodes \"" + name_ + "\" is forbidden: node \"" + self +
                     "\" is not allowed to modify node \"" + name_ + "\"");
@@ -1036,6 +1089,7 @@ void FakeApiServer::put(const std::string& resource, const std::string& ns, nloh
   std::lock_guard g(mu_);
   const std::string k =
       key(resource, info(resource)->namespaced ? ns : "", obj["metadata"].value("name", ""));
+  if (info(resource)->namespaced) obj["metadata"]["namespace"] = ns;
   obj = stampLocked(resource, std::move(obj), false);
   objects_[k] = {obj};
   recordLocked("MODIFIED", resource, obj);

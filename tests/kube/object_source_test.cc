@@ -1,9 +1,13 @@
 // ConfigMaps, Secrets, services and service-account tokens through the fake API server: decoding
-// (base64 secrets, binaryData), the short cache, token reuse until 80 % of its lifetime, and what
-// stands in while the API server is away.
+// (base64 secrets, binaryData), per-object list + watch with change notices, the Node
+// authorizer, idle watches dropped, token reuse until 80 % of its lifetime, and what stands in
+// while the API server is away.
 #include "agent/kube/object_source.h"
 
 #include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <thread>
 
 #include "agent/core/api_json.h"
 #include "tests/kube/fixture.h"
@@ -15,6 +19,15 @@ using nlohmann::json;
 
 class ObjectSourceTest : public ApiFixture {
  protected:
+  // A pod bound to this node with these volumes: the Node authorizer lets it read them.
+  void usingPod(json volumes) {
+    api_->create(
+        "pods", "default",
+        {{"metadata", {{"name", "user" + std::to_string(++pods_)}}},
+         {"spec",
+          {{"nodeName", "n1"}, {"volumes", std::move(volumes)}, {"containers", json::array()}}}});
+  }
+  int pods_{0};
   api::Pod boundPod() {
     json p = api_->create("pods", "default",
                           {{"metadata", {{"name", "app"}}},
@@ -25,25 +38,86 @@ class ObjectSourceTest : public ApiFixture {
   }
 };
 
-TEST_F(ObjectSourceTest, ReadsConfigMapsAndSecretsAndCachesBriefly) {
+TEST_F(ObjectSourceTest, ConfigMapsAndSecretsAreListedOnceThenWatchedLikeTheKubelets) {
   api_->create(
       "configmaps", "default",
       {{"metadata", {{"name", "c"}}}, {"data", {{"a", "1"}}}, {"binaryData", {{"b", "AAE="}}}});
   api_->create("secrets", "default",
                {{"metadata", {{"name", "s"}}}, {"data", {{"pw", "c2VjcmV0"}}}});
+  usingPod({{{"name", "c"}, {"configMap", {{"name", "c"}}}},
+            {{"name", "s"}, {"secret", {{"secretName", "s"}}}},
+            {{"name", "m"}, {"configMap", {{"name", "missing"}}}}});
   ApiObjectSource src(*client_, clock_);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> changed;
+  src.setOnChange([&](const std::string& key) {
+    std::lock_guard g(mu);
+    changed.push_back(key);
+    cv.notify_all();
+  });
   auto cm = src.configMap("default", "c");
-  ASSERT_TRUE(cm && *cm);
+  ASSERT_TRUE(cm && *cm) << (cm ? "absent" : cm.error().message);
   EXPECT_EQ((*cm)->at("a"), "1");
   EXPECT_EQ((*cm)->at("b"), std::string("\0\1", 2));
   EXPECT_EQ((**src.secret("default", "s")).at("pw"), "secret");
-  EXPECT_FALSE(*src.configMap("default", "missing"));
-  const size_t gets = sent("GET", "/api/v1/namespaces/default/configmaps/c").size();
-  (void)src.configMap("default", "c");
-  EXPECT_EQ(sent("GET", "/api/v1/namespaces/default/configmaps/c").size(), gets) << "cached";
-  clock_.advance(std::chrono::seconds(6));
-  (void)src.configMap("default", "c");
-  EXPECT_EQ(sent("GET", "/api/v1/namespaces/default/configmaps/c").size(), gets + 1);
+  auto missing = src.configMap("default", "missing");
+  ASSERT_TRUE(missing);
+  EXPECT_FALSE(*missing) << "a referenced object that does not exist (yet)";
+  auto lists = sent("GET", "/api/v1/namespaces/default/configmaps");
+  ASSERT_GE(lists.size(), 1u);
+  EXPECT_NE(lists[0].query.find("fieldSelector=metadata.name=c"), std::string::npos)
+      << lists[0].query;
+  EXPECT_NE(lists[0].query.find("resourceVersion=0"), std::string::npos) << lists[0].query;
+  EXPECT_TRUE(sent("GET", "/api/v1/namespaces/default/configmaps/c").empty()) << "no GETs";
+
+  // Watched: an edit arrives without another list, and the pods using it are told.
+  for (int i = 0; i < 500 && api_->openWatches() < 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // NOLINT(real-time)
+  ASSERT_EQ(api_->openWatches(), 3u);
+  const size_t before = sent("GET", "/api/v1/namespaces/default/configmaps").size();
+  api_->put("configmaps", "default", {{"metadata", {{"name", "c"}}}, {"data", {{"a", "2"}}}});
+  {
+    std::unique_lock l(mu);
+    cv.wait_for(l, std::chrono::seconds(10),
+                [&] { return !changed.empty(); });  // NOLINT(real-time)
+    ASSERT_EQ(changed, std::vector<std::string>{"configmaps/default/c"});
+  }
+  EXPECT_EQ((**src.configMap("default", "c")).at("a"), "2");
+  auto watches = sent("GET", "/api/v1/namespaces/default/configmaps");
+  EXPECT_EQ(watches.size(), before) << "read from the watch, not listed again";
+  bool long_watch = false;
+  for (const auto& w : watches)
+    long_watch = long_watch || (w.query.find("watch=true") != std::string::npos &&
+                                w.query.find("&timeout=") != std::string::npos);
+  EXPECT_TRUE(long_watch) << "object watches carry timeout= like client-go informers";
+}
+
+TEST_F(ObjectSourceTest, TheNodeAuthorizerRefusesObjectsNoPodOfThisNodeUses) {
+  api_->create("configmaps", "default", {{"metadata", {{"name", "other"}}}});
+  ApiObjectSource src(*client_, clock_);
+  auto r = src.configMap("default", "other");
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().is(ErrorCode::PermissionDenied)) << r.error().message;
+  EXPECT_NE(r.error().message.find("no relationship found between node 'n1'"), std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(src.watching(), 0u) << "a refused object is not kept";
+}
+
+TEST_F(ObjectSourceTest, ObjectsNoPodReadsForAWhileAreNoLongerWatched) {
+  api_->create("configmaps", "default", {{"metadata", {{"name", "a"}}}});
+  api_->create("configmaps", "default", {{"metadata", {{"name", "b"}}}});
+  usingPod({{{"name", "a"}, {"configMap", {{"name", "a"}}}},
+            {{"name", "b"}, {"configMap", {{"name", "b"}}}}});
+  clock_.setAutoAdvance(false);  // the idle rule reads the clock: keep it still
+  ApiObjectSource src(*client_, clock_, std::chrono::seconds(5), std::chrono::minutes(5));
+  ASSERT_TRUE(src.configMap("default", "a"));
+  EXPECT_EQ(src.watching(), 1u);
+  clock_.advance(std::chrono::minutes(6));
+  ASSERT_TRUE(src.configMap("default", "b"));
+  EXPECT_EQ(src.watching(), 1u) << "a was idle for 6 minutes";
+  ASSERT_TRUE(src.configMap("default", "a")) << "and is listed again when read again";
+  EXPECT_EQ(src.watching(), 2u);
 }
 
 TEST_F(ObjectSourceTest, TokensAreReusedUntil80PercentOfTheirLifetime) {
@@ -66,20 +140,31 @@ TEST_F(ObjectSourceTest, TokensAreReusedUntil80PercentOfTheirLifetime) {
   EXPECT_EQ(api_->tokensIssued(), 2u);
 }
 
-TEST_F(ObjectSourceTest, WhatWasLastReadStandsInDuringAnOutage) {
+TEST_F(ObjectSourceTest, WhatWasLastSeenStandsInDuringAnOutage) {
   api_->create("configmaps", "default", {{"metadata", {{"name", "c"}}}, {"data", {{"a", "1"}}}});
-  api::Pod pod = boundPod();
+  usingPod({{{"name", "c"}, {"configMap", {{"name", "c"}}}}});
   ApiObjectSource src(*client_, clock_);
   ASSERT_TRUE(src.configMap("default", "c"));
-  auto token = src.serviceAccountToken(pod, "", 3600);
-  ASSERT_TRUE(token);
   api_->goDown();
-  clock_.advance(std::chrono::minutes(55));  // cache expired, token past 80 % but valid
+  clock_.advance(std::chrono::minutes(55));
   auto cm = src.configMap("default", "c");
   ASSERT_TRUE(cm && *cm);
   EXPECT_EQ((*cm)->at("a"), "1");
-  EXPECT_EQ(src.serviceAccountToken(pod, "", 3600)->token, token->token);
   EXPECT_FALSE(src.configMap("default", "never-read"));
+  ASSERT_TRUE(api_->comeBack());
+}
+
+// Without watches running beside it (their back-off moves this test's simulated clock).
+TEST_F(ObjectSourceTest, AValidTokenStandsInDuringAnOutage) {
+  api::Pod pod = boundPod();
+  ApiObjectSource src(*client_, clock_);
+  auto token = src.serviceAccountToken(pod, "", 3600);
+  ASSERT_TRUE(token);
+  api_->goDown();
+  clock_.advance(std::chrono::minutes(55));  // past 80 % of its lifetime, still valid
+  auto again = src.serviceAccountToken(pod, "", 3600);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->token, token->token);
   ASSERT_TRUE(api_->comeBack());
 }
 

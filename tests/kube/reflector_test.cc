@@ -1,6 +1,6 @@
 // The pod list+watch against the fake API server: initial list, events, bookmarks, re-watch
 // after a dropped stream, relist after 410, garbage on the stream.
-#include "agent/kube/pod_reflector.h"
+#include "agent/kube/reflector.h"
 
 #include <gtest/gtest.h>
 
@@ -19,18 +19,19 @@ json pod(const std::string& name, const std::string& node = "n1") {
           {"spec", {{"nodeName", node}, {"containers", {{{"name", "c"}, {"image", "busybox"}}}}}}};
 }
 
-class PodReflectorTest : public ApiFixture {
+class ReflectorTest : public ApiFixture {
  protected:
-  std::unique_ptr<PodReflector> make() {
-    PodReflectorOptions o;
-    o.node_name = "n1";
-    return std::make_unique<PodReflector>(
-        *client_, clock_, store_, o, [this](const std::vector<json>& pods) {
-          std::lock_guard g(mu_);
-          ++changes_;
-          names_.clear();
-          for (const auto& p : pods) names_.insert(p["metadata"]["name"].get<std::string>());
-        });
+  std::unique_ptr<Reflector> make() {
+    ReflectorOptions o;
+    o.field_selector = "spec.nodeName=n1";
+    return std::make_unique<Reflector>(*client_, clock_, store_, o,
+                                       [this](const std::vector<json>& pods) {
+                                         std::lock_guard g(mu_);
+                                         ++changes_;
+                                         names_.clear();
+                                         for (const auto& p : pods)
+                                           names_.insert(p["metadata"]["name"].get<std::string>());
+                                       });
   }
   std::set<std::string> names() {
     std::lock_guard g(mu_);
@@ -45,13 +46,13 @@ class PodReflectorTest : public ApiFixture {
     return done();
   }
 
-  PodStore store_;
+  ObjectStore store_;
   std::mutex mu_;
   int changes_{0};
   std::set<std::string> names_;
 };
 
-TEST_F(PodReflectorTest, ListsOnlyThisNodesPodsWithTheKubeletsQuery) {
+TEST_F(ReflectorTest, ListsOnlyThisNodesPodsWithTheKubeletsQuery) {
   api_->create("pods", "default", pod("a"));
   api_->create("pods", "default", pod("elsewhere", "n2"));
   auto r = make();
@@ -68,7 +69,7 @@ TEST_F(PodReflectorTest, ListsOnlyThisNodesPodsWithTheKubeletsQuery) {
   EXPECT_EQ((*got)["kind"], "Pod");
 }
 
-TEST_F(PodReflectorTest, WatchAppliesEventsAndSurvivesDropsGarbageAndExpiry) {
+TEST_F(ReflectorTest, WatchAppliesEventsAndSurvivesDropsGarbageAndExpiry) {
   api_->create("pods", "default", pod("a"));
   auto r = make();
   std::jthread t([&](std::stop_token st) { r->run(st); });
@@ -109,7 +110,7 @@ TEST_F(PodReflectorTest, WatchAppliesEventsAndSurvivesDropsGarbageAndExpiry) {
   EXPECT_EQ(names(), (std::set<std::string>{"b", "c", "d", "e"}));
 }
 
-TEST_F(PodReflectorTest, ExpiredWatchRelists) {
+TEST_F(ReflectorTest, ExpiredWatchRelists) {
   api_->create("pods", "default", pod("a"));
   auto r = make();
   ASSERT_TRUE(r->list());
@@ -122,7 +123,7 @@ TEST_F(PodReflectorTest, ExpiredWatchRelists) {
   EXPECT_EQ(names(), (std::set<std::string>{"a", "b"}));
 }
 
-TEST_F(PodReflectorTest, ServerErrorsAreRetriedWithBackoff) {
+TEST_F(ReflectorTest, ServerErrorsAreRetriedWithBackoff) {
   api_->failNext("GET", "/api/v1/pods", 500, 4);
   api_->create("pods", "default", pod("a"));
   auto r = make();

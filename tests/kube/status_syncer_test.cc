@@ -62,7 +62,7 @@ class StatusSyncerTest : public ApiFixture {
   }
 
   json node_;
-  PodStore store_;
+  ObjectStore store_;
   std::unique_ptr<StatusSyncer> syncer_;
 };
 

@@ -111,6 +111,28 @@ TEST_F(FileSourceTest, TwoFilesCannotDefineTheSamePod) {
   EXPECT_NE(s.errors[0].message.find("already defined"), std::string::npos);
 }
 
+TEST_F(FileSourceTest, ConfigMapsAndSecretsBesideThePodsAreReadToo) {
+  dir_.write("a.yaml", pod("a"));
+  dir_.write("cfg.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {k: v}\n");
+  dir_.write("pw.json",
+             R"({"apiVersion":"v1","kind":"Secret","metadata":{"name":"pw"},"data":{"p":"eA=="}})");
+  dir_.write("dup.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\n");
+  auto s = source_.scan();
+  EXPECT_EQ(names(s), (std::vector<std::string>{"a-node"}));
+  ASSERT_EQ(s.objects.size(), 2u);
+  EXPECT_EQ(s.objects[0].name, "cfg");
+  EXPECT_EQ(s.objects[0].data.at("k"), "v");
+  EXPECT_EQ(s.objects[1].resource, "secrets");
+  EXPECT_EQ(s.objects[1].data.at("p"), "x");
+  ASSERT_EQ(s.errors.size(), 1u);
+  EXPECT_EQ(s.errors[0].message, "configmaps/default/cfg is already defined by another manifest");
+  // A broken edit keeps the last good version, as for pods.
+  dir_.write("cfg.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {k: [}\n");
+  s = source_.scan();
+  ASSERT_EQ(s.objects.size(), 2u);
+  EXPECT_EQ(s.objects[0].data.at("k"), "v");
+}
+
 TEST_F(FileSourceTest, AMissingDirectoryIsEmptyAndASingleFileWorks) {
   FileSource missing((dir_.path() / "nope").string(), "node", clock_, std::chrono::seconds(20));
   EXPECT_TRUE(missing.scan().pods.empty());

@@ -136,10 +136,12 @@ TEST(ManifestTest, RejectsBadManifestsWithTheFieldAndReason) {
        "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {restartPolicy: Sometimes, "
        "containers: [{name: a, image: x}]}\n",
        "spec.restartPolicy: Unsupported value \"Sometimes\""},
-      {"configMap volume",
-       "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {volumes: [{name: v, configMap: "
-       "{name: c}}], containers: [{name: a, image: x}]}\n",
-       "spec.volumes[0]: static pods cannot reference API objects"},
+      {"service account token",
+       "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {volumes: [{name: v, projected: "
+       "{sources: [{configMap: {name: c}}, {serviceAccountToken: {path: t}}]}}], containers: "
+       "[{name: a, image: x}]}\n",
+       "spec.volumes[0].projected.sources[1].serviceAccountToken: static pods cannot use service "
+       "account tokens"},
       {"csi volume",
        "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {volumes: [{name: v, csi: "
        "{driver: d}}], containers: [{name: a, image: x}]}\n",
@@ -189,6 +191,72 @@ TEST(ManifestTest, IgnoresDotfilesAndEditorLeftovers) {
   for (const char* no : {".web.yaml", ".web.yaml.swp", "web.yaml~", ".#web.yaml", "web.yaml.swp",
                          "", "web.yaml.tmp"})
     EXPECT_FALSE(isManifestCandidate(no)) << no;
+}
+
+TEST(ManifestObjectsTest, ConfigMapsAndSecretsAreDefaultedDecodedAndChecked) {
+  const ManifestContext ctx{"node-1", "/etc/manifests/cfg.yaml", kSeen};
+  auto cm = parseManifestFile(
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app-config}\n"
+      "data: {greeting: hello, app.conf: \"x=1\\n\"}\nbinaryData: {blob: AAEC}\n",
+      ctx);
+  ASSERT_TRUE(cm) << cm.error().message;
+  ASSERT_TRUE(cm->object);
+  EXPECT_FALSE(cm->pod);
+  EXPECT_EQ(cm->object->resource, "configmaps");
+  EXPECT_EQ(cm->object->namespace_, "default");
+  EXPECT_EQ(cm->object->name, "app-config");
+  EXPECT_EQ(cm->object->data.at("greeting"), "hello");
+  EXPECT_EQ(cm->object->data.at("app.conf"), "x=1\n");
+  EXPECT_EQ(cm->object->data.at("blob"), std::string("\0\1\2", 3));
+  EXPECT_EQ(cm->object->source_path, "/etc/manifests/cfg.yaml");
+
+  auto secret = parseManifestFile(
+      "apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: kube-system}\n"
+      "data: {user: YWRtaW4=, pass: b2xk}\nstringData: {pass: new}\n",
+      ctx);
+  ASSERT_TRUE(secret) << secret.error().message;
+  EXPECT_EQ(secret->object->resource, "secrets");
+  EXPECT_EQ(secret->object->namespace_, "kube-system");
+  EXPECT_EQ(secret->object->data.at("user"), "admin");
+  EXPECT_EQ(secret->object->data.at("pass"), "new") << "stringData wins, as the API server merges";
+  auto shown = json::parse(secret->object->object_json);
+  EXPECT_EQ(shown["type"], "Opaque");
+  EXPECT_FALSE(shown.contains("stringData"));
+  EXPECT_EQ(shown["data"]["pass"], "bmV3");
+
+  struct Case {
+    const char* text;
+    const char* error;
+  } bad[] = {
+      {"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {../x: a}\n",
+       "data[../x]: Invalid value"},
+      {"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: 1}\n",
+       "data[a]: must be a string"},
+      {"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: x}\nbinaryData: {a: "
+       "eA==}\n",
+       "binaryData[a]: Duplicate value"},
+      {"apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {k: \"!!!\"}\n",
+       "data[k]: illegal base64 data"},
+      {"apiVersion: v1\nkind: Secret\nmetadata: {name: S}\n", "metadata.name: Invalid value"},
+      {"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: [a]\n", "data: must be a map"},
+      {"apiVersion: v1\nkind: Service\nmetadata: {name: c}\n",
+       "kind: expected \"Pod\", \"ConfigMap\" or \"Secret\""},
+  };
+  for (const auto& c : bad) {
+    auto r = parseManifestFile(c.text, ctx);
+    ASSERT_FALSE(r) << c.text;
+    EXPECT_NE(r.error().message.find(c.error), std::string::npos)
+        << c.text << " -> " << r.error().message;
+  }
+  EXPECT_FALSE(parseManifest("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", ctx))
+      << "where a Pod is expected (nodelet check of a pod), an object is not one";
+}
+
+TEST(ManifestObjectsTest, StaticPodsMayUseConfigMapAndSecretVolumes) {
+  auto r = parse(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {volumes: [{name: v, configMap: "
+      "{name: c}}, {name: s, secret: {secretName: s}}], containers: [{name: a, image: x}]}\n");
+  EXPECT_TRUE(r) << r.error().message;
 }
 
 // Randomised robustness: mutations of a valid manifest never crash the parser, and whatever it
