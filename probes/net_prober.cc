@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -244,25 +245,38 @@ void NetProber::begin(uint64_t id) {
                 c.http ? "Get \"http://" + c.to.host_port + c.path + "\": " + why : why});
     return;
   }
-  // Writable once connected (or failed): progress always goes through advance().
+  // To a pod on this node's bridge the handshake usually completes inside connect(): then go
+  // on at once (a TCP probe is done without touching epoll at all). Otherwise wait until the
+  // socket is writable (connected, or failed).
+  pollfd p{c.fd, POLLOUT, 0};
+  if (::poll(&p, 1, 0) == 1) {
+    advance(id);
+    return;
+  }
+  watch(c, id, EPOLLOUT);
+}
+
+void NetProber::watch(Conn& c, uint64_t id, uint32_t events) {
   epoll_event ev{};
-  ev.events = EPOLLOUT;
+  ev.events = events;
   ev.data.u64 = id;
-  ::epoll_ctl(epoll_, EPOLL_CTL_ADD, c.fd, &ev);
+  ::epoll_ctl(epoll_, c.watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c.fd, &ev);
+  c.watched = true;
 }
 
 void NetProber::advance(uint64_t id) {
   auto it = conns_.find(id);
   if (it == conns_.end()) return;  // finished earlier in this batch
   Conn& c = it->second;
-  const std::string url = c.http ? "Get \"http://" + c.to.host_port + c.path + "\": " : "";
+  // "Get "http://10.0.0.7:80/healthz": ", the start of an HTTP probe's error (Go's wording).
+  auto url = [&c] { return c.http ? "Get \"http://" + c.to.host_port + c.path + "\": " : ""; };
   if (c.phase == Phase::Connecting) {
     int err = 0;
     socklen_t len = sizeof err;
     ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) {
       finish(id, {ProbeResult::Failure,
-                  url + "dial tcp " + c.to.host_port + ": connect: " + goError(err)});
+                  url() + "dial tcp " + c.to.host_port + ": connect: " + goError(err)});
       return;
     }
     if (!c.http) {
@@ -275,18 +289,17 @@ void NetProber::advance(uint64_t id) {
   }
   if (c.phase == Phase::Writing) {
     const ssize_t n = ::send(c.fd, c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) return;
-      finish(id, {ProbeResult::Failure, url + "write: " + goError(errno)});
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      finish(id, {ProbeResult::Failure, url() + "write: " + goError(errno)});
       return;
     }
-    c.sent += static_cast<size_t>(n);
-    if (c.sent < c.out.size()) return;
+    if (n > 0) c.sent += static_cast<size_t>(n);
+    if (c.sent < c.out.size()) {
+      if (!c.watched) watch(c, id, EPOLLOUT);
+      return;
+    }
     c.phase = Phase::Reading;
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = id;
-    ::epoll_ctl(epoll_, EPOLL_CTL_MOD, c.fd, &ev);
+    watch(c, id, EPOLLIN);
     return;
   }
   // Reading.
@@ -295,8 +308,13 @@ void NetProber::advance(uint64_t id) {
   for (;;) {
     const ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
     if (n > 0) {
-      c.in.append(buf, static_cast<size_t>(n));
-      if (c.in.size() > kMaxHeader + kMaxBody) break;
+      // The body matters only for a redirect's message or a chunked ending: otherwise it is
+      // counted, not kept.
+      if (c.header_end == 0 || c.chunked || (c.status >= 300 && c.status < 400))
+        c.in.append(buf, static_cast<size_t>(n));
+      else
+        c.body_dropped += static_cast<size_t>(n);
+      if (c.in.size() + c.body_dropped > kMaxHeader + kMaxBody) break;
       continue;
     }
     if (n == 0) {
@@ -308,16 +326,16 @@ void NetProber::advance(uint64_t id) {
       eof = true;
       break;
     }
-    finish(id, {ProbeResult::Failure, url + "read: " + goError(errno)});
+    finish(id, {ProbeResult::Failure, url() + "read: " + goError(errno)});
     return;
   }
   if (c.header_end == 0) {
     const size_t end = c.in.find("\r\n\r\n");
     if (end == std::string::npos) {
       if (c.in.size() > kMaxHeader)
-        finish(id, {ProbeResult::Failure, url + "net/http: response headers too long"});
+        finish(id, {ProbeResult::Failure, url() + "net/http: response headers too long"});
       else if (eof)
-        finish(id, {ProbeResult::Failure, url + "EOF"});
+        finish(id, {ProbeResult::Failure, url() + "EOF"});
       return;
     }
     c.header_end = end + 4;
@@ -330,42 +348,40 @@ void NetProber::advance(uint64_t id) {
         std::from_chars(status.data() + 9, status.data() + 12, code).ec != std::errc() ||
         code < 100) {
       finish(id, {ProbeResult::Failure,
-                  url + "malformed HTTP response \"" +
+                  url() + "malformed HTTP response \"" +
                       std::string(status.substr(0, std::min<size_t>(status.size(), 64))) + "\""});
       return;
     }
     c.status = code;
-  }
-  // Headers of interest; the body is read (up to its limit) only to end the exchange cleanly.
-  const std::string_view head(c.in.data(), c.header_end - 4);
-  std::string_view location;
-  std::optional<size_t> content_length;
-  bool chunked = false;
-  for (size_t pos = head.find("\r\n"); pos != std::string_view::npos;) {
-    const size_t next = head.find("\r\n", pos + 2);
-    const std::string_view line = head.substr(
-        pos + 2, next == std::string_view::npos ? std::string_view::npos : next - pos - 2);
-    pos = next;
-    const size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    const std::string_view name = trim(line.substr(0, colon));
-    const std::string_view value = trim(line.substr(colon + 1));
-    if (iequals(name, "Location")) {
-      location = value;
-    } else if (iequals(name, "Content-Length")) {
-      size_t v = 0;
-      if (std::from_chars(value.data(), value.data() + value.size(), v).ec == std::errc())
-        content_length = v;
-    } else if (iequals(name, "Transfer-Encoding")) {
-      chunked = value.find("chunked") != std::string_view::npos;
+    // Headers of interest, read once; the body is read (up to its limit) only to end the
+    // exchange cleanly.
+    for (size_t pos = line_end; pos != std::string_view::npos;) {
+      const size_t next = head.find("\r\n", pos + 2);
+      const std::string_view line = head.substr(
+          pos + 2, next == std::string_view::npos ? std::string_view::npos : next - pos - 2);
+      pos = next;
+      const size_t colon = line.find(':');
+      if (colon == std::string_view::npos) continue;
+      const std::string_view name = trim(line.substr(0, colon));
+      const std::string_view value = trim(line.substr(colon + 1));
+      if (iequals(name, "Location")) {
+        c.location = {static_cast<size_t>(value.data() - c.in.data()), value.size()};
+      } else if (iequals(name, "Content-Length")) {
+        size_t v = 0;
+        if (std::from_chars(value.data(), value.data() + value.size(), v).ec == std::errc())
+          c.content_length = v;
+      } else if (iequals(name, "Transfer-Encoding")) {
+        c.chunked = value.find("chunked") != std::string_view::npos;
+      }
     }
   }
-  const size_t body = c.in.size() - c.header_end;
+  const size_t body = c.in.size() - c.header_end + c.body_dropped;
   const bool no_body = c.status == 204 || c.status == 304 || (c.status >= 100 && c.status < 200);
   const bool complete =
-      eof || no_body || body >= kMaxBody || (content_length && body >= *content_length) ||
-      (chunked && std::string_view(c.in).substr(c.header_end).ends_with("0\r\n\r\n"));
+      eof || no_body || body >= kMaxBody || (c.content_length && body >= *c.content_length) ||
+      (c.chunked && std::string_view(c.in).substr(c.header_end).ends_with("0\r\n\r\n"));
   if (!complete) return;
+  const std::string_view location(c.in.data() + c.location.first, c.location.second);
 
   const int code = c.status;
   if (code >= 300 && code < 400 && !location.empty()) {
@@ -402,7 +418,7 @@ void NetProber::advance(uint64_t id) {
     }
     if (next_to && clean(next_path)) {
       if (c.hops + 1 > kMaxRedirects) {
-        finish(id, {ProbeResult::Failure, url + "stopped after 10 redirects"});
+        finish(id, {ProbeResult::Failure, url() + "stopped after 10 redirects"});
         return;
       }
       redirect(id, std::move(*next_to), std::move(next_path));
@@ -426,6 +442,7 @@ void NetProber::redirect(uint64_t id, Address to, std::string path) {
   conns_.erase(id);
   ::close(next.fd);  // also leaves the epoll set
   next.fd = -1;
+  next.watched = false;
   // Go's client sets Host from the URL it follows.
   const std::string old_host = "Host: " + next.to.host_port + "\r\n";
   if (next.head.starts_with(old_host))
@@ -433,6 +450,10 @@ void NetProber::redirect(uint64_t id, Address to, std::string path) {
   next.to = std::move(to);
   next.path = std::move(path);
   next.in.clear();
+  next.body_dropped = 0;
+  next.location = {};
+  next.content_length.reset();
+  next.chunked = false;
   next.header_end = 0;
   next.status = 0;
   next.phase = Phase::Connecting;

@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -61,12 +62,17 @@ class NetProber {
     std::string head;  // HTTP: the request after its request line
     std::string out;   // HTTP: the request being written
     size_t sent{0};
-    std::string in;        // HTTP: the response read so far
-    size_t header_end{0};  // offset of the body once the headers are in
+    std::string in;                        // HTTP: the response read so far
+    size_t header_end{0};                  // offset of the body once the headers are in
+    size_t body_dropped{0};                // body bytes read but not kept
+    std::pair<size_t, size_t> location{};  // Location header: offset and length in `in`
+    std::optional<size_t> content_length;
+    bool chunked{false};
     int status{0};
     int hops{0};
     MonoTime deadline{};
     int fd{-1};
+    bool watched{false};  // in the epoll set
     Phase phase{Phase::Connecting};
     Done done;
   };
@@ -74,6 +80,7 @@ class NetProber {
   void loop(std::stop_token st);
   void begin(uint64_t id);  // opens the socket and starts connecting
   void advance(uint64_t id);
+  void watch(Conn& c, uint64_t id, uint32_t events);  // adds to the epoll set, or modifies
   void finish(uint64_t id, Outcome o);
   void redirect(uint64_t id, Address to, std::string path);
 

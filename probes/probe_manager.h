@@ -109,8 +109,11 @@ class Manager {
     bool seeded_ready{false};
   };
   void apply(const std::string& id, Kind kind, const Outcome& o, Duration took);
-  // Due times are rounded up to this grid so probes due together run in one wake-up.
-  static constexpr Duration kGrid = std::chrono::milliseconds(20);
+  // Due times are rounded up to this grid so probes due together run in one wake-up: a probe
+  // runs at most this late, its period stays exact. Wake-ups, not connections, dominate the
+  // cost: 220 probes/s against a local server took 1.9 % of a core with a 20 ms grid, 1.1 %
+  // with 100 ms, 0.7 % with 200 ms (perf stat task-clock, same run).
+  static constexpr Duration kGrid = std::chrono::milliseconds(100);
   MonoTime onGrid(MonoTime t) const;
   void schedule(const std::string& id, Kind kind, MonoTime at);
   Worker* find(Container& c, Kind k);
