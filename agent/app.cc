@@ -31,8 +31,10 @@
 #include "agent/kube/reflector.h"
 #include "agent/kube/status_syncer.h"
 #include "agent/metrics_page.h"
+#include "agent/node_auth.h"
 #include "agent/node_facts.h"
 #include "agent/node_info.h"
+#include "agent/pki.h"
 #include "agent/runtime_manager.h"
 #include "agent/server.h"
 #include "agent/status_manager.h"
@@ -57,6 +59,51 @@ std::string readFile(const std::string& path, bool* ok = nullptr) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// ---- container logs for the node server -------------------------------------------------------
+// The log file of a container as the status knows it: <podLogsDir>/<ns>_<pod>_<uid>/<c>/<n>.log,
+// n being its restart count (the one before with `previous`).
+Result<LogTarget> containerLog(StatusManager& statuses, const std::string& logs_dir,
+                               const std::string& ns, const std::string& name,
+                               const std::string& container, bool previous) {
+  for (const auto& p : statuses.pods()) {
+    if (p.metadata.namespace_ != ns || p.metadata.name != name) continue;
+    const std::string uid = p.metadata.uid;
+    for (const auto* list : {&p.status.init_container_statuses, &p.status.container_statuses}) {
+      for (const auto& c : *list) {
+        if (c.name != container) continue;
+        int32_t n = c.restart_count;
+        if (previous) {
+          if (!c.last_state.terminated || n == 0)
+            return fail(ErrorCode::InvalidArgument, "previous terminated container \"" + container +
+                                                        "\" in pod \"" + name + "\" not found");
+          --n;
+        } else if (c.state.waiting && !c.last_state.terminated && n == 0) {
+          return fail(ErrorCode::InvalidArgument,
+                      "container \"" + container + "\" in pod \"" + name +
+                          "\" is waiting to start: " + c.state.waiting->reason);
+        }
+        LogTarget t;
+        t.path = logs_dir + "/" + ns + "_" + name + "_" + uid + "/" + container + "/" +
+                 std::to_string(n) + ".log";
+        // Running as long as the status shows this very container (same restart) running.
+        t.running = [&statuses, uid, container, n, previous] {
+          if (previous) return false;
+          auto st = statuses.podStatus(uid);
+          if (!st) return false;
+          for (const auto* l : {&st->init_container_statuses, &st->container_statuses})
+            for (const auto& s : *l)
+              if (s.name == container) return s.restart_count == n && s.state.running.has_value();
+          return false;
+        };
+        return t;
+      }
+    }
+    return fail(ErrorCode::NotFound,
+                "container \"" + container + "\" not found in pod \"" + name + "\"");
+  }
+  return fail(ErrorCode::NotFound, "pod \"" + ns + "/" + name + "\" not found");
 }
 
 // ---- nodelet check ----------------------------------------------------------------------------
@@ -587,6 +634,21 @@ int runAgent(Config cfg, sigset_t signals) {
                        in.started_init = runtime.startedInit();
                        in.process = readProcessStats();
                        return renderMetrics(in);
+                     },
+                     [&] {
+                       // What runs, as /runningpods/ lists it: pods with a running container.
+                       std::vector<api::Pod> running;
+                       for (auto& p : statuses.pods())
+                         for (const auto& c : p.status.container_statuses)
+                           if (c.state.running) {
+                             running.push_back(std::move(p));
+                             break;
+                           }
+                       return api::encodePodList(running);
+                     },
+                     [&](const std::string& ns, const std::string& name, const std::string& cname,
+                         bool previous) {
+                       return containerLog(statuses, cfg.pod_logs_dir, ns, name, cname, previous);
                      }});
   if (cfg.healthz_port > 0) {
     if (auto s = server.startHealthz(cfg.healthz_bind_address, cfg.healthz_port); !s)
@@ -595,6 +657,41 @@ int runAgent(Config cfg, sigset_t signals) {
   if (cfg.read_only_port > 0) {
     if (auto s = server.startReadOnly(cfg.address, cfg.read_only_port); !s)
       return die(s.error().message);
+  }
+  // The authenticated node server (port 0: none, a nodelet extension for tests and labs).
+  std::unique_ptr<ApiReviewer> reviewer;
+  if (client) reviewer = std::make_unique<ApiReviewer>(*client);
+  AuthOptions auth_options;
+  auth_options.anonymous = cfg.anonymous_auth;
+  auth_options.webhook_authn = cfg.webhook_authn;
+  auth_options.token_cache_ttl = cfg.webhook_authn_cache_ttl;
+  auth_options.authorization_mode = cfg.authorization_mode;
+  auth_options.authorized_ttl = cfg.authz_authorized_ttl;
+  auth_options.unauthorized_ttl = cfg.authz_unauthorized_ttl;
+  auth_options.node_name = node;
+  NodeAuth auth(auth_options, reviewer.get(), clock);
+  if (cfg.port > 0) {
+    if (!client && cfg.authorization_mode == "Webhook")
+      NODELET_LOG(warn, Server,
+                  "authorization mode Webhook needs an API server: the node server on port {} "
+                  "refuses every request (standalone: authorization.mode AlwaysAllow with "
+                  "authentication.x509.clientCAFile)",
+                  cfg.port);
+    SecureOptions so;
+    so.cert_file = cfg.tls_cert_file;
+    so.key_file = cfg.tls_private_key_file;
+    if (so.cert_file.empty()) {
+      std::vector<std::string> ips;
+      if (!node_ip.empty()) ips.push_back(node_ip);
+      auto certs = ensureSelfSignedCert(cfg.root_dir + "/pki", node, ips, clock.systemNow());
+      if (!certs) return die(certs.error().message);
+      so.cert_file = certs->cert;
+      so.key_file = certs->key;
+    }
+    so.client_ca_file = cfg.client_ca_file;
+    so.auth = &auth;
+    so.clock = &clock;
+    if (auto s = server.startSecure(cfg.address, cfg.port, so); !s) return die(s.error().message);
   }
 
   std::unique_ptr<staticpods::FileSource> files;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -102,6 +103,80 @@ Status readTaints(const json& j, const std::string& f, Config& c) {
   return {};
 }
 
+// A nested object of the config: each known key read by its function, the others listed as
+// ignored ("authentication.webhook.foo").
+using NestedReader = std::function<Status(const json&, const std::string&)>;
+Status readNested(const json& j, const std::string& f, Config& c,
+                  const std::map<std::string, NestedReader>& known) {
+  if (!j.is_object()) return std::unexpected(fieldError(f, "expected object, got " + typeName(j)));
+  for (const auto& [k, v] : j.items()) {
+    auto it = known.find(k);
+    if (it == known.end()) {
+      c.ignored_fields.push_back(f + "." + k);
+      continue;
+    }
+    if (v.is_null()) continue;
+    if (auto s = it->second(v, f + "." + k); !s) return s;
+  }
+  return {};
+}
+
+NestedReader boolInto(bool& out) {
+  return [&out](const json& v, const std::string& f) -> Status {
+    if (!v.is_boolean())
+      return std::unexpected(fieldError(f, "expected boolean, got " + typeName(v)));
+    out = v.get<bool>();
+    return {};
+  };
+}
+NestedReader stringInto(std::string& out) {
+  return [&out](const json& v, const std::string& f) -> Status {
+    if (!v.is_string())
+      return std::unexpected(fieldError(f, "expected string, got " + typeName(v)));
+    out = v.get<std::string>();
+    return {};
+  };
+}
+NestedReader durationInto(std::chrono::milliseconds& out) {
+  return [&out](const json& v, const std::string& f) -> Status {
+    if (!v.is_string())
+      return std::unexpected(fieldError(f, "expected duration string, got " + typeName(v)));
+    auto d = parseDuration(v.get<std::string>());
+    if (!d) return std::unexpected(fieldError(f, d.error().message));
+    out = *d;
+    return {};
+  };
+}
+
+Status readAuthentication(const json& j, const std::string& f, Config& c) {
+  return readNested(
+      j, f, c,
+      {{"x509",
+        [&c](const json& v, const std::string& g) {
+          return readNested(v, g, c, {{"clientCAFile", stringInto(c.client_ca_file)}});
+        }},
+       {"webhook",
+        [&c](const json& v, const std::string& g) {
+          return readNested(v, g, c,
+                            {{"enabled", boolInto(c.webhook_authn)},
+                             {"cacheTTL", durationInto(c.webhook_authn_cache_ttl)}});
+        }},
+       {"anonymous", [&c](const json& v, const std::string& g) {
+          return readNested(v, g, c, {{"enabled", boolInto(c.anonymous_auth)}});
+        }}});
+}
+
+Status readAuthorization(const json& j, const std::string& f, Config& c) {
+  return readNested(j, f, c,
+                    {{"mode", stringInto(c.authorization_mode)},
+                     {"webhook", [&c](const json& v, const std::string& g) {
+                        return readNested(
+                            v, g, c,
+                            {{"cacheAuthorizedTTL", durationInto(c.authz_authorized_ttl)},
+                             {"cacheUnauthorizedTTL", durationInto(c.authz_unauthorized_ttl)}});
+                      }}});
+}
+
 const std::vector<std::pair<const char*, Reader>>& readers() {
   static const std::vector<std::pair<const char*, Reader>> r = {
       {"staticPodPath", &readString<&Config::static_pod_path>},
@@ -126,6 +201,10 @@ const std::vector<std::pair<const char*, Reader>>& readers() {
       {"healthzBindAddress", &readString<&Config::healthz_bind_address>},
       {"healthzPort", &readInt<&Config::healthz_port>},
       {"readOnlyPort", &readInt<&Config::read_only_port>},
+      {"tlsCertFile", &readString<&Config::tls_cert_file>},
+      {"tlsPrivateKeyFile", &readString<&Config::tls_private_key_file>},
+      {"authentication", &readAuthentication},
+      {"authorization", &readAuthorization},
       {"nodeStatusUpdateFrequency", &readDuration<&Config::node_status_update_frequency>},
       {"nodeStatusReportFrequency", &readDuration<&Config::node_status_report_frequency>},
       {"nodeLeaseDurationSeconds", &readInt<&Config::node_lease_duration_seconds>},
@@ -246,6 +325,14 @@ Status validateConfig(const Config& c) {
     if (port < 0 || port > 65535)
       return fail(ErrorCode::InvalidArgument, std::string(name) + " must be in 0..65535");
   }
+  if (c.authorization_mode != "Webhook" && c.authorization_mode != "AlwaysAllow")
+    return fail(ErrorCode::InvalidArgument,
+                "authorization.mode must be \"Webhook\" or "
+                "\"AlwaysAllow\", got \"" +
+                    c.authorization_mode + "\"");
+  if (c.tls_cert_file.empty() != c.tls_private_key_file.empty())
+    return fail(ErrorCode::InvalidArgument,
+                "tlsCertFile and tlsPrivateKeyFile must be given together");
   if (c.file_check_frequency.count() <= 0)
     return fail(ErrorCode::InvalidArgument, "fileCheckFrequency must be positive");
   if (c.sync_frequency.count() <= 0)

@@ -36,6 +36,17 @@ struct Config {
   std::string healthz_bind_address{"127.0.0.1"};
   int32_t healthz_port{10248};
   int32_t read_only_port{0};
+  // The node server on address:port: its certificate (self-signed into <root-dir>/pki when
+  // unset) and who may use it (authentication.*, authorization.*; v1beta1 defaults).
+  std::string tls_cert_file;
+  std::string tls_private_key_file;
+  std::string client_ca_file;  // authentication.x509.clientCAFile
+  bool anonymous_auth{false};  // authentication.anonymous.enabled
+  bool webhook_authn{true};    // authentication.webhook.enabled
+  std::chrono::milliseconds webhook_authn_cache_ttl{std::chrono::minutes(2)};
+  std::string authorization_mode{"Webhook"};  // or AlwaysAllow
+  std::chrono::milliseconds authz_authorized_ttl{std::chrono::minutes(5)};
+  std::chrono::milliseconds authz_unauthorized_ttl{std::chrono::seconds(30)};
   std::chrono::milliseconds node_status_update_frequency{std::chrono::seconds(10)};
   std::chrono::milliseconds node_status_report_frequency{std::chrono::minutes(5)};
   int32_t node_lease_duration_seconds{40};

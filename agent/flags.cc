@@ -38,6 +38,12 @@ const std::vector<Flag>& flagTable() {
       {"healthz-bind-address", Kind::String, "healthz address (default 127.0.0.1)"},
       {"healthz-port", Kind::Int, "healthz port (default 10248, 0 disables)"},
       {"read-only-port", Kind::Int, "unauthenticated read-only port (default 0: off)"},
+      {"tls-cert-file", Kind::String, "node server certificate (default: self-signed)"},
+      {"tls-private-key-file", Kind::String, "node server private key"},
+      {"client-ca-file", Kind::String, "CA bundle that authenticates client certificates"},
+      {"anonymous-auth", Kind::Bool, "allow anonymous requests to the node server"},
+      {"authentication-token-webhook", Kind::Bool, "authenticate bearer tokens (TokenReview)"},
+      {"authorization-mode", Kind::String, "Webhook (SubjectAccessReview) or AlwaysAllow"},
       {"file-check-frequency", Kind::Duration, "full rescan period of the manifest path"},
       {"sync-frequency", Kind::Duration, "period of the full pod resync"},
       {"node-labels", Kind::List, "labels to register the node with (key=value,...)"},
@@ -228,6 +234,18 @@ Status applyFlags(const Args& args, Config& c) {
       c.healthz_port = n;
     else if (name == "read-only-port")
       c.read_only_port = n;
+    else if (name == "tls-cert-file")
+      c.tls_cert_file = v;
+    else if (name == "tls-private-key-file")
+      c.tls_private_key_file = v;
+    else if (name == "client-ca-file")
+      c.client_ca_file = v;
+    else if (name == "anonymous-auth")
+      c.anonymous_auth = b;
+    else if (name == "authentication-token-webhook")
+      c.webhook_authn = b;
+    else if (name == "authorization-mode")
+      c.authorization_mode = v;
     else if (name == "file-check-frequency")
       c.file_check_frequency = dur;
     else if (name == "sync-frequency")

@@ -46,6 +46,11 @@ cgroupRoot: /nodelet-rig
 failSwapOn: false
 readOnlyPort: 10255
 address: 127.0.0.1
+# The node server on https://127.0.0.1:10250 (self-signed): open to local clients for the demo
+# (curl -sk https://127.0.0.1:10250/containerLogs/default/<pod>/<container>). A real node keeps
+# the defaults: x509 client certificates or tokens, and Webhook authorization.
+authentication: {anonymous: {enabled: true}}
+authorization: {mode: AlwaysAllow}
 YAML
 if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
   echo "demo: nodelet already running (pid $(cat "$PIDFILE"))"

@@ -16,6 +16,12 @@ bool enabled(Level level);
 void write(Level level, Id id, std::string_view message);
 // -v N as the kubelet spells it; also sets the format nodelet logs in.
 void setVerbosity(int v);
+// Whether `fd` is the stream systemd connected to the journal (JOURNAL_STREAM="dev:inode").
+bool stderrIsJournal(const char* journal_stream, int fd);
+// The syslog priority of a level (journald reads a "<N>" prefix as the entry's PRIORITY).
+int syslogPriority(Level level);
+// The spdlog pattern: klog-like with a timestamp, or for the journal without one.
+std::string_view pattern(bool journal);
 
 template <class... Args>
 void logf(Level level, Id id, fmt::format_string<Args...> f, Args&&... args) {

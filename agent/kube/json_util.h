@@ -24,6 +24,10 @@ inline int64_t integer(const json& j, std::string_view key, int64_t fallback = 0
   const json& v = field(j, key);
   return v.is_number_integer() ? v.get<int64_t>() : fallback;
 }
+inline bool boolean(const json& j, std::string_view key) {
+  const json& v = field(j, key);
+  return v.is_boolean() && v.get<bool>();
+}
 inline const json& object(const json& j, std::string_view key) {
   static const json empty = json::object();
   const json& v = field(j, key);

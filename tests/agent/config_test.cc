@@ -21,6 +21,33 @@ TEST(DurationTest, GoSyntax) {
     EXPECT_FALSE(parseDuration(bad)) << bad;
 }
 
+TEST(ConfigTest, NodeServerAuthDefaultsAreV1beta1sAndNestedUnknownsAreNamed) {
+  Config c;
+  EXPECT_FALSE(c.anonymous_auth);
+  EXPECT_TRUE(c.webhook_authn);
+  EXPECT_EQ(c.authorization_mode, "Webhook");
+  auto s = loadConfigText(R"(apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+authentication: {webhook: {enabled: true, bogus: 1}}
+)",
+                          c);
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(c.ignored_fields, (std::vector<std::string>{"authentication.webhook.bogus"}));
+  auto bad = loadConfigText(R"(apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+authentication: {anonymous: {enabled: "yes"}}
+)",
+                            c);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("authentication.anonymous.enabled"), std::string::npos)
+      << bad.error().message;
+  c.authorization_mode = "RBAC";
+  EXPECT_FALSE(validateConfig(c));
+  c.authorization_mode = "Webhook";
+  c.tls_cert_file = "/x.crt";
+  EXPECT_FALSE(validateConfig(c)) << "a certificate without its key";
+}
+
 TEST(ConfigTest, ReadsTheFieldsNodeletHonours) {
   Config c;
   auto s = loadConfigText(R"(
@@ -45,7 +72,12 @@ evictionHard: {memory.available: 200Mi}
 systemReserved: {cpu: 100m}
 kubeAPIQPS: 20
 registerWithTaints: [{key: dedicated, value: infra, effect: NoSchedule}, {key: gpu, effect: NoExecute}]
-authentication: {anonymous: {enabled: false}}
+authentication: {anonymous: {enabled: true}, x509: {clientCAFile: /etc/kubernetes/pki/ca.crt},
+  webhook: {enabled: false, cacheTTL: 30s}}
+authorization: {mode: AlwaysAllow, webhook: {cacheAuthorizedTTL: 1m, cacheUnauthorizedTTL: 5s}}
+tlsCertFile: /var/lib/kubelet/pki/kubelet.crt
+tlsPrivateKeyFile: /var/lib/kubelet/pki/kubelet.key
+featureGates: {Foo: true}
 )",
                           c);
   ASSERT_TRUE(s) << s.error().message;
@@ -64,7 +96,15 @@ authentication: {anonymous: {enabled: false}}
   EXPECT_EQ(c.kube_api_qps, 20);
   EXPECT_EQ(c.register_with_taints,
             (std::vector<std::string>{"dedicated=infra:NoSchedule", "gpu:NoExecute"}));
-  EXPECT_EQ(c.ignored_fields, (std::vector<std::string>{"authentication"}));
+  EXPECT_TRUE(c.anonymous_auth);
+  EXPECT_EQ(c.client_ca_file, "/etc/kubernetes/pki/ca.crt");
+  EXPECT_FALSE(c.webhook_authn);
+  EXPECT_EQ(c.webhook_authn_cache_ttl, milliseconds(30000));
+  EXPECT_EQ(c.authorization_mode, "AlwaysAllow");
+  EXPECT_EQ(c.authz_authorized_ttl, milliseconds(60000));
+  EXPECT_EQ(c.authz_unauthorized_ttl, milliseconds(5000));
+  EXPECT_EQ(c.tls_cert_file, "/var/lib/kubelet/pki/kubelet.crt");
+  EXPECT_EQ(c.ignored_fields, (std::vector<std::string>{"featureGates"}));
   EXPECT_TRUE(validateConfig(c));
 }
 

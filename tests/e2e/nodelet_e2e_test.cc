@@ -1,6 +1,7 @@
 // nodelet as a user runs it: the binary, a directory of manifests, the rig's real containerd.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -165,6 +166,82 @@ TEST_F(NodeletE2eTest, InitContainersRunInOrderBeforeTheApp) {
   std::string content;
   EXPECT_TRUE(waitForFileContaining(log.string(), "order=", content));
   EXPECT_NE(content.find("stdout F order=12"), std::string::npos) << content;
+}
+
+TEST_F(NodeletE2eTest, StaticPodsUseConfigMapsAndSecretsFromTheirDirectory) {
+  auto& n = start();
+  n.write("cfg.yaml",
+          "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {greeting: hello}\n");
+  n.write("pw.yaml",
+          "apiVersion: v1\nkind: Secret\nmetadata: {name: pw}\nstringData: {password: s3cret}\n");
+  n.write("reader.yaml",
+          podYaml("reader",
+                  "  containers:\n" +
+                      container("app",
+                                "echo secret=$SECRET; trap 'exit 0' TERM; while true; do echo "
+                                "greeting=$(cat /etc/app/greeting); sleep 0.2 & wait $!; done",
+                                "    env: [{name: SECRET, valueFrom: {secretKeyRef: {name: pw, "
+                                "key: password}}}]\n"
+                                "    volumeMounts: [{name: conf, mountPath: /etc/app}]\n") +
+                      "  volumes: [{name: conf, configMap: {name: cfg}}]\n"));
+  ASSERT_TRUE(waitFor([&] { return n.running("reader", "app"); }, seconds(20)));
+  const auto uid = (*n.pod("reader"))["metadata"]["uid"].get<std::string>();
+  const auto log = n.logs() / ("default_reader-" + n.node() + "_" + uid) / "app" / "0.log";
+  std::string content;
+  ASSERT_TRUE(waitForFileContaining(log.string(), "greeting=hello", content)) << content;
+  EXPECT_NE(content.find("secret=s3cret"), std::string::npos) << content;
+  // An edit of the ConfigMap's manifest shows up in the running container, without a restart.
+  n.write("cfg.yaml",
+          "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {greeting: bye}\n");
+  EXPECT_TRUE(waitForFileContaining(log.string(), "greeting=bye", content)) << content;
+  auto c = n.container("reader", "app");
+  ASSERT_TRUE(c);
+  EXPECT_EQ((*c)["restartCount"], 0);
+}
+
+// A free TCP port on 127.0.0.1 (bound, read, released: good enough for one test).
+int freePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+TEST_F(NodeletE2eTest, ContainerLogsOverTheNodeServerAndAFollowThatEndsWithTheContainer) {
+  const int port = freePort();
+  n_ = std::make_unique<NodeletProcess>();
+  auto& n = *n_;
+  n.start("address: 127.0.0.1\nport: " + std::to_string(port) +
+          "\nauthentication: {anonymous: {enabled: true}}\nauthorization: {mode: AlwaysAllow}\n");
+  // Counts to 3 slowly, then exits: a follow sees every line and ends with the container.
+  n.write("talk.yaml",
+          podYaml("talk", "  restartPolicy: Never\n  containers:\n" +
+                              container("app", "echo one; echo two >&2; sleep 2; echo three")));
+  ASSERT_TRUE(waitFor([&] { return n.running("talk", "app"); }, seconds(20)));
+  httplib::SSLClient c("127.0.0.1", port);
+  c.enable_server_certificate_verification(false);  // self-signed, made by nodelet
+  c.set_read_timeout(20, 0);
+  const std::string path = "/containerLogs/default/talk-" + n.node() + "/app";
+  std::string followed;
+  auto r = c.Get(path + "?follow=true", [&](const char* data, size_t len) {
+    followed.append(data, len);
+    return true;
+  });
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(followed, "one\ntwo\nthree\n") << "both streams, in order, to the end";
+  auto tail = c.Get(path + "?tailLines=1&timestamps=true");
+  ASSERT_TRUE(tail);
+  EXPECT_TRUE(tail->body.ends_with(" three\n")) << tail->body;
+  EXPECT_EQ(tail->body.find("two"), std::string::npos) << tail->body;
+  auto missing = c.Get("/containerLogs/default/nope/app");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
 }
 
 TEST_F(NodeletE2eTest, SidecarsStartBeforeAndStopAfterTheApp) {

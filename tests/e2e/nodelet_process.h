@@ -48,11 +48,16 @@ class NodeletProcess {
   std::map<std::string, std::string> extra_env;
 
   void start(const std::string& extra_config = "", int verbosity = 2) {
-    const auto cfg =
-        dir_.write("config.yaml",
-                   "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
-                   "podLogsDir: " +
-                       logs().string() + "\nfailSwapOn: false\nhealthzPort: 0\n" + extra_config);
+    const auto cfg = dir_.write(
+        "config.yaml",
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+        "podLogsDir: " +
+            logs().string() + "\nfailSwapOn: false\nhealthzPort: 0\n" +
+            // No node server on 10250 unless a test asks: nodelets run side by side.
+            (extra_config.find("port:") == 0 || extra_config.find("\nport:") != std::string::npos
+                 ? ""
+                 : "port: 0\n") +
+            extra_config);
     const std::string log = (dir_.path() / "nodelet.log").string();
     pid_ = ::fork();
     if (pid_ == 0) {

@@ -343,6 +343,10 @@ class FakeApiServer::Handler {
     static const std::regex token(R"(^/api/v1/namespaces/([^/]+)/serviceaccounts/([^/]+)/token$)");
     std::smatch m;
     if (req_.method == "POST" && std::regex_match(p, m, token)) return tokenRequest(m[1], m[2]);
+    if (req_.method == "POST" && p == "/apis/authentication.k8s.io/v1/tokenreviews")
+      return tokenReview();
+    if (req_.method == "POST" && p == "/apis/authorization.k8s.io/v1/subjectaccessreviews")
+      return accessReview();
     if (!std::regex_match(p, m, core) && !std::regex_match(p, m, coord)) {
       reply(404, status(404, "NotFound", "the server could not find the requested resource"));
       return;
@@ -542,6 +546,46 @@ class FakeApiServer::Handler {
         {"expirationTimestamp",
          api::formatTime(s_.clock_.systemNow() + std::chrono::seconds(secs))}};
     b["metadata"] = {{"name", sa}, {"namespace", ns}, {"creationTimestamp", nullptr}};
+    reply(201, b);
+  }
+
+  // TokenReview: the tokens this server knows (the node's own delegated authentication).
+  void tokenReview() {
+    json b = json::parse(req_.body, nullptr, false);
+    if (!b.is_object() || !b.contains("spec") || !b["spec"].is_object())
+      return reply(400, status(400, "BadRequest", "invalid TokenReview"));
+    const std::string t = b["spec"].value("token", "");
+    std::lock_guard g(s_.mu_);
+    auto it = s_.tokens_.find(t);
+    if (it == s_.tokens_.end()) {
+      b["status"] = {{"user", json::object()}, {"error", "invalid bearer token"}};
+    } else {
+      b["status"] = {{"authenticated", true},
+                     {"user",
+                      {{"username", it->second},
+                       {"uid", "uid-" + it->second},
+                       {"groups", {"system:authenticated"}}}},
+                     {"audiences", {"https://kubernetes.default.svc.cluster.local"}}};
+    }
+    b["metadata"] = {{"creationTimestamp", nullptr}};
+    reply(201, b);
+  }
+
+  // SubjectAccessReview against the policy tests set with allow().
+  void accessReview() {
+    json b = json::parse(req_.body, nullptr, false);
+    if (!b.is_object() || !b.contains("spec") || !b["spec"].is_object())
+      return reply(400, status(400, "BadRequest", "invalid SubjectAccessReview"));
+    const json spec = b["spec"];
+    const json ra = spec.value("resourceAttributes", json::object());
+    const std::string key = spec.value("user", "") + "|" + ra.value("verb", "") + "|" +
+                            ra.value("resource", "") + "/" + ra.value("subresource", "");
+    std::lock_guard g(s_.mu_);
+    ++s_.access_reviews_;
+    const bool ok = s_.allowed_.contains(key);
+    b["status"] = ok ? json{{"allowed", true}, {"reason", "allowed by the test's policy"}}
+                     : json{{"allowed", false}};
+    b["metadata"] = {{"creationTimestamp", nullptr}};
     reply(201, b);
   }
 

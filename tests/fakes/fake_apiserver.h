@@ -86,6 +86,15 @@ class FakeApiServer {
   std::vector<Recorded> requests() const;
   void clearRequests();
   size_t openWatches() const { return open_watches_.load(); }
+  // Delegated authorization: `user` may `verb` nodes/`subresource` (SubjectAccessReview).
+  void allow(const std::string& user, const std::string& verb, const std::string& subresource) {
+    std::lock_guard g(mu_);
+    allowed_.insert(user + "|" + verb + "|nodes/" + subresource);
+  }
+  uint64_t accessReviews() const {
+    std::lock_guard g(mu_);
+    return access_reviews_;
+  }
   uint64_t tokensIssued() const {
     std::lock_guard g(mu_);
     return tokens_issued_;
@@ -152,6 +161,8 @@ class FakeApiServer {
   std::vector<Fault> faults_;
   Duration stall_{0};
   std::map<std::string, std::string> tokens_;  // token -> user
+  std::set<std::string> allowed_;              // "user|verb|nodes/subresource"
+  uint64_t access_reviews_{0};
   std::vector<Recorded> requests_;
   std::atomic<size_t> open_watches_{0};
   bool stopping_{false};
