@@ -391,10 +391,13 @@ std::set<std::string> Agent::relist() {
     return changed;
   }
   runtime_ok_ = true;
-  std::set<std::string> alive;
+  std::set<std::string> alive, existing;
   for (const auto& [uid, p] : *pods)
-    for (const auto& c : p.containers)
+    for (const auto& c : p.containers) {
+      existing.insert(c.status.id);
       if (c.running()) alive.insert(c.status.id);
+    }
+  runtime_.pruneLogLinks(existing);
   if (exits_) {  // watch what runs (adopted containers too), forget what is gone
     for (const auto& [uid, p] : *pods) watchRunning(p);
     exits_->retain(alive);

@@ -531,6 +531,7 @@ int runAgent(Config cfg, sigset_t signals) {
   rmo.node_cpu_milli = cpuMilli();
   rmo.node_memory_bytes = memoryBytes();
   rmo.seccomp_default = cfg.seccomp_default;
+  rmo.container_log_links_dir = cfg.container_log_links_dir;
   // Volumes and env that read ConfigMaps, Secrets and tokens: through the API server.
   std::unique_ptr<kube::ApiObjectSource> objects;
   if (client) {

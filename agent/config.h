@@ -77,6 +77,7 @@ struct Config {
   std::string cni_bridge{"nodelet0"};
   std::string cni_ipam_dir{"/var/lib/cni/networks"};
   bool cni_force{false};
+  std::string container_log_links_dir{"/var/log/containers"};  // --container-log-links-dir
   int verbosity{0};
 
   // Fields of the file nodelet does not know; warned about once at start-up.

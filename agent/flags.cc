@@ -61,6 +61,8 @@ const std::vector<Flag>& flagTable() {
       {"cni-bridge", Kind::String, "bridge of nodelet's CNI network (default nodelet0)"},
       {"cni-ipam-dir", Kind::String, "host-local IPAM data dir (default /var/lib/cni/networks)"},
       {"cni-force", Kind::Bool, "replace CNI configuration nodelet did not write"},
+      {"container-log-links-dir", Kind::String,
+       "where container log links for log shippers go (default /var/log/containers, \"\": none)"},
   };
   return t;
 }
@@ -260,6 +262,8 @@ Status applyFlags(const Args& args, Config& c) {
       c.cni_ipam_dir = v;
     else if (name == "cni-force")
       c.cni_force = b;
+    else if (name == "container-log-links-dir")
+      c.container_log_links_dir = v;
     else if (name == "cni-bin-dir") {
       c.cni_bin_dirs.clear();
       size_t start = 0;

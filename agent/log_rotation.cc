@@ -1,6 +1,9 @@
 #include "agent/log_rotation.h"
 
+#include <zlib.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 
@@ -39,17 +42,58 @@ int LogRotator::rotate(const std::vector<std::pair<std::string, std::string>>& c
       continue;
     }
     ++rotated;
-    // Keep the newest maxFiles-1 rotated files beside the live one.
+    // The rotated files beside the live one, oldest first ("<file>.<stamp>[.gz]").
     std::vector<fs::path> old;
     const fs::path dir = fs::path(path).parent_path();
     const std::string prefix = fs::path(path).filename().string() + ".";
-    for (const auto& e : fs::directory_iterator(dir, ec))
-      if (e.path().filename().string().starts_with(prefix)) old.push_back(e.path());
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.starts_with(prefix) && !name.ends_with(".tmp")) old.push_back(e.path());
+    }
     std::sort(old.begin(), old.end());
+    // Keep the newest maxFiles-1 of them.
     const size_t keep = static_cast<size_t>(std::max(max_files_ - 1, 1));
-    for (size_t i = 0; i + keep < old.size(); ++i) fs::remove(old[i], ec);
+    while (old.size() > keep) {
+      fs::remove(old.front(), ec);
+      old.erase(old.begin());
+    }
+    // Compress all but the newest, as the kubelet does (the runtime may still be finishing
+    // its last write to the file it just let go of).
+    for (size_t i = 0; i + 1 < old.size(); ++i)
+      if (old[i].extension() != ".gz")
+        if (auto s = compressLog(old[i].string()); !s)
+          NODELET_LOG(warn, Agent, "compress {}: {}", old[i].string(), s.error().message);
   }
   return rotated;
+}
+
+Status compressLog(const std::string& path) {
+  // Into <path>.gz.tmp, renamed to <path>.gz once complete: a reader never sees half a file,
+  // and the original goes only after that.
+  const std::string tmp = path + ".gz.tmp";
+  FILE* in = std::fopen(path.c_str(), "rb");
+  if (!in) return fail(ErrorCode::NotFound, "open " + path);
+  gzFile out = gzopen(tmp.c_str(), "wb");
+  if (!out) {
+    std::fclose(in);
+    return fail(ErrorCode::Internal, "create " + tmp);
+  }
+  char buf[65536];
+  bool ok = true;
+  for (size_t n; ok && (n = std::fread(buf, 1, sizeof buf, in)) > 0;)
+    ok = gzwrite(out, buf, static_cast<unsigned>(n)) == static_cast<int>(n);
+  ok = !std::ferror(in) && ok;
+  std::fclose(in);
+  ok = gzclose(out) == Z_OK && ok;
+  std::error_code ec;
+  if (!ok) {
+    fs::remove(tmp, ec);
+    return fail(ErrorCode::Internal, "write " + tmp);
+  }
+  fs::rename(tmp, path + ".gz", ec);
+  if (ec) return fail(ErrorCode::Internal, "rename " + tmp + ": " + ec.message());
+  fs::remove(path, ec);
+  return {};
 }
 
 }  // namespace nodelet::agent

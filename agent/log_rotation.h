@@ -3,11 +3,13 @@
 // when a running container's log file is larger than the maximum, it is renamed to
 // <file>.<UTC timestamp>, the runtime is asked to reopen the log (ReopenContainerLog), and the
 // oldest rotated files are deleted so that at most maxFiles files (the live one included) remain.
+// Rotated files but the newest are compressed (<file>.<timestamp>.gz), as the kubelet does.
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "agent/core/clock.h"
+#include "agent/core/error.h"
 #include "cri/runtime_service.h"
 
 namespace nodelet::agent {
@@ -26,5 +28,8 @@ class LogRotator {
   int64_t max_bytes_;
   int32_t max_files_;
 };
+
+// Compresses a rotated log to <path>.gz (through <path>.gz.tmp) and removes the original.
+Status compressLog(const std::string& path);
 
 }  // namespace nodelet::agent

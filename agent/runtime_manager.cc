@@ -276,6 +276,68 @@ std::map<std::string, std::string> RuntimeManager::runningLogPaths() {
   return out;
 }
 
+void RuntimeManager::linkContainerLog(const api::Pod& pod, const std::string& container,
+                                      const std::string& id, const std::string& target) {
+  if (o_.container_log_links_dir.empty()) return;
+  // The kubelet's name, cut to 251 characters before ".log".
+  std::string name = pod.metadata.name + "_" + pod.metadata.namespace_ + "_" + container + "-" + id;
+  if (name.size() > 251) name.resize(251);
+  const std::string link = o_.container_log_links_dir + "/" + name + ".log";
+  std::error_code ec;
+  fs::create_directories(o_.container_log_links_dir, ec);
+  fs::remove(link, ec);
+  fs::create_symlink(target, link, ec);
+  if (ec) {
+    NODELET_LOG(warn, Agent, "log link {}: {}", link, ec.message());
+    return;
+  }
+  std::lock_guard g(links_mu_);
+  log_links_[link] = id;
+}
+
+void RuntimeManager::pruneLogLinks(const std::set<std::string>& live) {
+  if (o_.container_log_links_dir.empty()) return;
+  std::vector<std::string> gone;
+  {
+    std::lock_guard g(links_mu_);
+    if (!links_scanned_) {
+      // After a restart: the links this node made before (they point into podLogsDir).
+      links_scanned_ = true;
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(o_.container_log_links_dir, ec)) {
+        std::error_code ec2;
+        if (!e.is_symlink(ec2)) continue;
+        const std::string target = fs::read_symlink(e.path(), ec2).string();
+        if (ec2 || !target.starts_with(o_.pod_logs_dir + "/") ||
+            !e.path().filename().string().ends_with(".log"))
+          continue;
+        log_links_.emplace(e.path().string(), "");  // its container: by the name's suffix
+      }
+    }
+    for (auto it = log_links_.begin(); it != log_links_.end();) {
+      bool alive = live.contains(it->second);
+      if (it->second.empty()) {  // an earlier run's link: "...-<container id>.log"
+        for (const auto& id : live)
+          if (it->first.ends_with("-" + id + ".log")) {
+            it->second = id;
+            alive = true;
+            break;
+          }
+      }
+      if (alive) {
+        ++it;
+        continue;
+      }
+      gone.push_back(it->first);
+      it = log_links_.erase(it);
+    }
+  }
+  for (const auto& link : gone) {
+    std::error_code ec;
+    fs::remove(link, ec);
+  }
+}
+
 Result<std::map<std::string, PodRuntimeStatus>> RuntimeManager::listPods() {
   const auto owned = labels::ownedSelector(o_.node_name);
   auto sbs = runtime_.listPodSandbox({.label_selector = owned});
@@ -1045,6 +1107,7 @@ RuntimeManager::StartResult RuntimeManager::startContainer(
     return {false, {"CreateContainerError", id.error().message}};
   }
   events_.record(ref, "Normal", "Created", "Created container: " + c.name);
+  linkContainerLog(pod, c.name, *id, sandbox.log_directory + "/" + cc.log_path);
   if (prev) {
     // A restart: the next one waits longer (the kubelet's crash-loop back-off). A container
     // this sync killed (a failed probe) was still running when the sync began: it ended now.

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "agent/atomic_writer.h"
@@ -34,7 +35,8 @@ struct RuntimeManagerOptions {
   // standalone), the static pod directory's for static pods.
   kube::ObjectSource* objects{nullptr};
   kube::ObjectSource* static_objects{nullptr};
-  bool seccomp_default{false};  // seccompDefault: RuntimeDefault when a pod does not choose
+  bool seccomp_default{false};          // seccompDefault: RuntimeDefault when a pod does not choose
+  std::string container_log_links_dir;  // /var/log/containers from the config; "" = no links
 };
 
 struct SyncResult {
@@ -72,6 +74,9 @@ class RuntimeManager {
   cri::RuntimeService& runtime() { return runtime_; }
   // Log files of the running containers this nodelet owns (id -> path), from the runtime.
   std::map<std::string, std::string> runningLogPaths();
+  // /var/log/containers/<pod>_<namespace>_<container>-<id>.log -> the container's log, for log
+  // shippers, as the kubelet links them; a link goes when its container is gone from `live`.
+  void pruneLogLinks(const std::set<std::string>& live);
   // Forgets back-off entries idle for twice the maximum (pods long gone or long healthy).
   void gcBackoff();
 
@@ -127,6 +132,11 @@ class RuntimeManager {
   Backoff image_backoff_{std::chrono::seconds(10), std::chrono::seconds(300)};
   std::string runtime_name_{"containerd"};
   std::map<std::string, std::string> log_paths_;  // container id -> log path (runningLogPaths)
+  void linkContainerLog(const api::Pod& pod, const std::string& container, const std::string& id,
+                        const std::string& target);
+  std::mutex links_mu_;
+  std::map<std::string, std::string> log_links_;  // link -> container id (under links_mu_)
+  bool links_scanned_{false};                     // the links of an earlier run, found once
 };
 
 // $(VAR) expansion as the kubelet does it: defined names are replaced, "$$" is a literal "$",

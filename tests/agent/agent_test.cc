@@ -197,6 +197,34 @@ TEST_F(AgentTest, ARemovedManifestStopsAndRemovesThePod) {
       std::filesystem::exists(opts_.pod_logs_dir + "/default_web-node-1_" + web.pod.metadata.uid));
 }
 
+TEST_F(AgentTest, ContainerLogLinksComeAndGoWithTheirContainers) {
+  opts_.container_log_links_dir = (dir_.path() / "containers").string();
+  // A link an earlier run left for a container that is gone, and one that is not ours.
+  std::filesystem::create_directories(opts_.container_log_links_dir);
+  std::filesystem::create_symlink(opts_.pod_logs_dir + "/x/app/0.log",
+                                  opts_.container_log_links_dir + "/old_default_app-dead.log");
+  std::filesystem::create_symlink("/elsewhere/0.log",
+                                  opts_.container_log_links_dir + "/other_default_app-x.log");
+  start();
+  auto web = manifest(kWeb);
+  apply({web});
+  auto run = running();
+  ASSERT_EQ(run.size(), 1u);
+  const std::string link =
+      opts_.container_log_links_dir + "/web-node-1_default_app-" + run[0].id + ".log";
+  ASSERT_TRUE(std::filesystem::is_symlink(link));
+  EXPECT_EQ(std::filesystem::read_symlink(link).string(),
+            opts_.pod_logs_dir + "/default_web-node-1_" + web.pod.metadata.uid + "/app/0.log");
+  EXPECT_FALSE(
+      std::filesystem::is_symlink(opts_.container_log_links_dir + "/old_default_app-dead.log"))
+      << "an earlier run's link to a container that is gone";
+  EXPECT_TRUE(
+      std::filesystem::is_symlink(opts_.container_log_links_dir + "/other_default_app-x.log"))
+      << "not nodelet's: left alone";
+  apply({});
+  EXPECT_FALSE(std::filesystem::is_symlink(link));
+}
+
 TEST_F(AgentTest, AnEditedManifestReplacesThePod) {
   auto v1 = manifest(kWeb);
   apply({v1});

@@ -2,7 +2,9 @@
 #include "agent/log_rotation.h"
 
 #include <gtest/gtest.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "tests/common/simulated_clock.h"
@@ -39,6 +41,31 @@ TEST_F(LogRotationTest, RotatesOnlyWhatOutgrewTheLimitAndKeepsMaxFiles) {
   }
   EXPECT_EQ(rt_.countCalls("ReopenContainerLog"), 5u);
   EXPECT_EQ(files(), 2u) << "maxFiles 3 = the live file + 2 rotated ones";
+  // The older of the two is compressed, the newest not (the runtime may still finish a write).
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir_.path() / "app"))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  ASSERT_EQ(names.size(), 2u);
+  EXPECT_TRUE(names[0].ends_with(".gz")) << names[0];
+  EXPECT_FALSE(names[1].ends_with(".gz")) << names[1];
+  EXPECT_LT(names[0], names[1]);
+  // And it decompresses to what was written.
+  gzFile gz = gzopen((dir_.path() / "app" / names[0]).c_str(), "rb");
+  ASSERT_TRUE(gz);
+  char buf[512];
+  const int n = gzread(gz, buf, sizeof buf);
+  gzclose(gz);
+  EXPECT_EQ(std::string(buf, static_cast<size_t>(std::max(n, 0))), std::string(150, 'x'));
+}
+
+TEST_F(LogRotationTest, CompressionGoesThroughATemporaryFileAndRemovesTheOriginal) {
+  const auto f = dir_.write("app/0.log.20261126-120000", "hello\n");
+  ASSERT_TRUE(compressLog(f.string()));
+  EXPECT_FALSE(fs::exists(f));
+  EXPECT_TRUE(fs::exists(f.string() + ".gz"));
+  EXPECT_FALSE(fs::exists(f.string() + ".gz.tmp"));
+  EXPECT_FALSE(compressLog((dir_.path() / "app/missing").string()));
 }
 
 TEST_F(LogRotationTest, AFailedReopenPutsTheFileBack) {

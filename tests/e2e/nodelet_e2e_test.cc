@@ -242,6 +242,17 @@ TEST_F(NodeletE2eTest, ContainerLogsOverTheNodeServerAndAFollowThatEndsWithTheCo
   auto missing = c.Get("/containerLogs/default/nope/app");
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404);
+  // The link log shippers read: <pod>_<namespace>_<container>-<id>.log -> the CRI log.
+  const auto status = n.container("talk", "app");
+  ASSERT_TRUE(status);
+  std::string id = (*status)["containerID"];
+  id = id.substr(id.find("://") + 3);
+  const auto link = n.logLinks() / ("talk-" + n.node() + "_default_app-" + id + ".log");
+  ASSERT_TRUE(std::filesystem::is_symlink(link)) << link;
+  EXPECT_EQ(readFile(link.string()), readFile(std::filesystem::read_symlink(link).string()));
+  // Gone with its container.
+  n.remove("talk.yaml");
+  EXPECT_TRUE(waitFor([&] { return !std::filesystem::exists(link); }, seconds(20)));
 }
 
 TEST_F(NodeletE2eTest, SidecarsStartBeforeAndStopAfterTheApp) {

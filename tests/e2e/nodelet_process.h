@@ -40,6 +40,7 @@ class NodeletProcess {
   const std::string& node() const { return node_; }
   std::filesystem::path manifests() const { return dir_.path() / "manifests"; }
   std::filesystem::path root() const { return dir_.path() / "root"; }
+  std::filesystem::path logLinks() const { return dir_.path() / "containers"; }
   std::filesystem::path logs() const { return dir_.path() / "logs"; }
   cri::RuntimeService& runtime() { return *runtime_; }
   // Flags added to the command line at the next start().
@@ -75,8 +76,10 @@ class NodeletProcess {
       const std::string name = "--hostname-override=" + node_;
       const std::string config = "--config=" + cfg.string();
       const std::string v = "-v=" + std::to_string(verbosity);
-      std::vector<std::string> args = {NODELET_BINARY, config, path,        endpoint,
-                                       rootdir,        name,   cgroup_root, v};
+      // Log links in the test's own directory, not the host's /var/log/containers.
+      const std::string links = "--container-log-links-dir=" + logLinks().string();
+      std::vector<std::string> args = {NODELET_BINARY, config,      path, endpoint, rootdir,
+                                       name,           cgroup_root, v,    links};
       args.insert(args.end(), extra_args.begin(), extra_args.end());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
