@@ -37,6 +37,7 @@
 #include "agent/pki.h"
 #include "agent/runtime_manager.h"
 #include "agent/server.h"
+#include "agent/stats_summary.h"
 #include "agent/status_manager.h"
 #include "cri/instrumented_service.h"
 #include "network/cni.h"
@@ -622,6 +623,7 @@ int runAgent(Config cfg, sigset_t signals) {
   if (objects)
     objects->setOnChange([&agent](const std::string& key) { agent.onObjectChanged(key, false); });
 
+  SummaryProvider summary(*services_.runtime, clock, node, cfg.root_dir);
   NodeServer server({[&] {
                        return std::pair{agent.healthy(), agent.healthMessage()};
                      },
@@ -650,7 +652,8 @@ int runAgent(Config cfg, sigset_t signals) {
                      [&](const std::string& ns, const std::string& name, const std::string& cname,
                          bool previous) {
                        return containerLog(statuses, cfg.pod_logs_dir, ns, name, cname, previous);
-                     }});
+                     },
+                     [&] { return summary.summary(statuses.pods()); }});
   if (cfg.healthz_port > 0) {
     if (auto s = server.startHealthz(cfg.healthz_bind_address, cfg.healthz_port); !s)
       return die(s.error().message);

@@ -138,6 +138,18 @@ Status NodeServer::startSecure(const std::string& address, int port, const Secur
     secure_->Get("/runningpods/", [h = h_](const httplib::Request&, httplib::Response& res) {
       res.set_content(h.running_pods_json(), "application/json");
     });
+  if (h_.stats_summary)
+    for (const char* path : {"/stats/summary", "/stats/summary/"})
+      secure_->Get(path, [h = h_](const httplib::Request&, httplib::Response& res) {
+        auto doc = h.stats_summary();
+        if (!doc) {
+          res.status = 500;
+          res.set_content("Internal Error: " + doc.error().message + "\n",
+                          "text/plain; charset=utf-8");
+          return;
+        }
+        res.set_content(*doc, "application/json");
+      });
   if (h_.container_log)
     secure_->Get(R"(/containerLogs/([^/]+)/([^/]+)/([^/]+))",
                  [h = h_, clock](const httplib::Request& req, httplib::Response& res) {

@@ -33,6 +33,7 @@ struct ServerHandlers {
   // (namespace, pod, container, previous) -> the log file; NotFound says what is missing.
   std::function<Result<LogTarget>(const std::string&, const std::string&, const std::string&, bool)>
       container_log;
+  std::function<Result<std::string>()> stats_summary;  // the Summary API document (may be unset)
 };
 
 // The authenticated node server on `port` (10250).
@@ -52,7 +53,7 @@ class NodeServer {
   Status startHealthz(const std::string& address, int port);
   Status startReadOnly(const std::string& address, int port);
   // HTTPS with authentication and authorization: /healthz, /metrics, /pods, /runningpods/,
-  // /containerLogs/{namespace}/{pod}/{container}.
+  // /stats/summary, /containerLogs/{namespace}/{pod}/{container}.
   Status startSecure(const std::string& address, int port, const SecureOptions& o);
   void stop();
   // The port actually bound (when 0 was asked for): for tests.

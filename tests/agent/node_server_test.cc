@@ -5,6 +5,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <deque>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include "agent/core/api_json.h"
 #include "agent/node_auth.h"
 #include "agent/pki.h"
+#include "agent/stats_summary.h"
 #include "tests/common/simulated_clock.h"
 #include "tests/common/temp_dir.h"
 
@@ -276,6 +278,78 @@ TEST(ContainerLogsTest, FollowWritesWhatIsAppendedUntilTheContainerStops) {
       [] { return true; }, clock));
   EXPECT_TRUE(gone);
   EXPECT_EQ(writes, 2);
+}
+
+// ---- /stats/summary ----
+
+TEST(StatsSummaryTest, TheHostIsReadFromProcAndTheFilesystem) {
+  testing::TempDir dir;
+  dir.write("proc/stat",
+            "cpu  100 20 30 1000 50 5 5 0 0 0\ncpu0 50 10 15 500 25 2 2 0 0 0\nbtime 1764158400\n");
+  dir.write("proc/meminfo",
+            "MemTotal:       4000000 kB\nMemFree:         1000000 kB\nMemAvailable:    2500000 "
+            "kB\nInactive(file):  500000 kB\n");
+  const SysTime now = *api::parseTime("2026-11-26T12:00:00Z");
+  auto s = readHostSample(dir.str() + "/proc", dir.str(), now);
+  ASSERT_TRUE(s) << s.error().message;
+  const uint64_t tick_ns = 1'000'000'000ull / static_cast<uint64_t>(sysconf(_SC_CLK_TCK));
+  EXPECT_EQ(s->cpu_core_ns, (100u + 20 + 30 + 5 + 5) * tick_ns) << "idle and iowait are not busy";
+  EXPECT_EQ(s->boot_time, std::chrono::system_clock::from_time_t(1764158400));
+  EXPECT_EQ(s->memory_total, 4000000ull * 1024);
+  EXPECT_EQ(s->inactive_file, 500000ull * 1024);
+  EXPECT_GT(s->fs_capacity, 0u);
+  EXPECT_FALSE(readHostSample(dir.str() + "/nope", dir.str(), now));
+}
+
+TEST(StatsSummaryTest, TheSummaryHasTheKubeletsShape) {
+  HostSample prev, now;
+  prev.time = *api::parseTime("2026-11-26T12:00:00Z");
+  now.time = prev.time + seconds(10);
+  prev.cpu_core_ns = 1'000'000'000;
+  now.cpu_core_ns = 6'000'000'000;  // 5 s of CPU in 10 s: half a core
+  now.memory_total = 4'000;
+  now.memory_free = 1'000;
+  now.inactive_file = 500;
+  now.fs_capacity = 100;
+  now.fs_available = 40;
+  auto pod = api::decodePod(R"({"metadata":{"name":"web","namespace":"default","uid":"u1"},
+    "spec":{"containers":[{"name":"app","image":"i"}]},
+    "status":{"startTime":"2026-11-26T11:00:00Z","containerStatuses":[{"name":"app",
+      "containerID":"containerd://c2","restartCount":1,"image":"i","imageID":"",
+      "state":{"running":{"startedAt":"2026-11-26T11:30:00Z"}}}]}})");
+  ASSERT_TRUE(pod) << pod.error().message;
+  cri::ContainerStats cur, old, other;
+  cur.id = "c2";
+  cur.labels = {{"io.kubernetes.pod.uid", "u1"}, {"io.kubernetes.container.name", "app"}};
+  cur.cpu = cri::CpuUsage{1, 3'000'000'000, 250'000'000};  // core-ns, nano-cores
+  cur.memory = cri::MemoryUsage{1, 2'000'000, std::nullopt, 3'000'000, std::nullopt, 0, 0};
+  old = cur;
+  old.id = "c1";  // the exited container before the restart: not the one the status shows
+  other = cur;
+  other.id = "c9";
+  other.labels["io.kubernetes.pod.uid"] = "gone";
+  auto doc = buildSummary("n1", now, prev, {cur, old, other}, {*pod});
+  const auto& node = doc["node"];
+  EXPECT_EQ(node["nodeName"], "n1");
+  EXPECT_EQ(node["cpu"]["usageNanoCores"], 500'000'000u);
+  EXPECT_EQ(node["memory"]["usageBytes"], 3'000u);
+  EXPECT_EQ(node["memory"]["workingSetBytes"], 2'500u);
+  EXPECT_EQ(node["memory"]["availableBytes"], 1'500u);
+  EXPECT_EQ(node["fs"]["usedBytes"], 60u);
+  ASSERT_EQ(doc["pods"].size(), 1u);
+  const auto& p = doc["pods"][0];
+  EXPECT_EQ(p["podRef"],
+            nlohmann::json({{"name", "web"}, {"namespace", "default"}, {"uid", "u1"}}));
+  EXPECT_EQ(p["startTime"], "2026-11-26T11:00:00Z");
+  ASSERT_EQ(p["containers"].size(), 1u);
+  EXPECT_EQ(p["containers"][0]["name"], "app");
+  EXPECT_EQ(p["containers"][0]["startTime"], "2026-11-26T11:30:00Z");
+  EXPECT_EQ(p["containers"][0]["memory"]["workingSetBytes"], 2'000'000u);
+  EXPECT_EQ(p["cpu"]["usageNanoCores"], 250'000'000u);
+  EXPECT_EQ(p["memory"]["workingSetBytes"], 2'000'000u);
+  EXPECT_FALSE(
+      buildSummary("n1", now, std::nullopt, {}, {})["node"]["cpu"].contains("usageNanoCores"))
+      << "a rate needs two samples";
 }
 
 // ---- pki ----

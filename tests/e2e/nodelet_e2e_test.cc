@@ -219,9 +219,11 @@ TEST_F(NodeletE2eTest, ContainerLogsOverTheNodeServerAndAFollowThatEndsWithTheCo
   n.start("address: 127.0.0.1\nport: " + std::to_string(port) +
           "\nauthentication: {anonymous: {enabled: true}}\nauthorization: {mode: AlwaysAllow}\n");
   // Counts to 3 slowly, then exits: a follow sees every line and ends with the container.
-  n.write("talk.yaml",
-          podYaml("talk", "  restartPolicy: Never\n  containers:\n" +
-                              container("app", "echo one; echo two >&2; sleep 2; echo three")));
+  // (stdout and stderr reach the log through two pipes: only time orders them.)
+  n.write("talk.yaml", podYaml("talk", "  restartPolicy: Never\n  containers:\n" +
+                                           container("app",
+                                                     "echo one; sleep 0.3; echo two >&2; sleep 2; "
+                                                     "echo three")));
   ASSERT_TRUE(waitFor([&] { return n.running("talk", "app"); }, seconds(20)));
   httplib::SSLClient c("127.0.0.1", port);
   c.enable_server_certificate_verification(false);  // self-signed, made by nodelet
@@ -253,6 +255,43 @@ TEST_F(NodeletE2eTest, ContainerLogsOverTheNodeServerAndAFollowThatEndsWithTheCo
   // Gone with its container.
   n.remove("talk.yaml");
   EXPECT_TRUE(waitFor([&] { return !std::filesystem::exists(link); }, seconds(20)));
+}
+
+TEST_F(NodeletE2eTest, StatsSummaryHasNumbersForARunningPod) {
+  const int port = freePort();
+  n_ = std::make_unique<NodeletProcess>();
+  auto& n = *n_;
+  n.start("address: 127.0.0.1\nport: " + std::to_string(port) +
+          "\nauthentication: {anonymous: {enabled: true}}\nauthorization: {mode: AlwaysAllow}\n");
+  n.write("idle.yaml", podYaml("idle", "  containers:\n" + container("app", kIdle)));
+  ASSERT_TRUE(waitFor([&] { return n.running("idle", "app"); }, seconds(20)));
+  httplib::SSLClient c("127.0.0.1", port);
+  c.enable_server_certificate_verification(false);
+  nlohmann::json doc;
+  const std::string pod = "idle-" + n.node();
+  // The runtime's stats lag the container's start a little.
+  ASSERT_TRUE(waitFor(
+      [&] {
+        auto r = c.Get("/stats/summary");
+        if (!r || r->status != 200) return false;
+        doc = nlohmann::json::parse(r->body, nullptr, false);
+        for (const auto& p : doc.value("pods", nlohmann::json::array()))
+          if (p["podRef"]["name"] == pod && !p["containers"].empty() &&
+              p["containers"][0].contains("memory"))
+            return true;
+        return false;
+      },
+      seconds(20)))
+      << doc.dump();
+  EXPECT_EQ(doc["node"]["nodeName"], n.node());
+  EXPECT_GT(doc["node"]["cpu"]["usageCoreNanoSeconds"].get<uint64_t>(), 0u);
+  EXPECT_GT(doc["node"]["memory"]["workingSetBytes"].get<uint64_t>(), 0u);
+  for (const auto& p : doc["pods"]) {
+    if (p["podRef"]["name"] != pod) continue;
+    EXPECT_EQ(p["containers"][0]["name"], "app");
+    EXPECT_GT(p["containers"][0]["memory"]["workingSetBytes"].get<uint64_t>(), 0u) << p.dump();
+    EXPECT_TRUE(p["containers"][0]["cpu"].contains("usageCoreNanoSeconds")) << p.dump();
+  }
 }
 
 TEST_F(NodeletE2eTest, SidecarsStartBeforeAndStopAfterTheApp) {
