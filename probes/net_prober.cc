@@ -147,7 +147,12 @@ void NetProber::submit(Conn c) {
     epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
     wake_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (epoll_ < 0 || wake_ < 0) {
-      c.done(Outcome{ProbeResult::Unknown, std::string("epoll: ") + std::strerror(errno)});
+      const std::string why = std::string("epoll: ") + std::strerror(errno);
+      for (int* fd : {&epoll_, &wake_}) {
+        if (*fd >= 0) ::close(*fd);
+        *fd = -1;
+      }
+      c.done(Outcome{ProbeResult::Unknown, why});
       return;
     }
     epoll_event ev{};

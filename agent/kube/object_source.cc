@@ -56,7 +56,7 @@ ApiObjectSource::ApiObjectSource(Client& client, Clock& clock, Duration cache_fo
 ApiObjectSource::~ApiObjectSource() {
   std::lock_guard g(mu_);
   for (auto& [k, w] : watchers_) w->thread.request_stop();
-  for (auto& w : retiring_) w->thread.request_stop();
+  for (auto& [at, w] : retiring_) w->thread.request_stop();
 }
 
 void ApiObjectSource::setOnChange(std::function<void(const std::string& key)> on_change) {
@@ -79,12 +79,21 @@ Result<std::optional<ObjectSource::Data>> ApiObjectSource::get(const std::string
     std::lock_guard g(mu_);
     const MonoTime now = clock_.monotonicNow();
     // Objects no pod has read for a while (every running pod re-reads its objects at each sync)
-    // stop being watched. Stopping takes up to a second, so they are joined a round later.
-    finished.swap(retiring_);
+    // stop being watched. A watch notices its stop within a second or so (libcurl's progress
+    // callback), so a retired watcher is joined only once it has had several: a reader never
+    // waits for one.
+    for (auto it = retiring_.begin(); it != retiring_.end();) {
+      if (now - it->first > std::chrono::seconds(5)) {
+        finished.push_back(std::move(it->second));
+        it = retiring_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     for (auto it = watchers_.begin(); it != watchers_.end();) {
       if (it->first != key && now - it->second->last_read > idle_after_) {
         it->second->thread.request_stop();
-        retiring_.push_back(std::move(it->second));
+        retiring_.emplace_back(now, std::move(it->second));
         it = watchers_.erase(it);
       } else {
         ++it;
@@ -113,7 +122,7 @@ Result<std::optional<ObjectSource::Data>> ApiObjectSource::get(const std::string
     slot->last_read = now;
     w = slot;
   }
-  finished.clear();  // joins watchers stopped a round ago (long done)
+  finished.clear();  // joins watchers stopped seconds ago (done by now)
   if (!w->listed) {
     std::lock_guard first(w->first);
     if (!w->listed) {

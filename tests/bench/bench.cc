@@ -1,7 +1,8 @@
 // nodelet's overhead, measured side by side with the runtime it drives (one run, same machine):
 //   1. pod start: N manifests dropped into a running nodelet -> all containers RUNNING, next to
 //      the same CRI calls (RunPodSandbox, CreateContainer, StartContainer) issued directly with
-//      the same parallelism; nodelet's share = the difference per pod.
+//      the same parallelism, both ends seen by the same poller; nodelet's share = the difference
+//      per pod (the median of paired runs).
 //   2. a crashed container (SIGKILL from the host) -> its replacement RUNNING.
 //   3. an edited manifest -> the new pod's container RUNNING.
 //   4. nodelet's RSS and CPU while idle with 0 and with N pods.
@@ -92,10 +93,14 @@ Usage measureIdle(pid_t pid, std::chrono::seconds window) {
 }
 
 // The same pods, started with CRI calls directly: the runtime's own time, the floor.
+// The end is seen the way nodelet's is: by polling the runtime for RUNNING containers at the same
+// interval, not when StartContainer returns (which would leave the observer's delay on nodelet's
+// side only).
 double directStart(cri::RuntimeService& rt, int pods, int parallel, const std::string& tag) {
   std::atomic<int> next{0};
   std::vector<std::string> sandboxes(static_cast<size_t>(pods));
   const auto t0 = Clock::now();
+  double elapsed = -1;
   {
     std::vector<std::jthread> threads;
     for (int t = 0; t < parallel; ++t) {
@@ -124,6 +129,7 @@ double directStart(cri::RuntimeService& rt, int pods, int parallel, const std::s
           sandboxes[static_cast<size_t>(i)] = *id;
           cri::ContainerConfig c;
           c.name = "app";
+          c.labels = {{"nodelet-bench", tag}};
           c.image = image();
           c.command = {"sh", "-c", kIdle};
           c.log_path = "app/0.log";
@@ -140,8 +146,17 @@ double directStart(cri::RuntimeService& rt, int pods, int parallel, const std::s
         }
       });
     }
+    const bool done = waitFor(
+        [&] {
+          auto cs = rt.listContainers({.label_selector = {{"nodelet-bench", tag}}});
+          size_t running = 0;
+          for (const auto& c : cs.value_or(std::vector<cri::Container>{}))
+            running += c.state == cri::ContainerState::Running;
+          return running >= static_cast<size_t>(pods);
+        },
+        std::chrono::seconds(120), pods > 1 ? milliseconds(25) : milliseconds(2));
+    if (done) elapsed = ms(Clock::now() - t0);
   }
-  const double elapsed = ms(Clock::now() - t0);
   for (const auto& id : sandboxes) {
     if (id.empty()) continue;
     (void)rt.stopPodSandbox(id);
