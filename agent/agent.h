@@ -112,6 +112,9 @@ class Agent final : public PodSyncer {
   std::map<std::string, probes::Manager::Counters> probeCounters() const {
     return probes_->counters();
   }
+  std::vector<probes::Manager::ContainerCounters> containerProbeCounters() const {
+    return probes_->containerCounters();
+  }
   // The runtime's network readiness, as last read ("" = ready).
   std::string networkNotReady() const;
   // Rotates the logs of running containers that outgrew containerLogMaxSize.

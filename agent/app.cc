@@ -638,6 +638,7 @@ int runAgent(Config cfg, sigset_t signals) {
                        in.process = readProcessStats();
                        return renderMetrics(in);
                      },
+                     [&] { return renderProbeMetrics(agent.containerProbeCounters()); },
                      [&] {
                        // What runs, as /runningpods/ lists it: pods with a running container.
                        std::vector<api::Pod> running;

@@ -42,6 +42,27 @@ ProcessStats readProcessStats() {
   return p;
 }
 
+std::string renderProbeMetrics(const std::vector<probes::Manager::ContainerCounters>& counters) {
+  metrics::Writer w;
+  w.family("prober_probe_total", "counter",
+           "Cumulative number of a liveness, readiness or startup probe for a container by result");
+  for (const auto& c : counters) {
+    const std::string type(probes::toString(c.kind));
+    for (auto [result, n] : {std::pair{"successful", c.counters.success},
+                             {"failed", c.counters.failure},
+                             {"unknown", c.counters.unknown}})
+      w.sample("prober_probe_total",
+               {{"container", c.container},
+                {"namespace", c.pod_namespace},
+                {"pod", c.pod_name},
+                {"pod_uid", c.pod_uid},
+                {"probe_type", type},
+                {"result", result}},
+               static_cast<double>(n));
+  }
+  return w.text();
+}
+
 std::string renderMetrics(const MetricsInput& in) {
   metrics::Writer w;
   w.family("kubelet_running_pods", "gauge", "Number of pods that have a running pod sandbox");

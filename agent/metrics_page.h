@@ -21,12 +21,14 @@ ProcessStats readProcessStats();
 struct MetricsInput {
   AgentMetrics agent;
   std::map<std::string, cri::OperationStats> runtime_ops;
-  std::map<std::string, probes::Manager::Counters> probes;
+  std::map<std::string, probes::Manager::Counters> probes;  // by probe type, all containers
   uint64_t started_app{0}, started_init{0};
   ProcessStats process;
 };
 
 // The Prometheus text exposition (format 0.0.4).
 std::string renderMetrics(const MetricsInput& in);
+// /metrics/probes: prober_probe_total per container, with the kubelet's labels.
+std::string renderProbeMetrics(const std::vector<probes::Manager::ContainerCounters>& counters);
 
 }  // namespace nodelet::agent

@@ -13,6 +13,10 @@ void installHealthz(httplib::Server& s, const ServerHandlers& h) {
     s.Get("/metrics", [h](const httplib::Request&, httplib::Response& res) {
       res.set_content(h.metrics(), "text/plain; version=0.0.4; charset=utf-8");
     });
+  if (h.probe_metrics)
+    s.Get("/metrics/probes", [h](const httplib::Request&, httplib::Response& res) {
+      res.set_content(h.probe_metrics(), "text/plain; version=0.0.4; charset=utf-8");
+    });
   s.Get("/healthz", [h](const httplib::Request&, httplib::Response& res) {
     auto [ok, msg] = h.health();
     res.status = ok ? 200 : 500;

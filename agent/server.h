@@ -29,6 +29,7 @@ struct ServerHandlers {
   std::function<std::pair<bool, std::string>()> health;  // ok?, message
   std::function<std::string()> pods_json;                // PodList
   std::function<std::string()> metrics;                  // Prometheus text (may be unset)
+  std::function<std::string()> probe_metrics;            // /metrics/probes (may be unset)
   std::function<std::string()> running_pods_json;        // PodList of what runs (may be unset)
   // (namespace, pod, container, previous) -> the log file; NotFound says what is missing.
   std::function<Result<LogTarget>(const std::string&, const std::string&, const std::string&, bool)>

@@ -149,6 +149,24 @@ void Manager::add(const Target& t) {
 void Manager::retain(const std::set<std::string>& alive) {
   std::lock_guard g(mu_);
   std::erase_if(containers_, [&](const auto& kv) { return !alive.contains(kv.first); });
+  // Series of pods with nothing probed any more go (a restarting container keeps its pod's).
+  std::set<std::string> pods;
+  for (const auto& [id, c] : containers_) pods.insert(c.target->pod_uid);
+  std::erase_if(by_container_,
+                [&](const auto& kv) { return !pods.contains(std::get<0>(kv.first)); });
+}
+
+std::vector<Manager::ContainerCounters> Manager::containerCounters() const {
+  std::lock_guard g(mu_);
+  std::vector<ContainerCounters> out;
+  for (const auto& [key, counters] : by_container_) {
+    const auto& [uid, full, container, kind] = key;
+    // "name_namespace": neither part can hold '_' (DNS names).
+    const size_t sep = full.rfind('_');
+    out.push_back({uid, full.substr(0, sep), sep == std::string::npos ? "" : full.substr(sep + 1),
+                   container, kind, counters});
+  }
+  return out;
 }
 
 bool Manager::watching(const std::string& id) const {
@@ -259,6 +277,12 @@ void Manager::apply(const std::string& id, Kind kind, const Outcome& o, Duration
     auto it = containers_.find(id);
     if (it == containers_.end()) return;  // removed while probing
     Container& c = it->second;
+    auto& mine =
+        by_container_[{c.target->pod_uid, c.target->pod_name, c.target->container_name, kind}];
+    mine.total += took;
+    (o.result == ProbeResult::Success   ? mine.success
+     : o.result == ProbeResult::Failure ? mine.failure
+                                        : mine.unknown)++;
     Worker* w = find(c, kind);
     if (!w) return;
     w->running = false;

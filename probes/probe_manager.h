@@ -23,6 +23,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "agent/core/clock.h"
@@ -91,6 +92,14 @@ class Manager {
     Duration total{};
   };
   std::map<std::string, Counters> counters() const;
+  // The same per container, as the kubelet's /metrics/probes labels prober_probe_total. A
+  // container's series continue across its restarts and go with its pod.
+  struct ContainerCounters {
+    std::string pod_uid, pod_name, pod_namespace, container;
+    Kind kind;
+    Counters counters;
+  };
+  std::vector<ContainerCounters> containerCounters() const;
 
  private:
   struct Worker {
@@ -150,6 +159,8 @@ class Manager {
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due_;
   std::mt19937_64 rng_;
   std::map<std::string, Counters> counters_;
+  // (pod uid, pod full name, container, kind) -> counters
+  std::map<std::tuple<std::string, std::string, std::string, Kind>, Counters> by_container_;
   class Pool;
   std::unique_ptr<Pool> pool_;
   void startThreadsLocked();  // on the first probe: an idle node pays for no threads

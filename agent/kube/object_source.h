@@ -80,7 +80,7 @@ class ApiObjectSource final : public ObjectSource {
   mutable std::mutex mu_;
   struct Watcher;
   // Declared after what their threads use: destroyed (joined) first.
-  std::map<std::string, std::shared_ptr<Watcher>> watchers_;  // "resource/ns/name"
+  std::map<std::string, std::shared_ptr<Watcher>> watchers_;             // "resource/ns/name"
   std::vector<std::pair<MonoTime, std::shared_ptr<Watcher>>> retiring_;  // stopped, joined later
   struct CachedToken {
     Token token;

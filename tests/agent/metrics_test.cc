@@ -82,5 +82,18 @@ TEST(MetricsTest, TheExpositionParsesBack) {
   EXPECT_EQ(types["kubelet_pod_worker_duration_seconds"], "histogram");
 }
 
+TEST(MetricsTest, ProbeMetricsArePerContainerWithTheKubeletsLabels) {
+  probes::Manager::ContainerCounters c{"u1", "web", "default", "app", probes::Kind::Readiness, {}};
+  c.counters.success = 5;
+  c.counters.failure = 1;
+  const std::string text = renderProbeMetrics({c});
+  EXPECT_NE(text.find("# TYPE prober_probe_total counter"), std::string::npos) << text;
+  EXPECT_NE(text.find("prober_probe_total{container=\"app\",namespace=\"default\",pod=\"web\","
+                      "pod_uid=\"u1\",probe_type=\"Readiness\",result=\"successful\"} 5"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("result=\"failed\"} 1"), std::string::npos) << text;
+}
+
 }  // namespace
 }  // namespace nodelet::agent

@@ -164,6 +164,31 @@ TEST_F(ProbeManagerTest, AReadyContainerStaysReadyAcrossARestartOfNodelet) {
   EXPECT_FALSE(mgr_.ready("c1")) << "until the probe says otherwise";
 }
 
+TEST_F(ProbeManagerTest, CountersPerContainerContinueAcrossARestartAndGoWithThePod) {
+  mgr_.add(target({}, probe("ready", 1)));
+  run(3);
+  auto first = mgr_.containerCounters();
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].pod_name, "web");
+  EXPECT_EQ(first[0].pod_namespace, "default");
+  EXPECT_EQ(first[0].container, "app");
+  EXPECT_EQ(first[0].kind, Kind::Readiness);
+  const uint64_t before = first[0].counters.success;
+  EXPECT_GE(before, 2u);
+  // The container restarts (a new id, same pod and name): the series goes on.
+  auto again = target({}, probe("ready", 1));
+  again.container_id = "c2";
+  mgr_.retain({"c1"});
+  mgr_.add(again);
+  mgr_.retain({"c2"});
+  run(2);
+  auto second = mgr_.containerCounters();
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_GT(second[0].counters.success, before);
+  mgr_.retain({});
+  EXPECT_TRUE(mgr_.containerCounters().empty()) << "the pod is gone";
+}
+
 TEST_F(ProbeManagerTest, ContainersWithoutProbesAreReadyAndRetainForgets) {
   EXPECT_TRUE(mgr_.ready("unknown"));
   mgr_.add(target({}, probe("ready", 1)));
