@@ -39,11 +39,18 @@ void ExitWatcher::watch(const std::string& id, int pid) {
   if (pid <= 0) return;
   const int fd = pidfdOpen(pid);
   if (fd < 0) {
-    if (errno == ESRCH) on_exit_();  // already gone
+    if (errno == ESRCH) {  // already gone: once
+      bool first = false;
+      {
+        std::lock_guard g(mu_);
+        first = exited_.insert(id).second;
+      }
+      if (first) on_exit_();
+    }
     return;
   }
   std::lock_guard g(mu_);
-  if (fds_.contains(id)) {
+  if (fds_.contains(id) || exited_.contains(id)) {
     ::close(fd);
     return;
   }
@@ -59,7 +66,7 @@ void ExitWatcher::watch(const std::string& id, int pid) {
 
 bool ExitWatcher::watching(const std::string& id) const {
   std::lock_guard g(mu_);
-  return fds_.contains(id);
+  return fds_.contains(id) || exited_.contains(id);
 }
 
 size_t ExitWatcher::size() const {
@@ -69,6 +76,7 @@ size_t ExitWatcher::size() const {
 
 void ExitWatcher::retain(const std::set<std::string>& alive) {
   std::lock_guard g(mu_);
+  std::erase_if(exited_, [&](const std::string& id) { return !alive.contains(id); });
   for (auto it = fds_.begin(); it != fds_.end();) {
     if (alive.contains(it->first)) {
       ++it;
@@ -99,6 +107,7 @@ void ExitWatcher::run(std::stop_token stop) {
           if (it->second != fd) continue;
           ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
           ::close(fd);
+          exited_.insert(it->first);
           fds_.erase(it);
           exited = true;
           break;

@@ -21,8 +21,10 @@ class ExitWatcher {
 
   // Watches `pid` as container `id`'s process. A process already gone calls on_exit at once.
   void watch(const std::string& id, int pid);
+  // Whether `id` is watched or its exit was already seen (the runtime may still report it
+  // running for a moment: asking for its pid again would find nothing and loop).
   bool watching(const std::string& id) const;
-  // Drops watches of containers not in `alive`.
+  // Drops watches (and seen exits) of containers not in `alive`.
   void retain(const std::set<std::string>& alive);
   size_t size() const;
 
@@ -34,6 +36,7 @@ class ExitWatcher {
   int wake_fd_{-1};
   mutable std::mutex mu_;
   std::map<std::string, int> fds_;  // container id -> pidfd
+  std::set<std::string> exited_;    // exits seen, until the runtime stops reporting them running
   std::jthread thread_;
 };
 

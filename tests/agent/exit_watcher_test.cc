@@ -50,6 +50,11 @@ TEST_F(ExitWatcherTest, ReportsAnExit) {
   ::close(w);  // the child exits
   ASSERT_TRUE(waitExits(1));
   ::waitpid(pid, nullptr, 0);
+  EXPECT_EQ(watcher_.size(), 0u);
+  // The runtime may report it running a moment longer: it counts as known, not to be asked
+  // for again, until a relist no longer sees it running.
+  EXPECT_TRUE(watcher_.watching("c1"));
+  watcher_.retain({});
   EXPECT_FALSE(watcher_.watching("c1"));
 }
 
@@ -60,6 +65,11 @@ TEST_F(ExitWatcherTest, AProcessAlreadyGoneIsReportedAtOnce) {
   ::waitpid(pid, nullptr, 0);  // reaped: the pid no longer exists
   watcher_.watch("c2", pid);
   EXPECT_TRUE(waitExits(1));
+  // Asked again (a relist that still sees it running): no second report, no loop.
+  watcher_.watch("c2", pid);
+  EXPECT_TRUE(watcher_.watching("c2"));
+  std::unique_lock l(mu_);
+  EXPECT_EQ(exits_, 1);
 }
 
 TEST_F(ExitWatcherTest, RetainForgetsContainersThatAreGone) {
