@@ -654,7 +654,16 @@ int runAgent(Config cfg, sigset_t signals) {
                          bool previous) {
                        return containerLog(statuses, cfg.pod_logs_dir, ns, name, cname, previous);
                      },
-                     [&] { return summary.summary(statuses.pods()); }});
+                     [&]() -> Result<std::string> {
+                       auto doc = summary.summary(statuses.pods());
+                       if (!doc) return std::unexpected(doc.error());
+                       return doc->dump();
+                     },
+                     [&] {
+                       auto doc = summary.summary(statuses.pods());
+                       // A scrape the runtime could not answer still answers: with the error.
+                       return renderResourceMetrics(doc ? *doc : nlohmann::json::object());
+                     }});
   if (cfg.healthz_port > 0) {
     if (auto s = server.startHealthz(cfg.healthz_bind_address, cfg.healthz_port); !s)
       return die(s.error().message);

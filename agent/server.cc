@@ -142,6 +142,10 @@ Status NodeServer::startSecure(const std::string& address, int port, const Secur
     secure_->Get("/runningpods/", [h = h_](const httplib::Request&, httplib::Response& res) {
       res.set_content(h.running_pods_json(), "application/json");
     });
+  if (h_.resource_metrics)
+    secure_->Get("/metrics/resource", [h = h_](const httplib::Request&, httplib::Response& res) {
+      res.set_content(h.resource_metrics(), "text/plain; version=0.0.4; charset=utf-8");
+    });
   if (h_.stats_summary)
     for (const char* path : {"/stats/summary", "/stats/summary/"})
       secure_->Get(path, [h = h_](const httplib::Request&, httplib::Response& res) {

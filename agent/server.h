@@ -35,6 +35,7 @@ struct ServerHandlers {
   std::function<Result<LogTarget>(const std::string&, const std::string&, const std::string&, bool)>
       container_log;
   std::function<Result<std::string>()> stats_summary;  // the Summary API document (may be unset)
+  std::function<std::string()> resource_metrics;       // /metrics/resource (may be unset)
 };
 
 // The authenticated node server on `port` (10250).

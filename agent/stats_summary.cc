@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "agent/core/api_json.h"
+#include "agent/core/metrics.h"
 #include "agent/labels.h"
 
 namespace nodelet::agent {
@@ -196,7 +197,7 @@ SummaryProvider::SummaryProvider(cri::RuntimeService& runtime, Clock& clock, std
       node_name_(std::move(node_name)),
       root_dir_(std::move(root_dir)) {}
 
-Result<std::string> SummaryProvider::summary(const std::vector<api::Pod>& pods) {
+Result<json> SummaryProvider::summary(const std::vector<api::Pod>& pods) {
   auto host = readHostSample("/proc", root_dir_, clock_.systemNow());
   if (!host) return std::unexpected(host.error());
   auto stats = runtime_.listContainerStats({.label_selector = labels::ownedSelector(node_name_)});
@@ -204,7 +205,78 @@ Result<std::string> SummaryProvider::summary(const std::vector<api::Pod>& pods) 
   std::lock_guard g(mu_);
   json doc = buildSummary(node_name_, *host, previous_, *stats, pods);
   previous_ = *host;
-  return doc.dump();
+  return doc;
+}
+
+std::string renderResourceMetrics(const json& summary) {
+  metrics::Writer w;
+  auto num = [](const json& j, const char* a, const char* b) -> std::optional<double> {
+    if (!j.is_object() || !j.contains(a) || !j[a].is_object() || !j[a].contains(b) ||
+        !j[a][b].is_number())
+      return std::nullopt;
+    return j[a][b].get<double>();
+  };
+  const json& node = summary.value("node", json::object());
+  const json pods = summary.value("pods", json::array());
+  w.family("container_cpu_usage_seconds_total", "counter",
+           "[STABLE] Cumulative cpu time consumed by the container in core-seconds");
+  for (const auto& p : pods)
+    for (const auto& c : p.value("containers", json::array()))
+      if (auto v = num(c, "cpu", "usageCoreNanoSeconds"))
+        w.sample("container_cpu_usage_seconds_total",
+                 {{"container", c.value("name", "")},
+                  {"namespace", p["podRef"].value("namespace", "")},
+                  {"pod", p["podRef"].value("name", "")}},
+                 *v / 1e9);
+  w.family("container_memory_working_set_bytes", "gauge",
+           "[STABLE] Current working set of the container in bytes");
+  for (const auto& p : pods)
+    for (const auto& c : p.value("containers", json::array()))
+      if (auto v = num(c, "memory", "workingSetBytes"))
+        w.sample("container_memory_working_set_bytes",
+                 {{"container", c.value("name", "")},
+                  {"namespace", p["podRef"].value("namespace", "")},
+                  {"pod", p["podRef"].value("name", "")}},
+                 *v);
+  w.family("container_start_time_seconds", "gauge",
+           "[STABLE] Start time of the container since unix epoch in seconds");
+  for (const auto& p : pods)
+    for (const auto& c : p.value("containers", json::array()))
+      if (c.contains("startTime") && c["startTime"].is_string())
+        if (auto t = api::parseTime(c["startTime"].get<std::string>()))
+          w.sample("container_start_time_seconds",
+                   {{"container", c.value("name", "")},
+                    {"namespace", p["podRef"].value("namespace", "")},
+                    {"pod", p["podRef"].value("name", "")}},
+                   static_cast<double>(std::chrono::system_clock::to_time_t(*t)));
+  w.family("node_cpu_usage_seconds_total", "counter",
+           "[STABLE] Cumulative cpu time consumed by the node in core-seconds");
+  if (auto v = num(node, "cpu", "usageCoreNanoSeconds"))
+    w.sample("node_cpu_usage_seconds_total", {}, *v / 1e9);
+  w.family("node_memory_working_set_bytes", "gauge",
+           "[STABLE] Current working set of the node in bytes");
+  if (auto v = num(node, "memory", "workingSetBytes"))
+    w.sample("node_memory_working_set_bytes", {}, *v);
+  w.family("pod_cpu_usage_seconds_total", "counter",
+           "[STABLE] Cumulative cpu time consumed by the pod in core-seconds");
+  for (const auto& p : pods)
+    if (auto v = num(p, "cpu", "usageCoreNanoSeconds"))
+      w.sample("pod_cpu_usage_seconds_total",
+               {{"namespace", p["podRef"].value("namespace", "")},
+                {"pod", p["podRef"].value("name", "")}},
+               *v / 1e9);
+  w.family("pod_memory_working_set_bytes", "gauge",
+           "[STABLE] Current working set of the pod in bytes");
+  for (const auto& p : pods)
+    if (auto v = num(p, "memory", "workingSetBytes"))
+      w.sample("pod_memory_working_set_bytes",
+               {{"namespace", p["podRef"].value("namespace", "")},
+                {"pod", p["podRef"].value("name", "")}},
+               *v);
+  w.family("resource_scrape_error", "gauge",
+           "[STABLE] 1 if there was an error while getting container metrics, 0 otherwise");
+  w.sample("resource_scrape_error", {}, summary.empty() ? 1 : 0);
+  return w.text();
 }
 
 }  // namespace nodelet::agent

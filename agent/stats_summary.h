@@ -34,12 +34,17 @@ nlohmann::json buildSummary(const std::string& node_name, const HostSample& now,
                             const std::vector<cri::ContainerStats>& containers,
                             const std::vector<api::Pod>& pods);
 
+// /metrics/resource (what metrics-server scrapes for `kubectl top`) from a Summary document:
+// node_, pod_ and container_cpu_usage_seconds_total, ..._memory_working_set_bytes,
+// container_start_time_seconds and resource_scrape_error, with the kubelet's labels.
+std::string renderResourceMetrics(const nlohmann::json& summary);
+
 class SummaryProvider {
  public:
   SummaryProvider(cri::RuntimeService& runtime, Clock& clock, std::string node_name,
                   std::string root_dir);
-  // The JSON document, or an error when the runtime cannot say.
-  Result<std::string> summary(const std::vector<api::Pod>& pods);
+  // The Summary document, or an error when the runtime cannot say.
+  Result<nlohmann::json> summary(const std::vector<api::Pod>& pods);
 
  private:
   cri::RuntimeService& runtime_;

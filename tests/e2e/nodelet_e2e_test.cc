@@ -292,6 +292,13 @@ TEST_F(NodeletE2eTest, StatsSummaryHasNumbersForARunningPod) {
     EXPECT_GT(p["containers"][0]["memory"]["workingSetBytes"].get<uint64_t>(), 0u) << p.dump();
     EXPECT_TRUE(p["containers"][0]["cpu"].contains("usageCoreNanoSeconds")) << p.dump();
   }
+  auto resource = c.Get("/metrics/resource");
+  ASSERT_TRUE(resource);
+  EXPECT_NE(resource->body.find("container_memory_working_set_bytes{container=\"app\","
+                                "namespace=\"default\",pod=\"" +
+                                pod + "\"}"),
+            std::string::npos)
+      << resource->body;
 }
 
 TEST_F(NodeletE2eTest, SidecarsStartBeforeAndStopAfterTheApp) {
