@@ -9,6 +9,7 @@
 #include <fstream>
 #include <random>
 
+#include "tests/common/free_port.h"
 #include "tests/e2e/nodelet_process.h"
 
 namespace nodelet::e2e {
@@ -199,21 +200,9 @@ TEST_F(NodeletE2eTest, StaticPodsUseConfigMapsAndSecretsFromTheirDirectory) {
   EXPECT_EQ((*c)["restartCount"], 0);
 }
 
-// A free TCP port on 127.0.0.1 (bound, read, released: good enough for one test).
-int freePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 TEST_F(NodeletE2eTest, ContainerLogsOverTheNodeServerAndAFollowThatEndsWithTheContainer) {
-  const int port = freePort();
+  const int port = testing::freeLocalPort();
   n_ = std::make_unique<NodeletProcess>();
   auto& n = *n_;
   n.start("address: 127.0.0.1\nport: " + std::to_string(port) +
@@ -258,7 +247,7 @@ TEST_F(NodeletE2eTest, ContainerLogsOverTheNodeServerAndAFollowThatEndsWithTheCo
 }
 
 TEST_F(NodeletE2eTest, StatsSummaryHasNumbersForARunningPod) {
-  const int port = freePort();
+  const int port = testing::freeLocalPort();
   n_ = std::make_unique<NodeletProcess>();
   auto& n = *n_;
   n.start("address: 127.0.0.1\nport: " + std::to_string(port) +

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "probes/runner.h"
+#include "tests/common/free_port.h"
 
 namespace nodelet::probes {
 namespace {
@@ -99,17 +100,8 @@ class NetProberTest : public ::testing::Test {
   NetProber prober_{RealClock::instance()};
 };
 
-int closedPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);  // bound, never listened: connections are refused
-  return ntohs(a.sin_port);
-}
+// Bound, never listened: connections are refused.
+int closedPort() { return testing::freeLocalPort(); }
 
 TEST_F(NetProberTest, NumericAddressesOnly) {
   EXPECT_EQ(NetProber::numeric("10.0.0.7", 80)->host_port, "10.0.0.7:80");
