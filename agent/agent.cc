@@ -181,6 +181,46 @@ void Agent::onObjectChanged(const std::string& key, bool static_pods) {
   }
 }
 
+namespace {
+
+// The kubelet's IsCriticalPod: static (and mirror) pods, and pods of system-critical priority.
+bool isCriticalPod(const api::Pod& pod) {
+  auto it = pod.metadata.annotations.find("kubernetes.io/config.source");
+  if (it != pod.metadata.annotations.end() && it->second != "api") return true;
+  return pod.spec.priority.value_or(0) >= 2'000'000'000;
+}
+
+}  // namespace
+
+void Agent::stopPodsForShutdown(bool critical, int64_t grace_seconds) {
+  std::lock_guard g(mu_);
+  for (const auto& [uid, pod] : desired_) {
+    if (isCriticalPod(pod) != critical || rejected_.contains(uid) || deleting_.contains(uid))
+      continue;
+    NODELET_LOG(info, Agent, "shutdown: stopping pod {} ({} s)", pod.fullName(), grace_seconds);
+    shutdown_.insert(uid);
+    deleting_.insert(uid);  // never started again
+    workers_.updatePod({PodUpdate::Type::Kill, uid, pod, grace_seconds, false});
+  }
+}
+
+size_t Agent::podsRunning(bool critical) {
+  auto pods = runtime_.listPods();
+  if (!pods) return 0;  // nothing to wait for that can be known
+  std::lock_guard g(mu_);
+  size_t n = 0;
+  for (const auto& [uid, p] : *pods) {
+    auto d = desired_.find(uid);
+    if (d == desired_.end() || isCriticalPod(d->second) != critical) continue;
+    for (const auto& c : p.containers)
+      if (c.running()) {
+        ++n;
+        break;
+      }
+  }
+  return n;
+}
+
 void Agent::syncLocked(const std::string& uid, const api::Pod& pod) {
   if (rejected_.contains(uid) || deleting_.contains(uid)) return;
   workers_.updatePod({PodUpdate::Type::Sync, uid, pod, std::nullopt, true});
@@ -692,8 +732,20 @@ Status Agent::syncTerminatingPod(const std::string& uid, const api::Pod* pod,
   auto s = runtime_.killPod(pod, *st, grace);
   if (s && pod) {
     const bool deleted = pod->metadata.deletion_timestamp.has_value();
+    bool shutdown = false;
+    {
+      std::lock_guard g(mu_);
+      shutdown = shutdown_.contains(uid);
+    }
     auto after = runtime_.podStatus(uid);
-    if (after) publishStatus(*pod, *after, {}, deleted);
+    if (after) publishStatus(*pod, *after, {}, deleted || shutdown);
+    if (shutdown) {  // as the kubelet's shutdown manager words it
+      auto status = statuses_.podStatus(uid).value_or(api::PodStatus{});
+      status.phase = "Failed";
+      status.reason = "Terminated";
+      status.message = "Pod was terminated in response to imminent node shutdown.";
+      statuses_.setPodStatus(*pod, status);
+    }
     if (deleted && o_.on_pod_terminated) o_.on_pod_terminated(uid);
   }
   return s;

@@ -84,6 +84,12 @@ class Agent final : public PodSyncer {
   void onFileSnapshot(const staticpods::FileSnapshot& snap);
   // The API server's pods for this node (the full set; mirror pods already left out).
   void onApiPods(std::vector<api::Pod> pods);
+  // Graceful node shutdown: stops the admitted pods of one class (critical: static pods and
+  // priority >= 2000000000) with `grace_seconds`; they are not started again, and end with phase
+  // Failed, reason Terminated, as the kubelet reports them.
+  void stopPodsForShutdown(bool critical, int64_t grace_seconds);
+  // How many pods of that class still have a running container (asks the runtime).
+  size_t podsRunning(bool critical);
   // A ConfigMap or Secret ("configmaps/<namespace>/<name>") changed: the pods that use it, of
   // the static pod directory or of the API server, sync now (their volumes follow in place).
   void onObjectChanged(const std::string& key, bool static_pods);
@@ -155,6 +161,7 @@ class Agent final : public PodSyncer {
   std::map<std::string, std::map<std::string, api::Pod>> by_source_;  // source -> uid -> pod
   std::set<std::string> rejected_;              // admitted = desired - rejected
   std::set<std::string> deleting_;              // deletion requested: killed, kept for status
+  std::set<std::string> shutdown_;              // stopped for the node's shutdown
   AgentMetrics metrics_;                        // under mu_
   std::map<std::string, MonoTime> first_seen_;  // uid -> when a source first gave it (pod start)
   std::string network_not_ready_;               // the runtime's NetworkReady=false, in words

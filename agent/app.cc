@@ -34,6 +34,7 @@
 #include "agent/node_auth.h"
 #include "agent/node_facts.h"
 #include "agent/node_info.h"
+#include "agent/node_shutdown.h"
 #include "agent/pki.h"
 #include "agent/runtime_manager.h"
 #include "agent/server.h"
@@ -622,6 +623,20 @@ int runAgent(Config cfg, sigset_t signals) {
   } object_changes{objects.get()};
   if (objects)
     objects->setOnChange([&agent](const std::string& key) { agent.onObjectChanged(key, false); });
+  // Graceful node shutdown: a logind delay lock while shutdownGracePeriod is set.
+  LogindInhibitor inhibitor;
+  std::unique_ptr<NodeShutdownManager> node_shutdown;
+  if (cfg.shutdown_grace_period.count() > 0) {
+    node_shutdown = std::make_unique<NodeShutdownManager>(
+        inhibitor,
+        ShutdownHooks{
+            [&agent](bool critical, int64_t grace) { agent.stopPodsForShutdown(critical, grace); },
+            [&agent](bool critical) { return agent.podsRunning(critical); }},
+        clock, cfg.shutdown_grace_period, cfg.shutdown_grace_period_critical_pods);
+    if (auto s = node_shutdown->start(); !s)
+      NODELET_LOG(error, Agent, "{} (pods will not be stopped before a shutdown)",
+                  s.error().message);
+  }
 
   SummaryProvider summary(*services_.runtime, clock, node, cfg.root_dir);
   NodeServer server({[&] {

@@ -205,6 +205,9 @@ const std::vector<std::pair<const char*, Reader>>& readers() {
       {"tlsPrivateKeyFile", &readString<&Config::tls_private_key_file>},
       {"authentication", &readAuthentication},
       {"authorization", &readAuthorization},
+      {"shutdownGracePeriod", &readDuration<&Config::shutdown_grace_period>},
+      {"shutdownGracePeriodCriticalPods",
+       &readDuration<&Config::shutdown_grace_period_critical_pods>},
       {"nodeStatusUpdateFrequency", &readDuration<&Config::node_status_update_frequency>},
       {"nodeStatusReportFrequency", &readDuration<&Config::node_status_report_frequency>},
       {"nodeLeaseDurationSeconds", &readInt<&Config::node_lease_duration_seconds>},
@@ -330,6 +333,10 @@ Status validateConfig(const Config& c) {
                 "authorization.mode must be \"Webhook\" or "
                 "\"AlwaysAllow\", got \"" +
                     c.authorization_mode + "\"");
+  if (c.shutdown_grace_period.count() < 0 || c.shutdown_grace_period_critical_pods.count() < 0 ||
+      c.shutdown_grace_period_critical_pods > c.shutdown_grace_period)
+    return fail(ErrorCode::InvalidArgument,
+                "shutdownGracePeriodCriticalPods must be between 0 and shutdownGracePeriod");
   if (c.tls_cert_file.empty() != c.tls_private_key_file.empty())
     return fail(ErrorCode::InvalidArgument,
                 "tlsCertFile and tlsPrivateKeyFile must be given together");

@@ -47,6 +47,9 @@ struct Config {
   std::string authorization_mode{"Webhook"};  // or AlwaysAllow
   std::chrono::milliseconds authz_authorized_ttl{std::chrono::minutes(5)};
   std::chrono::milliseconds authz_unauthorized_ttl{std::chrono::seconds(30)};
+  // Graceful node shutdown (0: off, as in the kubelet).
+  std::chrono::milliseconds shutdown_grace_period{0};
+  std::chrono::milliseconds shutdown_grace_period_critical_pods{0};
   std::chrono::milliseconds node_status_update_frequency{std::chrono::seconds(10)};
   std::chrono::milliseconds node_status_report_frequency{std::chrono::minutes(5)};
   int32_t node_lease_duration_seconds{40};

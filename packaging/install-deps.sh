@@ -9,7 +9,7 @@ runtime=(containerd runc containernetworking-plugins iptables iproute2 ca-certif
 build=(cmake g++ make pkg-config libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
        protobuf-compiler nlohmann-json3-dev libspdlog-dev libyaml-cpp-dev libcpp-httplib-dev
        libseccomp-dev libsystemd-dev libcurl4-openssl-dev libssl-dev libgtest-dev libgmock-dev
-       busybox-static curl)
+       busybox-static curl dbus-daemon)
 pkgs=("${runtime[@]}")
 [ "${1:-}" = --runtime ] || pkgs+=("${build[@]}")
 

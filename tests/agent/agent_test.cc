@@ -11,6 +11,7 @@
 #include "agent/core/api_json.h"
 #include "agent/kube/object_source.h"
 #include "agent/labels.h"
+#include "agent/node_shutdown.h"
 #include "tests/common/simulated_clock.h"
 #include "tests/common/temp_dir.h"
 #include "tests/fakes/fake_runtime_service.h"
@@ -357,6 +358,64 @@ class ApiSourceTest : public AgentTest {
   }
   std::vector<std::string> terminated_;
 };
+
+class FakeInhibitor final : public ShutdownInhibitor {
+ public:
+  Status start(std::function<void()> on_shutdown, Duration wanted) override {
+    on_shutdown_ = std::move(on_shutdown);
+    wanted_ = wanted;
+    return {};
+  }
+  void release() override { released_ = true; }
+  std::function<void()> on_shutdown_;
+  Duration wanted_{};
+  bool released_{false};
+};
+
+TEST_F(ApiSourceTest, AShutdownStopsRegularPodsFirstThenCriticalOnesThenLetsGo) {
+  startCluster();
+  agent_->onFileSnapshot([&] {
+    staticpods::FileSnapshot s;
+    s.pods = {manifest(kWeb)};  // static: critical
+    return s;
+  }());
+  auto regular = apiPod("a", "uid-a");
+  auto critical = apiPod("dns", "uid-dns");
+  critical.spec.priority = 2'000'000'000;  // system-cluster-critical
+  agent_->onApiPods({regular, critical});
+  settle();
+  ASSERT_EQ(running().size(), 3u);
+
+  clock_.setAutoAdvance(true);  // the manager's waits take no real time
+  FakeInhibitor inhibitor;
+  std::vector<std::pair<bool, int64_t>> stopped;  // (critical, grace) in order
+  NodeShutdownManager shutdown(inhibitor,
+                               ShutdownHooks{[&](bool c, int64_t grace) {
+                                               stopped.emplace_back(c, grace);
+                                               agent_->stopPodsForShutdown(c, grace);
+                                               agent_->workers().waitIdle();
+                                             },
+                                             [&](bool c) { return agent_->podsRunning(c); }},
+                               clock_, std::chrono::seconds(30), std::chrono::seconds(10));
+  ASSERT_TRUE(shutdown.start());
+  EXPECT_EQ(inhibitor.wanted_, std::chrono::seconds(30));
+  shutdown.onShutdown();
+  EXPECT_EQ(stopped, (std::vector<std::pair<bool, int64_t>>{{false, 20}, {true, 10}}));
+  EXPECT_TRUE(inhibitor.released_);
+  EXPECT_TRUE(running().empty());
+  for (const auto& uid : {regular.metadata.uid, critical.metadata.uid}) {
+    auto st = statuses_.podStatus(uid);
+    ASSERT_TRUE(st) << uid;
+    EXPECT_EQ(st->phase, "Failed") << uid;
+    EXPECT_EQ(st->reason, "Terminated") << uid;
+    EXPECT_EQ(st->message, "Pod was terminated in response to imminent node shutdown.");
+  }
+  // Nothing starts them again.
+  agent_->relist();
+  agent_->workers().tick();
+  agent_->workers().waitIdle();
+  EXPECT_TRUE(running().empty());
+}
 
 TEST_F(ApiSourceTest, ApiPodsRunAndADeletedOneStopsAndIsReportedFinished) {
   std::vector<std::string> phases;  // what the API status syncer would be told
