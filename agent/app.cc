@@ -623,7 +623,8 @@ int runAgent(Config cfg, sigset_t signals) {
   } object_changes{objects.get()};
   if (objects)
     objects->setOnChange([&agent](const std::string& key) { agent.onObjectChanged(key, false); });
-  // Graceful node shutdown: a logind delay lock while shutdownGracePeriod is set.
+  // Graceful node shutdown: a logind delay lock while shutdownGracePeriod is set. The manager
+  // goes first (it stops the inhibitor's signals), the inhibitor after (its lock with it).
   LogindInhibitor inhibitor;
   std::unique_ptr<NodeShutdownManager> node_shutdown;
   if (cfg.shutdown_grace_period.count() > 0) {

@@ -29,11 +29,15 @@ struct LogindInhibitor::Bus {
 LogindInhibitor::LogindInhibitor() : bus_(std::make_unique<Bus>()) {}
 
 LogindInhibitor::~LogindInhibitor() {
+  stop();
+  release();
+}
+
+void LogindInhibitor::stop() {
   if (thread_.joinable()) {
     thread_.request_stop();
     thread_.join();
   }
-  release();
 }
 
 Status LogindInhibitor::start(std::function<void()> on_shutdown, Duration wanted) {
@@ -120,6 +124,8 @@ NodeShutdownManager::~NodeShutdownManager() {
     stopping_ = true;  // a shutdown in progress ends its waits
   }
   cv_.notify_all();
+  inhibitor_.stop();  // no signal reaches this object any more
+  if (worker_.joinable()) worker_.join();
 }
 
 Status NodeShutdownManager::start() {

@@ -27,6 +27,8 @@ class ShutdownInhibitor {
   virtual Status start(std::function<void()> on_shutdown, Duration wanted) = 0;
   // Lets the shutdown go on (closes the lock). Idempotent.
   virtual void release() = 0;
+  // No more on_shutdown calls after this returns (the lock stays as it is).
+  virtual void stop() {}
 };
 
 // org.freedesktop.login1 on the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured), through
@@ -38,6 +40,7 @@ class LogindInhibitor final : public ShutdownInhibitor {
   ~LogindInhibitor() override;
   Status start(std::function<void()> on_shutdown, Duration wanted) override;
   void release() override;
+  void stop() override;
 
  private:
   struct Bus;
