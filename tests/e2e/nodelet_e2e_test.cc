@@ -200,7 +200,6 @@ TEST_F(NodeletE2eTest, StaticPodsUseConfigMapsAndSecretsFromTheirDirectory) {
   EXPECT_EQ((*c)["restartCount"], 0);
 }
 
-
 TEST_F(NodeletE2eTest, ContainerLogsOverTheNodeServerAndAFollowThatEndsWithTheContainer) {
   const int port = testing::freeLocalPort();
   n_ = std::make_unique<NodeletProcess>();
