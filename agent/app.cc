@@ -253,26 +253,12 @@ network::CniOptions cniOptions(const Config& cfg) {
   return o;
 }
 
-// "10.244.1.0/24,fd00::/64" -> the CIDRs (podCIDR / Node.spec.podCIDRs joined).
-std::vector<std::string> splitCidrs(const std::string& list) {
-  std::vector<std::string> out;
-  for (size_t start = 0; start <= list.size();) {
-    const auto comma = list.find(',', start);
-    std::string item =
-        list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!item.empty()) out.push_back(std::move(item));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return out;
-}
-
 // ---- nodelet cni-config -------------------------------------------------------------------------
 int runCniConfig(const Config& cfg) {
   if (cfg.pod_cidr.empty()) return die("cni-config: give --pod-cidr (or podCIDR in --config)", 2);
   network::ExecPluginVersions versions;
   network::CniConfig cni(cniOptions(cfg), versions);
-  const std::vector<std::string> cidrs = splitCidrs(cfg.pod_cidr);
+  const std::vector<std::string> cidrs = splitList(cfg.pod_cidr, ",");
   std::string msg;
   auto r = cni.ensure(cidrs, &msg);
   if (!r) return die(r.error().message);
@@ -555,7 +541,7 @@ int runAgent(Config cfg, sigset_t signals) {
   std::atomic<bool> cni_in_charge{false};
   std::mutex cni_mu;
   auto apply_pod_cidr = [&](const std::string& cidrs) {
-    const std::vector<std::string> list = splitCidrs(cidrs);
+    const std::vector<std::string> list = splitList(cidrs, ",");
     std::lock_guard g(cni_mu);
     std::string msg;
     auto r = cni.ensure(list, &msg);

@@ -4,6 +4,19 @@
 #include <charconv>
 
 namespace nodelet::agent {
+
+std::vector<std::string> splitList(const std::string& v, const char* seps) {
+  std::vector<std::string> out;
+  for (size_t start = 0; start <= v.size();) {
+    const size_t sep = v.find_first_of(seps, start);
+    std::string item = v.substr(start, sep == std::string::npos ? std::string::npos : sep - start);
+    if (!item.empty()) out.push_back(std::move(item));
+    if (sep == std::string::npos) break;
+    start = sep + 1;
+  }
+  return out;
+}
+
 namespace {
 
 enum class Kind { String, Int, Bool, Duration, List };
@@ -205,15 +218,7 @@ Status applyFlags(const Args& args, Config& c) {
     else if (name == "pod-cidr")
       c.pod_cidr = v;
     else if (name == "cluster-dns") {
-      c.cluster_dns.clear();
-      size_t start = 0;
-      while (start <= v.size()) {
-        auto comma = v.find(',', start);
-        auto item = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        if (!item.empty()) c.cluster_dns.push_back(item);
-        if (comma == std::string::npos) break;
-        start = comma + 1;
-      }
+      c.cluster_dns = splitList(v, ",");
     } else if (name == "cluster-domain")
       c.cluster_domain = v;
     else if (name == "cgroup-driver")
@@ -265,15 +270,7 @@ Status applyFlags(const Args& args, Config& c) {
     else if (name == "container-log-links-dir")
       c.container_log_links_dir = v;
     else if (name == "cni-bin-dir") {
-      c.cni_bin_dirs.clear();
-      size_t start = 0;
-      while (start <= v.size()) {
-        auto sep = v.find_first_of(",:", start);
-        auto item = v.substr(start, sep == std::string::npos ? std::string::npos : sep - start);
-        if (!item.empty()) c.cni_bin_dirs.push_back(item);
-        if (sep == std::string::npos) break;
-        start = sep + 1;
-      }
+      c.cni_bin_dirs = splitList(v, ",:");
     } else if (name == "register-node")
       c.register_node = b;
     else if (name == "kube-api-qps")
@@ -283,15 +280,7 @@ Status applyFlags(const Args& args, Config& c) {
     else if (name == "node-status-update-frequency")
       c.node_status_update_frequency = dur;
     else if (name == "register-with-taints" || name == "node-labels") {
-      std::vector<std::string> items;
-      size_t start = 0;
-      while (start <= v.size()) {
-        auto comma = v.find(',', start);
-        auto item = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        if (!item.empty()) items.push_back(item);
-        if (comma == std::string::npos) break;
-        start = comma + 1;
-      }
+      const std::vector<std::string> items = splitList(v, ",");
       if (name == "register-with-taints") {
         c.register_with_taints = items;
       } else {

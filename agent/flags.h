@@ -26,5 +26,8 @@ Result<Args> parseArgs(const std::vector<std::string>& argv);
 // Applies parsed flags over `cfg` (after the --config file): flags win.
 Status applyFlags(const Args& args, Config& cfg);
 std::string usage();
+// "a,b,,c" -> {a, b, c}: the items between any of `seps`, empty ones dropped (flag lists,
+// podCIDR lists).
+std::vector<std::string> splitList(const std::string& v, const char* seps);
 
 }  // namespace nodelet::agent

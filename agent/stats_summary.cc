@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 
@@ -218,37 +219,36 @@ std::string renderResourceMetrics(const json& summary) {
   };
   const json& node = summary.value("node", json::object());
   const json pods = summary.value("pods", json::array());
-  w.family("container_cpu_usage_seconds_total", "counter",
-           "[STABLE] Cumulative cpu time consumed by the container in core-seconds");
-  for (const auto& p : pods)
-    for (const auto& c : p.value("containers", json::array()))
-      if (auto v = num(c, "cpu", "usageCoreNanoSeconds"))
-        w.sample("container_cpu_usage_seconds_total",
-                 {{"container", c.value("name", "")},
-                  {"namespace", p["podRef"].value("namespace", "")},
-                  {"pod", p["podRef"].value("name", "")}},
-                 *v / 1e9);
-  w.family("container_memory_working_set_bytes", "gauge",
-           "[STABLE] Current working set of the container in bytes");
-  for (const auto& p : pods)
-    for (const auto& c : p.value("containers", json::array()))
-      if (auto v = num(c, "memory", "workingSetBytes"))
-        w.sample("container_memory_working_set_bytes",
-                 {{"container", c.value("name", "")},
-                  {"namespace", p["podRef"].value("namespace", "")},
-                  {"pod", p["podRef"].value("name", "")}},
-                 *v);
-  w.family("container_start_time_seconds", "gauge",
-           "[STABLE] Start time of the container since unix epoch in seconds");
-  for (const auto& p : pods)
-    for (const auto& c : p.value("containers", json::array()))
-      if (c.contains("startTime") && c["startTime"].is_string())
-        if (auto t = api::parseTime(c["startTime"].get<std::string>()))
-          w.sample("container_start_time_seconds",
+  // One sample per container that has the value, labelled as the kubelet labels them.
+  auto perContainer = [&](const char* name,
+                          const std::function<std::optional<double>(const json&)>& value) {
+    for (const auto& p : pods)
+      for (const auto& c : p.value("containers", json::array()))
+        if (auto v = value(c))
+          w.sample(name,
                    {{"container", c.value("name", "")},
                     {"namespace", p["podRef"].value("namespace", "")},
                     {"pod", p["podRef"].value("name", "")}},
-                   static_cast<double>(std::chrono::system_clock::to_time_t(*t)));
+                   *v);
+  };
+  w.family("container_cpu_usage_seconds_total", "counter",
+           "[STABLE] Cumulative cpu time consumed by the container in core-seconds");
+  perContainer("container_cpu_usage_seconds_total", [&](const json& c) {
+    auto v = num(c, "cpu", "usageCoreNanoSeconds");
+    return v ? std::optional(*v / 1e9) : std::nullopt;
+  });
+  w.family("container_memory_working_set_bytes", "gauge",
+           "[STABLE] Current working set of the container in bytes");
+  perContainer("container_memory_working_set_bytes",
+               [&](const json& c) { return num(c, "memory", "workingSetBytes"); });
+  w.family("container_start_time_seconds", "gauge",
+           "[STABLE] Start time of the container since unix epoch in seconds");
+  perContainer("container_start_time_seconds", [](const json& c) -> std::optional<double> {
+    if (!c.contains("startTime") || !c["startTime"].is_string()) return std::nullopt;
+    auto t = api::parseTime(c["startTime"].get<std::string>());
+    if (!t) return std::nullopt;
+    return static_cast<double>(std::chrono::system_clock::to_time_t(*t));
+  });
   w.family("node_cpu_usage_seconds_total", "counter",
            "[STABLE] Cumulative cpu time consumed by the node in core-seconds");
   if (auto v = num(node, "cpu", "usageCoreNanoSeconds"))

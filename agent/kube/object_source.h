@@ -1,7 +1,8 @@
 #pragma once
 // The API objects pod volumes and environment read: ConfigMaps, Secrets and service-account
-// tokens. In cluster mode they come from the API server (ApiObjectSource); a standalone nodelet
-// has none, and pods that need them are refused with the reason.
+// tokens. API pods read them from the API server (ApiObjectSource), static pods from ConfigMap
+// and Secret manifests beside them (StaticObjectSource); what is not there is refused with the
+// reason.
 #include <functional>
 #include <map>
 #include <memory>

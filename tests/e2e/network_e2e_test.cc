@@ -43,7 +43,7 @@ class NetworkE2eTest : public ::testing::Test {
   // The app container's log (CRI format lines: "<time> stdout F <text>").
   std::string log(const std::string& name) { return n_.containerLog(name); }
   bool logHas(const std::string& name, const std::string& needle) {
-    return waitFor([&] { return log(name).find(needle) != std::string::npos; }, seconds(20));
+    return n_.containerLogHas(name, needle);
   }
   NodeletProcess n_;
 };

@@ -128,6 +128,11 @@ class NodeletProcess {
     return std::nullopt;
   }
   // A container's log file (CRI format lines), "" until it exists.
+  // Whether the app container's log comes to hold `needle` within 20 s.
+  bool containerLogHas(const std::string& pod_name, const std::string& needle) const {
+    return waitFor([&] { return containerLog(pod_name).find(needle) != std::string::npos; },
+                   std::chrono::seconds(20));
+  }
   std::string containerLog(const std::string& pod_name, const std::string& c = "app") const {
     auto p = pod(pod_name);
     if (!p) return "";

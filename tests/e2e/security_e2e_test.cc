@@ -38,7 +38,7 @@ class SecurityE2eTest : public ::testing::Test {
   }
   std::string log(const std::string& name) { return n_.containerLog(name); }
   bool logHas(const std::string& name, const std::string& needle) {
-    return waitFor([&] { return log(name).find(needle) != std::string::npos; }, seconds(20));
+    return n_.containerLogHas(name, needle);
   }
   NodeletProcess n_;
 };
