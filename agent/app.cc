@@ -16,6 +16,7 @@
 #include "agent/agent.h"
 #include "agent/api_events.h"
 #include "agent/config.h"
+#include "agent/container_streams.h"
 #include "agent/core/api_json.h"
 #include "agent/core/log.h"
 #include "agent/core/quantity.h"
@@ -69,10 +70,9 @@ std::string readFile(const std::string& path, bool* ok = nullptr) {
 Result<LogTarget> containerLog(StatusManager& statuses, const std::string& logs_dir,
                                const std::string& ns, const std::string& name,
                                const std::string& container, bool previous) {
-  for (const auto& p : statuses.pods()) {
-    if (p.metadata.namespace_ != ns || p.metadata.name != name) continue;
-    const std::string uid = p.metadata.uid;
-    for (const auto* list : {&p.status.init_container_statuses, &p.status.container_statuses}) {
+  if (const auto p = statuses.podByName(ns, name)) {
+    const std::string uid = p->metadata.uid;
+    for (const auto* list : {&p->status.init_container_statuses, &p->status.container_statuses}) {
       for (const auto& c : *list) {
         if (c.name != container) continue;
         int32_t n = c.restart_count;
@@ -626,6 +626,10 @@ int runAgent(Config cfg, sigset_t signals) {
   }
 
   SummaryProvider summary(*services_.runtime, clock, node, cfg.root_dir);
+  ContainerStreams streams(*services_.runtime,
+                           [&statuses](const std::string& ns, const std::string& name) {
+                             return statuses.podByName(ns, name);
+                           });
   NodeServer server({[&] {
                        return std::pair{agent.healthy(), agent.healthMessage()};
                      },
@@ -707,6 +711,8 @@ int runAgent(Config cfg, sigset_t signals) {
     so.client_ca_file = cfg.client_ca_file;
     so.auth = &auth;
     so.clock = &clock;
+    so.streams = &streams;
+    so.stream_idle_timeout = cfg.streaming_connection_idle_timeout;
     if (auto s = server.startSecure(cfg.address, cfg.port, so); !s) return die(s.error().message);
   }
 

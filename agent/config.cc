@@ -205,6 +205,7 @@ const std::vector<std::pair<const char*, Reader>>& readers() {
       {"tlsPrivateKeyFile", &readString<&Config::tls_private_key_file>},
       {"authentication", &readAuthentication},
       {"authorization", &readAuthorization},
+      {"streamingConnectionIdleTimeout", &readDuration<&Config::streaming_connection_idle_timeout>},
       {"shutdownGracePeriod", &readDuration<&Config::shutdown_grace_period>},
       {"shutdownGracePeriodCriticalPods",
        &readDuration<&Config::shutdown_grace_period_critical_pods>},

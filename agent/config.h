@@ -47,6 +47,9 @@ struct Config {
   std::string authorization_mode{"Webhook"};  // or AlwaysAllow
   std::chrono::milliseconds authz_authorized_ttl{std::chrono::minutes(5)};
   std::chrono::milliseconds authz_unauthorized_ttl{std::chrono::seconds(30)};
+  // exec/attach/port-forward sessions relayed by the node server end after this long without a
+  // byte either way (0: never).
+  std::chrono::milliseconds streaming_connection_idle_timeout{std::chrono::hours(4)};
   // Graceful node shutdown (0: off, as in the kubelet).
   std::chrono::milliseconds shutdown_grace_period{0};
   std::chrono::milliseconds shutdown_grace_period_critical_pods{0};

@@ -57,6 +57,8 @@ const std::vector<Flag>& flagTable() {
       {"anonymous-auth", Kind::Bool, "allow anonymous requests to the node server"},
       {"authentication-token-webhook", Kind::Bool, "authenticate bearer tokens (TokenReview)"},
       {"authorization-mode", Kind::String, "Webhook (SubjectAccessReview) or AlwaysAllow"},
+      {"streaming-connection-idle-timeout", Kind::Duration,
+       "end exec/attach/port-forward sessions idle this long (default 4h, 0: never)"},
       {"file-check-frequency", Kind::Duration, "full rescan period of the manifest path"},
       {"sync-frequency", Kind::Duration, "period of the full pod resync"},
       {"node-labels", Kind::List, "labels to register the node with (key=value,...)"},
@@ -253,6 +255,8 @@ Status applyFlags(const Args& args, Config& c) {
       c.webhook_authn = b;
     else if (name == "authorization-mode")
       c.authorization_mode = v;
+    else if (name == "streaming-connection-idle-timeout")
+      c.streaming_connection_idle_timeout = dur;
     else if (name == "file-check-frequency")
       c.file_check_frequency = dur;
     else if (name == "sync-frequency")

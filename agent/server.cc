@@ -1,9 +1,18 @@
 #include "agent/server.h"
 
 #include <httplib.h>
+#include <openssl/err.h>
+#include <sys/socket.h>
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
 
 #include "agent/container_logs.h"
+#include "agent/container_streams.h"
 #include "agent/core/log.h"
+#include "agent/stream_proxy.h"
 
 namespace nodelet::agent {
 namespace {
@@ -59,14 +68,195 @@ std::optional<UserInfo> certificateUser(const httplib::Request& req) {
   return u;
 }
 
+// cpp-httplib's ThreadPool has a fixed number of threads, and a followed log or an exec session
+// holds one for as long as it lasts: two of them would leave /healthz unanswered. This pool keeps
+// `keep` threads and starts more while every thread is busy, up to `max`; the extra ones end after
+// a minute without work.
+class ElasticPool final : public httplib::TaskQueue {
+ public:
+  ElasticPool(size_t keep, size_t max) : keep_(keep), max_(max) {}
+  ~ElasticPool() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    std::lock_guard g(mu_);
+    reap();
+    jobs_.push_back(std::move(fn));
+    if (idle_ < jobs_.size() && threads_.size() < max_) {
+      std::thread t([this] { work(); });
+      const auto id = t.get_id();
+      threads_.emplace(id, std::move(t));
+    }
+    cv_.notify_one();
+  }
+
+  // Runs what was queued (each job owns an accepted connection), then joins every thread.
+  void shutdown() override {
+    {
+      std::lock_guard g(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    std::map<std::thread::id, std::thread> threads;
+    {
+      std::lock_guard g(mu_);
+      threads.swap(threads_);
+    }
+    for (auto& [id, t] : threads) t.join();
+  }
+
+ private:
+  void work() {
+    std::unique_lock l(mu_);
+    for (;;) {
+      ++idle_;
+      const bool woken =
+          cv_.wait_for(l, std::chrono::minutes(1), [&] { return stopping_ || !jobs_.empty(); });
+      --idle_;
+      if (jobs_.empty()) {
+        if (stopping_) return;
+        if (!woken && threads_.size() - done_.size() > keep_) {
+          done_.push_back(std::this_thread::get_id());  // joined by the next enqueue
+          return;
+        }
+        continue;
+      }
+      auto job = std::move(jobs_.front());
+      jobs_.pop_front();
+      l.unlock();
+      job();
+      l.lock();
+    }
+  }
+  // Joins threads that ended for want of work; must hold mu_.
+  void reap() {
+    for (const auto& id : done_) {
+      auto it = threads_.find(id);
+      if (it == threads_.end()) continue;
+      it->second.join();
+      threads_.erase(it);
+    }
+    done_.clear();
+  }
+
+  const size_t keep_, max_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::map<std::thread::id, std::thread> threads_;
+  std::vector<std::thread::id> done_;
+  size_t idle_{0};
+  bool stopping_{false};
+};
+
+// The relay has used the client's connection up, but cpp-httplib still writes a response on it
+// once the handler returns and then reads for a next request. Close the TLS session (close_notify),
+// then let those calls go nowhere: writes into a null BIO, reads as if the client had closed. No
+// byte reaches the client after its stream, and no OpenSSL error is left on this thread's queue
+// for the next connection it serves.
+void retireConnection(SSL* ssl) {
+  SSL_shutdown(ssl);
+  ERR_clear_error();
+  SSL_set0_wbio(ssl, BIO_new(BIO_s_null()));
+  SSL_set_shutdown(ssl, SSL_RECEIVED_SHUTDOWN);
+  ::shutdown(SSL_get_fd(ssl), SHUT_RDWR);
+}
+
+int statusFor(const Error& e) {
+  if (e.code == ErrorCode::InvalidArgument) return 400;
+  if (e.code == ErrorCode::NotFound) return 404;
+  if (e.code == ErrorCode::ResourceExhausted) return 429;
+  return 500;
+}
+
+void answer(httplib::Response& res, int status, const std::string& message) {
+  res.status = status;
+  res.set_content(message + "\n", "text/plain; charset=utf-8");
+}
+
+// The runtime's streaming URL for a request, or the error that answers it.
+using UrlFor = std::function<Result<std::string>(const httplib::Request&)>;
+
+// /exec, /attach, /portForward: the URL from the runtime, then the client's upgrade relayed to it.
+httplib::Server::Handler streamingHandler(StreamProxy& proxy, UrlFor url_for) {
+  return
+      [&proxy, url_for = std::move(url_for)](const httplib::Request& req, httplib::Response& res) {
+        const HeaderList headers(req.headers.begin(), req.headers.end());
+        if (!isUpgradeRequest(headers)) return answer(res, 500, "Upgrade request required");
+        auto url = url_for(req);
+        if (!url) return answer(res, statusFor(url.error()), url.error().message);
+        UpgradeRequest up{req.method, headers, req.body, req.remote_addr};
+        // cpp-httplib hands handlers its connection as const; the relay is its owner for a while.
+        SSL* ssl = const_cast<SSL*>(req.ssl);
+        auto relayed = proxy.relay(ssl, up, *url);
+        if (!relayed) {
+          NODELET_LOG(warn, Server, "{} {}: {}", req.method, req.path, relayed.error().message);
+          return answer(res, 500, relayed.error().message);
+        }
+        NODELET_LOG(debug, Server, "{} {}: relayed (runtime answered {})", req.method, req.path,
+                    *relayed);
+        retireConnection(ssl);
+      };
+}
+
+void installStreaming(httplib::Server& s, ContainerStreams& streams, StreamProxy& proxy) {
+  // /{verb}/{namespace}/{pod}[/{uid}]/{container}: the uid is optional, as in the kubelet.
+  const std::string seg = "([^/]+)";
+  const std::string with_container = "/" + seg + "/" + seg + "(?:/" + seg + ")?/" + seg;
+  auto exec = streamingHandler(proxy, [&streams](const httplib::Request& req) {
+    auto o = parseStreamOptions(req.params);
+    if (!o) return Result<std::string>(std::unexpected(o.error()));
+    std::vector<std::string> cmd;
+    for (auto [it, end] = req.params.equal_range("command"); it != end; ++it)
+      cmd.push_back(it->second);
+    return streams.execUrl(req.matches[1], req.matches[2], req.matches[4], cmd, *o);
+  });
+  auto attach = streamingHandler(proxy, [&streams](const httplib::Request& req) {
+    auto o = parseStreamOptions(req.params);
+    if (!o) return Result<std::string>(std::unexpected(o.error()));
+    return streams.attachUrl(req.matches[1], req.matches[2], req.matches[3], req.matches[4], *o);
+  });
+  auto port_forward = streamingHandler(proxy, [&streams](const httplib::Request& req) {
+    const bool websocket = isWebSocketRequest(HeaderList(req.headers.begin(), req.headers.end()));
+    auto ports = parsePortForwardPorts(req.params, websocket);
+    if (!ports) return Result<std::string>(std::unexpected(ports.error()));
+    return streams.portForwardUrl(req.matches[1], req.matches[2], req.matches[3], *ports);
+  });
+  const std::string pod_path = "/" + seg + "/" + seg + "(?:/" + seg + ")?";
+  s.Get("/exec" + with_container, exec);
+  s.Post("/exec" + with_container, exec);
+  s.Get("/attach" + with_container, attach);
+  s.Post("/attach" + with_container, attach);
+  s.Get("/portForward" + pod_path, port_forward);
+  s.Post("/portForward" + pod_path, port_forward);
+  // /run: the kubelet's own, POST only; `cmd` split at spaces, the output as the body.
+  s.Post("/run" + with_container, [&streams](const httplib::Request& req, httplib::Response& res) {
+    std::vector<std::string> cmd;
+    const std::string line = req.get_param_value("cmd");
+    for (size_t start = 0;;) {
+      const size_t space = line.find(' ', start);
+      cmd.push_back(line.substr(start, space == std::string::npos ? space : space - start));
+      if (space == std::string::npos) break;
+      start = space + 1;
+    }
+    auto out = streams.run(req.matches[1], req.matches[2], req.matches[4], cmd);
+    if (!out) return answer(res, statusFor(out.error()), out.error().message);
+    res.set_content(*out, "application/json");
+  });
+}
+
 }  // namespace
 
 NodeServer::NodeServer(ServerHandlers handlers) : h_(std::move(handlers)) {}
 NodeServer::~NodeServer() { stop(); }
 
-Result<int> NodeServer::serve(httplib::Server& server, const std::string& address, int port) {
+Result<int> NodeServer::serve(httplib::Server& server, const std::string& address, int port,
+                              bool elastic) {
   // Two threads per listener: nodelet's endpoints are light, and idle threads cost memory.
-  server.new_task_queue = [] { return new httplib::ThreadPool(2); };
+  if (elastic) {
+    server.new_task_queue = [] { return new ElasticPool(2, 128); };
+  } else {
+    server.new_task_queue = [] { return new httplib::ThreadPool(2); };
+  }
   server.set_read_timeout(10, 0);
   server.set_write_timeout(10, 0);
   int bound = port;
@@ -190,18 +380,14 @@ Status NodeServer::startSecure(const std::string& address, int port, const Secur
                          return true;
                        });
                  });
-  // kubectl exec/attach/port-forward: said plainly rather than a bare 404.
-  auto unsupported = [](const httplib::Request& req, httplib::Response& res) {
-    res.status = 501;
-    res.set_content(req.path.substr(0, req.path.find('/', 1)) +
-                        ": streaming to containers is not supported by nodelet yet\n",
-                    "text/plain; charset=utf-8");
-  };
-  for (const char* streaming : {"/exec/.*", "/attach/.*", "/portForward/.*", "/run/.*"}) {
-    secure_->Get(streaming, unsupported);
-    secure_->Post(streaming, unsupported);
+  if (o.streams) {
+    StreamProxy::Options po;
+    po.idle_timeout = o.stream_idle_timeout;
+    proxy_ = std::make_unique<StreamProxy>(po);
+    installStreaming(*secure_, *o.streams, *proxy_);
   }
-  auto p = serve(*secure_, address, port);
+  // Followed logs and streams hold a thread each for as long as they last.
+  auto p = serve(*secure_, address, port, /*elastic=*/true);
   if (!p) return std::unexpected(p.error().wrap("node server"));
   secure_port_ = *p;
   NODELET_LOG(info, Server, "node server on https://{}:{} (authenticated)", address, secure_port_);
@@ -211,6 +397,7 @@ Status NodeServer::startSecure(const std::string& address, int port, const Secur
 void NodeServer::stop() {
   if (healthz_) healthz_->stop();
   if (read_only_) read_only_->stop();
+  if (proxy_) proxy_->cancel();  // streams in flight end, so that the pool can join its threads
   if (secure_) secure_->stop();
   for (auto& t : threads_)
     if (t.joinable()) t.join();

@@ -38,6 +38,9 @@ struct ServerHandlers {
   std::function<std::string()> resource_metrics;       // /metrics/resource (may be unset)
 };
 
+class ContainerStreams;
+class StreamProxy;
+
 // The authenticated node server on `port` (10250).
 struct SecureOptions {
   std::string cert_file;
@@ -45,6 +48,10 @@ struct SecureOptions {
   std::string client_ca_file;  // authentication.x509.clientCAFile ("" = no certificates)
   NodeAuth* auth{nullptr};     // required
   Clock* clock{nullptr};       // required (log follow)
+  // exec/attach/portForward/run (may be null: those paths are then 404).
+  ContainerStreams* streams{nullptr};
+  // A relayed stream without a byte either way for this long ends (0: never).
+  std::chrono::milliseconds stream_idle_timeout{0};
 };
 
 class NodeServer {
@@ -55,7 +62,8 @@ class NodeServer {
   Status startHealthz(const std::string& address, int port);
   Status startReadOnly(const std::string& address, int port);
   // HTTPS with authentication and authorization: /healthz, /metrics, /pods, /runningpods/,
-  // /stats/summary, /containerLogs/{namespace}/{pod}/{container}.
+  // /stats/summary, /containerLogs/{namespace}/{pod}/{container}, and the streaming paths
+  // /exec, /attach, /portForward (relayed to the runtime's streaming server) and /run.
   Status startSecure(const std::string& address, int port, const SecureOptions& o);
   void stop();
   // The port actually bound (when 0 was asked for): for tests.
@@ -64,11 +72,13 @@ class NodeServer {
   int securePort() const { return secure_port_; }
 
  private:
-  Result<int> serve(httplib::Server& server, const std::string& address, int port);
+  Result<int> serve(httplib::Server& server, const std::string& address, int port,
+                    bool elastic = false);
   ServerHandlers h_;
   std::unique_ptr<httplib::Server> healthz_;
   std::unique_ptr<httplib::Server> read_only_;
   std::unique_ptr<httplib::Server> secure_;
+  std::unique_ptr<StreamProxy> proxy_;
   std::vector<std::thread> threads_;
   int healthz_port_{0};
   int read_only_port_{0};

@@ -60,6 +60,14 @@ std::vector<api::Pod> StatusManager::pods() const {
   return out;
 }
 
+std::optional<api::Pod> StatusManager::podByName(const std::string& ns,
+                                                 const std::string& name) const {
+  std::lock_guard g(mu_);
+  for (const auto& [uid, p] : pods_)
+    if (p.metadata.namespace_ == ns && p.metadata.name == name) return p;
+  return std::nullopt;
+}
+
 std::set<std::string> StatusManager::readyContainersInSnapshot() const {
   std::set<std::string> out;
   if (snapshot_path_.empty()) return out;

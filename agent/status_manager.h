@@ -29,6 +29,8 @@ class StatusManager {
   std::optional<api::PodStatus> podStatus(const std::string& uid) const;
   // Every pod with its status, sorted by namespace and name.
   std::vector<api::Pod> pods() const;
+  // The pod with this namespace and name, with its status (what the node server looks up).
+  std::optional<api::Pod> podByName(const std::string& ns, const std::string& name) const;
   // Writes the snapshot if anything changed since the last write.
   void flush();
   // Runtime ids ("containerd://" stripped) of the containers the snapshot reported ready: what a

@@ -77,6 +77,7 @@ authentication: {anonymous: {enabled: true}, x509: {clientCAFile: /etc/kubernete
 authorization: {mode: AlwaysAllow, webhook: {cacheAuthorizedTTL: 1m, cacheUnauthorizedTTL: 5s}}
 tlsCertFile: /var/lib/kubelet/pki/kubelet.crt
 tlsPrivateKeyFile: /var/lib/kubelet/pki/kubelet.key
+streamingConnectionIdleTimeout: 5m
 featureGates: {Foo: true}
 )",
                           c);
@@ -104,6 +105,7 @@ featureGates: {Foo: true}
   EXPECT_EQ(c.authz_authorized_ttl, milliseconds(60000));
   EXPECT_EQ(c.authz_unauthorized_ttl, milliseconds(5000));
   EXPECT_EQ(c.tls_cert_file, "/var/lib/kubelet/pki/kubelet.crt");
+  EXPECT_EQ(c.streaming_connection_idle_timeout, milliseconds(300000));
   EXPECT_EQ(c.ignored_fields, (std::vector<std::string>{"featureGates"}));
   EXPECT_TRUE(validateConfig(c));
 }
@@ -177,10 +179,10 @@ TEST(ConfigTest, UnsupportedValuesAreRejectedClearly) {
 }
 
 TEST(FlagsTest, TheKubeletsSpellings) {
-  auto a =
-      parseArgs({"nodelet", "--config=/etc/k.yaml", "--pod-manifest-path", "/m", "-v=4", "--v", "5",
-                 "--fail-swap-on=false", "--cluster-dns=10.0.0.10,10.0.0.11", "--hostname-override",
-                 "Node1", "--runtime-request-timeout=30s", "--max-pods=12", "-root-dir=/r"});
+  auto a = parseArgs({"nodelet", "--config=/etc/k.yaml", "--pod-manifest-path", "/m", "-v=4", "--v",
+                      "5", "--fail-swap-on=false", "--cluster-dns=10.0.0.10,10.0.0.11",
+                      "--hostname-override", "Node1", "--runtime-request-timeout=30s",
+                      "--max-pods=12", "-root-dir=/r", "--streaming-connection-idle-timeout=5m"});
   ASSERT_TRUE(a) << a.error().message;
   Config c;
   ASSERT_TRUE(applyFlags(*a, c));
@@ -192,6 +194,7 @@ TEST(FlagsTest, TheKubeletsSpellings) {
   EXPECT_EQ(c.runtime_request_timeout, milliseconds(30000));
   EXPECT_EQ(c.max_pods, 12);
   EXPECT_EQ(c.root_dir, "/r");
+  EXPECT_EQ(c.streaming_connection_idle_timeout, milliseconds(300000));
   EXPECT_EQ(nodeName(c), "node1");
 }
 

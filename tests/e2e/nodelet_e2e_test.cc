@@ -10,6 +10,8 @@
 #include <random>
 
 #include "tests/common/free_port.h"
+#include "tests/common/tls_client.h"
+#include "tests/common/websocket.h"
 #include "tests/e2e/nodelet_process.h"
 
 namespace nodelet::e2e {
@@ -287,6 +289,106 @@ TEST_F(NodeletE2eTest, StatsSummaryHasNumbersForARunningPod) {
                                 pod + "\"}"),
             std::string::npos)
       << resource->body;
+}
+
+// Collects a channel-protocol WebSocket's messages (channel -> data) until the runtime closes it,
+// `enough` holds, or 50 messages.
+std::map<int, std::string> channels(
+    testing::WebSocketClient& ws,
+    const std::function<bool(std::map<int, std::string>&)>& enough = nullptr) {
+  std::map<int, std::string> got;
+  for (int i = 0; i < 50; ++i) {
+    auto m = ws.next();
+    if (!m || m->opcode == 8) break;  // gone, or a close frame
+    if (m->payload.empty()) continue;
+    got[static_cast<uint8_t>(m->payload[0])] += m->payload.substr(1);
+    if (enough && enough(got)) break;
+  }
+  return got;
+}
+
+TEST_F(NodeletE2eTest, ExecAttachAndPortForwardReachTheContainerThroughTheNodeServer) {
+  const int port = testing::freeLocalPort();
+  n_ = std::make_unique<NodeletProcess>();
+  auto& n = *n_;
+  n.start("address: 127.0.0.1\nport: " + std::to_string(port) +
+          "\nauthentication: {anonymous: {enabled: true}}\nauthorization: {mode: AlwaysAllow}\n");
+  n.write("web.yaml",
+          podYaml("web", "  containers:\n" +
+                             container("app",
+                                       "trap 'exit 0' TERM; mkdir -p /www; echo served > "
+                                       "/www/index.html; httpd -f -p 8080 -h /www & "
+                                       "while true; do echo tick; sleep 1 & wait $!; done")));
+  ASSERT_TRUE(waitFor([&] { return n.running("web", "app"); }, seconds(20)));
+  const std::string pod = "/default/web-" + n.node();
+  // exec, as `kubectl exec` drives it: both output streams, then the exit code on channel 3.
+  {
+    testing::TlsClient c;
+    ASSERT_TRUE(c.connect(port));
+    testing::WebSocketClient ws(c);
+    const std::string head = ws.open(
+        "/exec" + pod +
+            "/app?command=sh&command=-c&command=echo%20out%3B%20echo%20err%20%3E%262%3B%20exit%203"
+            "&output=1&error=1",
+        "v4.channel.k8s.io");
+    ASSERT_TRUE(head.starts_with("HTTP/1.1 101 ")) << head;
+    EXPECT_NE(head.find("Sec-WebSocket-Protocol: v4.channel.k8s.io"), std::string::npos) << head;
+    auto got = channels(ws);
+    EXPECT_EQ(got[1], "out\n");
+    EXPECT_EQ(got[2], "err\n");
+    const auto status = nlohmann::json::parse(got[3], nullptr, false);
+    EXPECT_EQ(status.value("reason", ""), "NonZeroExitCode") << got[3];
+    EXPECT_EQ(status["details"]["causes"][0]["message"], "3") << got[3];
+  }
+  // stdin reaches the command.
+  {
+    testing::TlsClient c;
+    ASSERT_TRUE(c.connect(port));
+    testing::WebSocketClient ws(c);
+    const std::string head = ws.open("/exec" + pod +
+                                         "/app?command=sh&command=-c&command=read%20x%3B%20echo%20"
+                                         "got%3A%24x&input=1&output=1",
+                                     "v4.channel.k8s.io");
+    ASSERT_TRUE(head.starts_with("HTTP/1.1 101 ")) << head;
+    ASSERT_TRUE(ws.send(0, "abc\n"));
+    auto got = channels(ws);
+    EXPECT_EQ(got[1], "got:abc\n");
+    EXPECT_EQ(nlohmann::json::parse(got[3], nullptr, false).value("status", ""), "Success")
+        << got[3];
+  }
+  // attach: the running PID 1's output, live.
+  {
+    testing::TlsClient c;
+    ASSERT_TRUE(c.connect(port));
+    testing::WebSocketClient ws(c);
+    const std::string head = ws.open("/attach" + pod + "/app?output=1", "v4.channel.k8s.io");
+    ASSERT_TRUE(head.starts_with("HTTP/1.1 101 ")) << head;
+    auto got = channels(ws, [](auto& g) { return g[1].find("tick\n") != std::string::npos; });
+    EXPECT_NE(got[1].find("tick\n"), std::string::npos);
+  }
+  // port-forward: the port announced on both of its channels, then an HTTP exchange with httpd.
+  {
+    testing::TlsClient c;
+    ASSERT_TRUE(c.connect(port));
+    testing::WebSocketClient ws(c);
+    const std::string head = ws.open("/portForward" + pod + "?port=8080", "v4.channel.k8s.io");
+    ASSERT_TRUE(head.starts_with("HTTP/1.1 101 ")) << head;
+    const std::string port_bytes("\x90\x1f", 2);  // 8080, little-endian
+    auto announced = channels(ws, [](auto& g) { return g[0].size() >= 2 && g[1].size() >= 2; });
+    EXPECT_EQ(announced[0], port_bytes);
+    EXPECT_EQ(announced[1], port_bytes);
+    ASSERT_TRUE(ws.send(0, "GET /index.html HTTP/1.0\r\n\r\n"));
+    auto got = channels(ws, [](auto& g) { return g[0].find("served") != std::string::npos; });
+    EXPECT_NE(got[0].find(" 200 OK\r\n"), std::string::npos) << got[0];
+    EXPECT_NE(got[0].find("served\n"), std::string::npos) << got[0];
+  }
+  // /run: the command's output as the body.
+  httplib::SSLClient c("127.0.0.1", port);
+  c.enable_server_certificate_verification(false);
+  auto run = c.Post("/run" + pod + "/app?cmd=cat%20/www/index.html", "", "text/plain");
+  ASSERT_TRUE(run) << httplib::to_string(run.error());
+  EXPECT_EQ(run->status, 200);
+  EXPECT_EQ(run->body, "served\n");
 }
 
 TEST_F(NodeletE2eTest, SidecarsStartBeforeAndStopAfterTheApp) {

@@ -356,20 +356,41 @@ Result<cri::ExecSyncResult> FakeRuntimeService::execSync(const std::string& id,
   return s == exec_script_.end() ? cri::ExecSyncResult{} : s->second;
 }
 
+// As containerd checks them: the streams asked for, and a running container.
+Result<std::string> FakeRuntimeService::streamingUrl(const char* method,
+                                                     const cri::StreamingRequest& r) {
+  if (auto e = enter(method)) return std::unexpected(*e);
+  last_streaming_ = r;
+  const std::string kind = std::string(method) == "PortForward" ? "portforward"
+                           : std::string(method) == "Exec"      ? "exec"
+                                                                : "attach";
+  if (kind == "portforward") {
+    if (!sandboxes_.contains(r.pod_sandbox_id))
+      return std::unexpected(notFound("sandbox", r.pod_sandbox_id));
+    return streaming_base_ + "/portforward/" + r.pod_sandbox_id;
+  }
+  auto it = containers_.find(r.container_id);
+  if (it == containers_.end()) return std::unexpected(notFound("container", r.container_id));
+  if (it->second.status.state != cri::ContainerState::Running)
+    return fail(ErrorCode::Unknown, "container " + r.container_id + " is not running");
+  if (!r.stdin_ && !r.stdout_ && !r.stderr_)
+    return fail(ErrorCode::InvalidArgument, "one of stdin, stdout, or stderr must be set");
+  if (r.tty && r.stderr_)
+    return fail(ErrorCode::InvalidArgument, "tty and stderr cannot both be true");
+  return streaming_base_ + "/" + kind + "/" + r.container_id;
+}
+
 Result<std::string> FakeRuntimeService::exec(const cri::StreamingRequest& r) {
   std::lock_guard g(mu_);
-  if (auto e = enter("Exec")) return std::unexpected(*e);
-  return "http://127.0.0.1:1/exec/" + r.container_id;
+  return streamingUrl("Exec", r);
 }
 Result<std::string> FakeRuntimeService::attach(const cri::StreamingRequest& r) {
   std::lock_guard g(mu_);
-  if (auto e = enter("Attach")) return std::unexpected(*e);
-  return "http://127.0.0.1:1/attach/" + r.container_id;
+  return streamingUrl("Attach", r);
 }
 Result<std::string> FakeRuntimeService::portForward(const cri::StreamingRequest& r) {
   std::lock_guard g(mu_);
-  if (auto e = enter("PortForward")) return std::unexpected(*e);
-  return "http://127.0.0.1:1/portforward/" + r.pod_sandbox_id;
+  return streamingUrl("PortForward", r);
 }
 
 Result<cri::ContainerStats> FakeRuntimeService::containerStats(const std::string& id) {

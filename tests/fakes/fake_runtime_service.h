@@ -79,6 +79,16 @@ class FakeRuntimeService final : public cri::RuntimeService {
 
   // Exec results scripted per command line (joined by spaces); default exit 0, empty output.
   void scriptExec(const std::string& cmdline, cri::ExecSyncResult result);
+  // Where Exec/Attach/PortForward point ("http://host:port"; a test's own streaming server).
+  void setStreamingBase(std::string base) {
+    std::lock_guard g(mu_);
+    streaming_base_ = std::move(base);
+  }
+  // The last Exec/Attach/PortForward request.
+  cri::StreamingRequest lastStreamingRequest() const {
+    std::lock_guard g(mu_);
+    return last_streaming_;
+  }
 
  private:
   struct SandboxRec {
@@ -90,6 +100,7 @@ class FakeRuntimeService final : public cri::RuntimeService {
     std::string sandbox_id;
     cri::ContainerConfig config;
   };
+  Result<std::string> streamingUrl(const char* method, const cri::StreamingRequest& r);
   // Records the call and pops an injected error; must hold mu_.
   std::optional<Error> enter(const std::string& method);
   int64_t nowNs() const;
@@ -102,6 +113,8 @@ class FakeRuntimeService final : public cri::RuntimeService {
   std::map<std::string, ContainerRec> containers_;
   std::map<std::string, cri::ExecSyncResult> exec_script_;
   std::vector<std::string> stopped_names_;
+  std::string streaming_base_{"http://127.0.0.1:1"};
+  cri::StreamingRequest last_streaming_;
   std::string next_ip_{"10.86.0.2"};
   bool network_ready_{true};
   std::string network_reason_;
