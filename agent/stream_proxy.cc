@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -91,6 +93,8 @@ Result<Fd> dial(const StreamUrl& url, int cancel_fd, Steady::time_point deadline
       last = errnoText(errno);
       continue;
     }
+    const int one = 1;  // a stream's small frames go at once (Go's default for every TCP conn)
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (::connect(fd.get(), a->ai_addr, a->ai_addrlen) == 0) return fd;
     if (errno != EINPROGRESS) {
       last = "connect: " + errnoText(errno);
@@ -369,6 +373,8 @@ Result<int> StreamProxy::relay(SSL* ssl, const UpgradeRequest& req, const std::s
   const int client = SSL_get_fd(ssl);
   const int flags = ::fcntl(client, F_GETFL);
   ::fcntl(client, F_SETFL, flags | O_NONBLOCK);
+  const int one = 1;
+  ::setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   Relay(ssl, client, backend->get(), cancel_fd_, o_.idle_timeout).run(std::move(head));
   ::fcntl(client, F_SETFL, flags);
   ERR_clear_error();

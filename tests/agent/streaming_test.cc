@@ -18,9 +18,9 @@
 #include "agent/server.h"
 #include "agent/stream_proxy.h"
 #include "tests/common/free_port.h"
+#include "tests/common/raw_client.h"
 #include "tests/common/simulated_clock.h"
 #include "tests/common/temp_dir.h"
-#include "tests/common/tls_client.h"
 #include "tests/fakes/fake_runtime_service.h"
 
 namespace nodelet::agent {
@@ -288,10 +288,10 @@ class StreamingServerTest : public ::testing::Test {
     return c;
   }
   // Opens a connection and sends an upgrade request for `path`.
-  std::unique_ptr<testing::TlsClient> upgrade(const std::string& path,
+  std::unique_ptr<testing::RawClient> upgrade(const std::string& path,
                                               const std::string& method = "POST",
                                               const std::string& extra = "") {
-    auto c = std::make_unique<testing::TlsClient>();
+    auto c = std::make_unique<testing::RawClient>();
     EXPECT_TRUE(c->connect(server_->securePort()));
     EXPECT_TRUE(c->write(method + " " + path +
                          " HTTP/1.1\r\nHost: n1:10250\r\nConnection: Upgrade\r\n"
@@ -442,7 +442,7 @@ TEST_F(StreamingServerTest, AttachTakesTheContainersTtyAndPortForwardTheSandboxA
   EXPECT_FALSE(sent.stderr_);
   EXPECT_TRUE(sent.stdin_ && sent.stdout_);
   backend_.serveOnce(kSwitch, 0);
-  auto pf = std::make_unique<testing::TlsClient>();
+  auto pf = std::make_unique<testing::RawClient>();
   ASSERT_TRUE(pf->connect(server_->securePort()));
   ASSERT_TRUE(
       pf->write("GET /portForward/default/web/uid-1?port=8080,9090&port=53 HTTP/1.1\r\nHost: n1\r\n"
@@ -478,7 +478,7 @@ TEST_F(StreamingServerTest, RunAnswersWithTheCommandsOutput) {
 
 TEST_F(StreamingServerTest, OpenStreamsLeaveTheServerAnsweringAndEndWhenItStops) {
   // Three sessions at once hold three of the server's threads (it started with two).
-  std::vector<std::unique_ptr<testing::TlsClient>> sessions;
+  std::vector<std::unique_ptr<testing::RawClient>> sessions;
   for (int i = 0; i < 3; ++i) {
     backend_.serveOnce(kSwitch);
     sessions.push_back(upgrade("/exec/default/web/app?command=sh&input=1&output=1"));

@@ -7,7 +7,8 @@
 //   3. an edited manifest -> the new pod's container RUNNING.
 //   4. nodelet's RSS and CPU while idle with 0 and with N pods.
 // `bench probes` measures probes at scale; `bench cluster` measures cluster mode against the
-// fake API server (watch event -> Running in the API, requests per pod, the Lease).
+// fake API server (watch event -> Running in the API, requests per pod, the Lease); `bench
+// streams` measures exec and port-forward through the node server against the runtime's own URL.
 // A benchmark, not a test: it prints numbers and asserts nothing. Run it through
 // tests/bench/run.sh, which builds the release preset and starts the rig.
 #include <signal.h>
@@ -20,6 +21,9 @@
 #include <thread>
 
 #include "agent/core/clock.h"
+#include "tests/common/free_port.h"
+#include "tests/common/raw_client.h"
+#include "tests/common/websocket.h"
 #include "tests/e2e/nodelet_process.h"
 #include "tests/fakes/fake_apiserver.h"
 
@@ -540,10 +544,145 @@ int runCluster() {
   return 0;
 }
 
+// `bench streams`: kubectl exec and port-forward through nodelet's node server (TLS, CRI call,
+// relay), next to the same WebSocket sessions opened directly on the runtime's streaming URL
+// (the CRI call included): what the relay costs on top of what it relays to.
+int runStreams() {
+  const int port = testing::freeLocalPort();
+  NodeletProcess n;
+  n.start(
+      "address: 127.0.0.1\nport: " + std::to_string(port) +
+          "\nauthentication: {anonymous: {enabled: true}}\nauthorization: {mode: AlwaysAllow}\n",
+      0);
+  constexpr int kMiB = 64;
+  n.write("web.yaml",
+          "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n"
+          "  containers:\n  - name: app\n    image: " +
+              image() +
+              "\n    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; mkdir -p /www; dd "
+              "if=/dev/zero of=/www/big bs=1M count=" +
+              std::to_string(kMiB) +
+              " 2>/dev/null; touch /www/ready; httpd -f -p 8080 -h /www & wait\"]\n");
+  if (!waitRunning(n, 1, std::chrono::seconds(60))) {
+    std::fprintf(stderr, "bench streams: the pod did not start\n");
+    return 1;
+  }
+  std::string container_id, sandbox_id;
+  for (const auto& c : n.containers())
+    if (c.state == cri::ContainerState::Running) {
+      container_id = c.id;
+      sandbox_id = c.pod_sandbox_id;
+    }
+  const std::string pod = "/default/web-" + n.node();
+  const std::string proto = "v4.channel.k8s.io";
+  // Opens a WebSocket on `path` through nodelet, or on the URL the runtime gives for `req`.
+  auto open = [&](testing::RawClient& c, bool via, const std::string& path,
+                  const cri::StreamingRequest& req, bool exec) {
+    testing::WebSocketClient ws(c);
+    if (via) {
+      c.connect(port, true);
+      return std::pair{ws.open(path, proto), ws};
+    }
+    auto url = exec ? n.runtime().exec(req) : n.runtime().portForward(req);
+    const std::string u = url ? *url : "http://127.0.0.1:1/";
+    const size_t colon = u.find(':', 7), slash = u.find('/', 7);
+    c.connect(std::stoi(u.substr(colon + 1, slash - colon - 1)), false);
+    return std::pair{ws.open(u.substr(slash) + (exec ? "" : "?port=8080"), proto), ws};
+  };
+  auto execOnce = [&](bool via) {
+    cri::StreamingRequest r;
+    r.container_id = container_id;
+    r.cmd = {"true"};
+    r.stderr_ = false;
+    const auto t0 = Clock::now();
+    testing::RawClient c;
+    auto [head, ws] = open(c, via, "/exec" + pod + "/app?command=true&output=1", r, true);
+    const double switched = ms(Clock::now() - t0);
+    for (int i = 0; i < 10; ++i) {
+      auto m = ws.next();
+      if (!m || m->opcode == 8 || (m->payload.size() > 1 && m->payload[0] == 3)) break;
+    }
+    const double took = ms(Clock::now() - t0);
+    // The runtime cleans up after an exec for a while: the next one must not pay for it.
+    std::this_thread::sleep_for(milliseconds(200));  // NOLINT(real-time)
+    return head.starts_with("HTTP/1.1 101 ") ? std::pair{switched, took} : std::pair{-1.0, -1.0};
+  };
+  // Seconds to fetch /big through a port-forward (-1: it did not arrive whole).
+  auto forwardOnce = [&](bool via) {
+    cri::StreamingRequest r;
+    r.pod_sandbox_id = sandbox_id;
+    r.ports = {8080};
+    testing::RawClient c;
+    auto [head, ws] = open(c, via, "/portForward" + pod + "?port=8080", r, false);
+    const auto t0 = Clock::now();
+    ws.send(0, "GET /big HTTP/1.0\r\n\r\n");
+    size_t body = 0;
+    const size_t want = static_cast<size_t>(kMiB) << 20;
+    for (int i = 0; i < 1'000'000 && body < want; ++i) {
+      auto m = ws.next();
+      if (!m || m->opcode == 8) break;
+      if (m->payload.size() > 1 && m->payload[0] == 0) body += m->payload.size() - 1;
+    }
+    // The 2-byte port announcement and the response head ride along: close enough to `want`.
+    return body >= want ? std::chrono::duration<double>(Clock::now() - t0).count() : -1.0;
+  };
+  waitFor([&] { return forwardOnce(false) > 0; }, std::chrono::seconds(30), milliseconds(200));
+  std::vector<double> direct_exec, via_exec, paired, direct_switch, via_switch, paired_switch;
+  for (int i = 0; i < 21; ++i) {
+    // Alternating which goes first, in case the pause above is not enough.
+    std::pair<double, double> d, v;
+    if (i % 2 == 0) {
+      d = execOnce(false);
+      v = execOnce(true);
+    } else {
+      v = execOnce(true);
+      d = execOnce(false);
+    }
+    if (d.first < 0 || v.first < 0) continue;
+    direct_switch.push_back(d.first);
+    via_switch.push_back(v.first);
+    paired_switch.push_back(v.first - d.first);
+    direct_exec.push_back(d.second);
+    via_exec.push_back(v.second);
+    paired.push_back(v.second - d.second);
+  }
+  std::vector<double> direct_rate, via_rate, cpu_per_mib;
+  for (int i = 0; i < 5; ++i) {
+    const double d = forwardOnce(false);
+    const uint64_t c0 = cpuNs(n.pid());
+    const double v = forwardOnce(true);
+    const uint64_t c1 = cpuNs(n.pid());
+    if (d <= 0 || v <= 0) continue;
+    direct_rate.push_back(kMiB / d);
+    via_rate.push_back(kMiB / v);
+    cpu_per_mib.push_back(static_cast<double>(c1 - c0) / 1e6 / kMiB);
+  }
+  if (paired.empty() || via_rate.empty()) {
+    std::fprintf(stderr, "bench streams: no complete sample\n%s\n", n.log().c_str());
+    return 1;
+  }
+  std::printf("| measure | direct (runtime URL) | through nodelet |\n|---|---:|---:|\n");
+  std::printf(
+      "| exec: request -> 101 Switching Protocols (CRI Exec included), median of %zu | %.1f ms | "
+      "%.1f ms |\n",
+      paired.size(), median(direct_switch), median(via_switch));
+  std::printf("| exec: nodelet's share of that, median of paired differences | | %.1f ms |\n",
+              median(paired_switch));
+  std::printf("| exec `true`: request -> exit status, median of %zu | %.1f ms | %.1f ms |\n",
+              paired.size(), median(direct_exec), median(via_exec));
+  std::printf("| exec `true`: nodelet's share, median of paired differences | | %.1f ms |\n",
+              median(paired));
+  std::printf("| port-forward, %d MiB over HTTP, median of %zu | %.0f MiB/s | %.0f MiB/s |\n", kMiB,
+              via_rate.size(), median(direct_rate), median(via_rate));
+  std::printf("| port-forward: nodelet CPU per MiB relayed | | %.2f ms |\n", median(cpu_per_mib));
+  return 0;
+}
+
 }  // namespace
 }  // namespace nodelet::e2e
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "streams") return nodelet::e2e::runStreams();
   if (argc > 1 && std::string(argv[1]) == "probes") return nodelet::e2e::runProbes();
   if (argc > 1 && std::string(argv[1]) == "cluster") return nodelet::e2e::runCluster();
   return nodelet::e2e::run();

@@ -3,6 +3,7 @@
 #   sudo ./tests/bench/run.sh           pod start, crash/edit replacement, RSS and CPU
 #   sudo ./tests/bench/run.sh probes    110 pods with probes next to 110 without
 #   sudo ./tests/bench/run.sh cluster   cluster mode against the fake API server
+#   sudo ./tests/bench/run.sh streams   exec and port-forward through the node server
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 1; }

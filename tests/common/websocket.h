@@ -1,5 +1,5 @@
 #pragma once
-// Just enough of a WebSocket client (RFC 6455) over a TlsClient for the Kubernetes channel
+// Just enough of a WebSocket client (RFC 6455) over a RawClient for the Kubernetes channel
 // protocols (v4.channel.k8s.io): each binary message starts with its channel byte. Client frames
 // are masked; server frames are read whole. For tests only.
 #include <cstdint>
@@ -7,13 +7,13 @@
 #include <random>
 #include <string>
 
-#include "tests/common/tls_client.h"
+#include "tests/common/raw_client.h"
 
 namespace nodelet::testing {
 
 class WebSocketClient {
  public:
-  explicit WebSocketClient(TlsClient& c) : c_(c) {}
+  explicit WebSocketClient(RawClient& c) : c_(c) {}
 
   // Sends the opening handshake for `path` asking for `protocol`; returns the response head.
   std::string open(const std::string& path, const std::string& protocol) {
@@ -79,7 +79,7 @@ class WebSocketClient {
     return std::pair{at, len};
   }
 
-  TlsClient& c_;
+  RawClient& c_;
   std::string buf_;
   std::minstd_rand rng_{12345};
 };

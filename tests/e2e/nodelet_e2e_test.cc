@@ -10,7 +10,7 @@
 #include <random>
 
 #include "tests/common/free_port.h"
-#include "tests/common/tls_client.h"
+#include "tests/common/raw_client.h"
 #include "tests/common/websocket.h"
 #include "tests/e2e/nodelet_process.h"
 
@@ -323,7 +323,7 @@ TEST_F(NodeletE2eTest, ExecAttachAndPortForwardReachTheContainerThroughTheNodeSe
   const std::string pod = "/default/web-" + n.node();
   // exec, as `kubectl exec` drives it: both output streams, then the exit code on channel 3.
   {
-    testing::TlsClient c;
+    testing::RawClient c;
     ASSERT_TRUE(c.connect(port));
     testing::WebSocketClient ws(c);
     const std::string head = ws.open(
@@ -342,7 +342,7 @@ TEST_F(NodeletE2eTest, ExecAttachAndPortForwardReachTheContainerThroughTheNodeSe
   }
   // stdin reaches the command.
   {
-    testing::TlsClient c;
+    testing::RawClient c;
     ASSERT_TRUE(c.connect(port));
     testing::WebSocketClient ws(c);
     const std::string head = ws.open("/exec" + pod +
@@ -358,7 +358,7 @@ TEST_F(NodeletE2eTest, ExecAttachAndPortForwardReachTheContainerThroughTheNodeSe
   }
   // attach: the running PID 1's output, live.
   {
-    testing::TlsClient c;
+    testing::RawClient c;
     ASSERT_TRUE(c.connect(port));
     testing::WebSocketClient ws(c);
     const std::string head = ws.open("/attach" + pod + "/app?output=1", "v4.channel.k8s.io");
@@ -368,7 +368,7 @@ TEST_F(NodeletE2eTest, ExecAttachAndPortForwardReachTheContainerThroughTheNodeSe
   }
   // port-forward: the port announced on both of its channels, then an HTTP exchange with httpd.
   {
-    testing::TlsClient c;
+    testing::RawClient c;
     ASSERT_TRUE(c.connect(port));
     testing::WebSocketClient ws(c);
     const std::string head = ws.open("/portForward" + pod + "?port=8080", "v4.channel.k8s.io");

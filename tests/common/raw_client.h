@@ -1,6 +1,7 @@
 #pragma once
-// A raw TLS client for tests that speak past HTTP: it writes bytes and reads what comes back,
-// so an upgraded connection (exec, port-forward) can be driven by hand. The server's certificate
+// A raw client for tests that speak past HTTP, over TLS (the node server) or plain TCP (the
+// runtime's streaming server): it writes bytes and reads what comes back, so an upgraded
+// connection (exec, port-forward) can be driven by hand. Loopback only. The server's certificate
 // is not verified (the tests make their own). Every read is bounded by a timeout.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -17,17 +18,18 @@
 
 namespace nodelet::testing {
 
-class TlsClient {
+class RawClient {
  public:
-  TlsClient() : ctx_(SSL_CTX_new(TLS_client_method())) {}
-  ~TlsClient() {
+  RawClient() : ctx_(SSL_CTX_new(TLS_client_method())) {}
+  ~RawClient() {
     close();
     SSL_CTX_free(ctx_);
   }
-  TlsClient(const TlsClient&) = delete;
-  TlsClient& operator=(const TlsClient&) = delete;
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
 
-  bool connect(int port) {
+  // To 127.0.0.1:port, with TLS or without.
+  bool connect(int port, bool tls = true) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -36,12 +38,16 @@ class TlsClient {
     if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return false;
     timeval tv{10, 0};  // a handshake that hangs fails the test rather than hanging it
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (!tls) return true;
     ssl_ = SSL_new(ctx_);
     SSL_set_fd(ssl_, fd_);
     return SSL_connect(ssl_) == 1;
   }
 
   bool write(std::string_view data) {
+    if (!ssl_)
+      return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) ==
+             static_cast<ssize_t>(data.size());
     return SSL_write(ssl_, data.data(), static_cast<int>(data.size())) ==
            static_cast<int>(data.size());
   }
@@ -54,13 +60,21 @@ class TlsClient {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     char buf[16 * 1024];
     while (!done(got) && !eof_) {
-      if (SSL_pending(ssl_) == 0) {
+      if (!ssl_ || SSL_pending(ssl_) == 0) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                               deadline - std::chrono::steady_clock::now())
                               .count();
         if (left <= 0) break;
         pollfd p{fd_, POLLIN, 0};
         if (::poll(&p, 1, static_cast<int>(left)) <= 0) break;
+      }
+      if (!ssl_) {
+        const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+        if (n > 0)
+          got.append(buf, static_cast<size_t>(n));
+        else
+          eof_ = true;
+        continue;
       }
       const int n = SSL_read(ssl_, buf, sizeof buf);
       if (n > 0) {
