@@ -383,7 +383,7 @@ Status NodeServer::startSecure(const std::string& address, int port, const Secur
   if (o.streams) {
     StreamProxy::Options po;
     po.idle_timeout = o.stream_idle_timeout;
-    proxy_ = std::make_unique<StreamProxy>(po);
+    proxy_ = std::make_unique<StreamProxy>(*o.clock, po);
     installStreaming(*secure_, *o.streams, *proxy_);
   }
   // Followed logs and streams hold a thread each for as long as they last.

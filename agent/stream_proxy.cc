@@ -21,8 +21,6 @@
 namespace nodelet::agent {
 namespace {
 
-using Steady = std::chrono::steady_clock;
-
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
@@ -56,17 +54,25 @@ class Fd {
   int fd_;
 };
 
-int remainingMs(Steady::time_point deadline) {
-  const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Steady::now()).count();
+// Time left until the deadline, as a poll() timeout (re-checked at least every minute).
+int remainingMs(const Clock& clock, MonoTime deadline) {
+  const auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(deadline - clock.monotonicNow()).count();
   return static_cast<int>(std::clamp<int64_t>(left, 0, 60'000));
 }
 
 // Waits for `events` on fd until the deadline; false on timeout or cancellation (with why).
-Status waitFor(int fd, short events, int cancel_fd, Steady::time_point deadline, const char* what) {
+struct Deadline {
+  const Clock& clock;
+  MonoTime at;
+  int cancel_fd;
+};
+
+Status waitFor(int fd, short events, const Deadline& d, const char* what) {
   for (;;) {
-    const int ms = remainingMs(deadline);
+    const int ms = remainingMs(d.clock, d.at);
     if (ms == 0) return fail(ErrorCode::DeadlineExceeded, std::string(what) + ": timed out");
-    pollfd p[2] = {{fd, events, 0}, {cancel_fd, POLLIN, 0}};
+    pollfd p[2] = {{fd, events, 0}, {d.cancel_fd, POLLIN, 0}};
     const int n = ::poll(p, 2, ms);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail(ErrorCode::Internal, std::string(what) + ": " + errnoText(errno));
@@ -76,7 +82,7 @@ Status waitFor(int fd, short events, int cancel_fd, Steady::time_point deadline,
   }
 }
 
-Result<Fd> dial(const StreamUrl& url, int cancel_fd, Steady::time_point deadline) {
+Result<Fd> dial(const StreamUrl& url, const Deadline& d) {
   const std::string where = "dial tcp " + url.authority();
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
@@ -100,7 +106,7 @@ Result<Fd> dial(const StreamUrl& url, int cancel_fd, Steady::time_point deadline
       last = "connect: " + errnoText(errno);
       continue;
     }
-    if (auto w = waitFor(fd.get(), POLLOUT, cancel_fd, deadline, "connect"); !w) {
+    if (auto w = waitFor(fd.get(), POLLOUT, d, "connect"); !w) {
       return fail(w.error().code, "error dialing backend: " + where + ": " + w.error().message);
     }
     int err = 0;
@@ -112,13 +118,13 @@ Result<Fd> dial(const StreamUrl& url, int cancel_fd, Steady::time_point deadline
   return fail(ErrorCode::Unavailable, "error dialing backend: " + where + ": " + last);
 }
 
-Status sendAll(int fd, std::string_view data, int cancel_fd, Steady::time_point deadline) {
+Status sendAll(int fd, std::string_view data, const Deadline& d) {
   while (!data.empty()) {
     const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
     if (n > 0) {
       data.remove_prefix(static_cast<size_t>(n));
     } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-      if (auto w = waitFor(fd, POLLOUT, cancel_fd, deadline, "error sending request"); !w) return w;
+      if (auto w = waitFor(fd, POLLOUT, d, "error sending request"); !w) return w;
     } else {
       return fail(ErrorCode::Unavailable, "error sending request: " + errnoText(errno));
     }
@@ -128,7 +134,7 @@ Status sendAll(int fd, std::string_view data, int cancel_fd, Steady::time_point 
 
 // Reads the runtime's response head; `got` keeps everything read (the head and whatever the
 // runtime sent after it, which belongs to the stream). Returns the status code.
-Result<int> readResponseHead(int fd, std::string& got, int cancel_fd, Steady::time_point deadline) {
+Result<int> readResponseHead(int fd, std::string& got, const Deadline& d) {
   constexpr size_t kMaxHead = 64 * 1024;
   std::array<char, 4096> buf;
   while (got.find("\r\n\r\n") == std::string::npos) {
@@ -140,7 +146,7 @@ Result<int> readResponseHead(int fd, std::string& got, int cancel_fd, Steady::ti
     } else if (n == 0) {
       return fail(ErrorCode::Unavailable, "error reading backend response: unexpected EOF");
     } else if (errno == EAGAIN || errno == EINTR) {
-      if (auto w = waitFor(fd, POLLIN, cancel_fd, deadline, "error reading backend response"); !w)
+      if (auto w = waitFor(fd, POLLIN, d, "error reading backend response"); !w)
         return std::unexpected(w.error());
     } else {
       return fail(ErrorCode::Unavailable, "error reading backend response: " + errnoText(errno));
@@ -343,7 +349,8 @@ std::string backendRequest(const UpgradeRequest& req, const StreamUrl& url) {
   return out;
 }
 
-StreamProxy::StreamProxy(Options o) : o_(o), cancel_fd_(::eventfd(0, EFD_CLOEXEC)) {}
+StreamProxy::StreamProxy(Clock& clock, Options o)
+    : clock_(clock), o_(o), cancel_fd_(::eventfd(0, EFD_CLOEXEC)) {}
 
 StreamProxy::~StreamProxy() {
   if (cancel_fd_ >= 0) ::close(cancel_fd_);
@@ -357,13 +364,13 @@ void StreamProxy::cancel() {
 Result<int> StreamProxy::relay(SSL* ssl, const UpgradeRequest& req, const std::string& raw_url) {
   auto url = parseStreamUrl(raw_url);
   if (!url) return std::unexpected(url.error());
-  const auto deadline = Steady::now() + o_.handshake_timeout;
-  auto backend = dial(*url, cancel_fd_, deadline);
+  const Deadline deadline{clock_, clock_.monotonicNow() + o_.handshake_timeout, cancel_fd_};
+  auto backend = dial(*url, deadline);
   if (!backend) return std::unexpected(backend.error());
-  if (auto s = sendAll(backend->get(), backendRequest(req, *url), cancel_fd_, deadline); !s)
+  if (auto s = sendAll(backend->get(), backendRequest(req, *url), deadline); !s)
     return std::unexpected(s.error());
   std::string head;
-  auto code = readResponseHead(backend->get(), head, cancel_fd_, deadline);
+  auto code = readResponseHead(backend->get(), head, deadline);
   if (!code) return code;
   // The kubelet passes error answers on as they are (the runtime's message reaches kubectl) and
   // turns anything else that is not an upgrade into its own error.

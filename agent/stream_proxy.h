@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/core/clock.h"
 #include "agent/core/error.h"
 
 namespace nodelet::agent {
@@ -54,8 +55,8 @@ class StreamProxy {
     // 0: never, the runtime's own limit still applies).
     std::chrono::milliseconds idle_timeout{0};
   };
-  StreamProxy() : StreamProxy(Options{}) {}
-  explicit StreamProxy(Options o);
+  // The handshake's deadline is on `clock`; a stream's idle time is poll()'s own.
+  StreamProxy(Clock& clock, Options o);
   ~StreamProxy();
   StreamProxy(const StreamProxy&) = delete;
   StreamProxy& operator=(const StreamProxy&) = delete;
@@ -71,6 +72,7 @@ class StreamProxy {
   void cancel();
 
  private:
+  Clock& clock_;
   Options o_;
   int cancel_fd_{-1};
 };
