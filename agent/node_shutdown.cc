@@ -5,6 +5,10 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <thread>
 
 #include "agent/core/log.h"
 
@@ -14,6 +18,16 @@ namespace {
 constexpr const char* kLogind = "org.freedesktop.login1";
 constexpr const char* kPath = "/org/freedesktop/login1";
 constexpr const char* kManager = "org.freedesktop.login1.Manager";
+
+std::optional<uint64_t> maxDelayUsec(sd_bus* bus) {
+  sd_bus_error err = SD_BUS_ERROR_NULL;
+  uint64_t usec = 0;
+  const int r = sd_bus_get_property_trivial(bus, kLogind, kPath, kManager, "InhibitDelayMaxUSec",
+                                            &err, 't', &usec);
+  sd_bus_error_free(&err);
+  if (r < 0) return std::nullopt;
+  return usec;
+}
 
 }  // namespace
 
@@ -26,7 +40,60 @@ struct LogindInhibitor::Bus {
   }
 };
 
-LogindInhibitor::LogindInhibitor() : bus_(std::make_unique<Bus>()) {}
+LogindInhibitor::LogindInhibitor(std::string logind_conf_dir)
+    : conf_dir_(std::move(logind_conf_dir)), bus_(std::make_unique<Bus>()) {}
+
+void LogindInhibitor::raiseMaxDelay(Duration wanted, uint64_t current_usec) {
+  const int64_t want_s = std::chrono::ceil<std::chrono::seconds>(wanted).count();
+  const std::string path = conf_dir_ + "/99-nodelet.conf";
+  const std::string cut_short = "logind's InhibitDelayMaxUSec is " +
+                                std::to_string(current_usec / 1'000'000) +
+                                " s, shorter than shutdownGracePeriod (" + std::to_string(want_s) +
+                                " s): pods are cut short at shutdown";
+  std::error_code ec;
+  std::filesystem::create_directories(conf_dir_, ec);
+  const std::string tmp = path + ".tmp";
+  if (!ec) {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "# Written by nodelet: logind lets a shutdown wait for shutdownGracePeriod.\n"
+           "[Login]\nInhibitDelayMaxSec="
+        << want_s << "\n";
+    if (!out.flush()) ec = std::make_error_code(std::errc::io_error);
+  }
+  if (!ec) std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    const std::string why = ec.message();
+    std::filesystem::remove(tmp, ec);
+    NODELET_LOG(warn, Agent, "{}; cannot write {} to raise it: {}", cut_short, path, why);
+    return;
+  }
+  // logind reads its drop-ins again on SIGHUP.
+  sd_bus_error err = SD_BUS_ERROR_NULL;
+  const int r =
+      sd_bus_call_method(bus_->bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                         "org.freedesktop.systemd1.Manager", "KillUnit", &err, nullptr, "ssi",
+                         "systemd-logind.service", "all", int32_t{1});
+  if (r < 0) {
+    const std::string why = err.message ? err.message : std::strerror(-r);
+    sd_bus_error_free(&err);
+    NODELET_LOG(warn, Agent, "{}; wrote {} but could not reload logind: {}", cut_short, path, why);
+    return;
+  }
+  // The reload happens after the signal: look again for a moment (at most 1 s).
+  std::optional<uint64_t> now;
+  for (int i = 0; i < 20; ++i) {
+    now = maxDelayUsec(bus_->bus);
+    if (now && std::chrono::microseconds(*now) >= wanted) {
+      NODELET_LOG(info, Agent, "raised logind's InhibitDelayMaxSec to {} s ({})", want_s, path);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // NOLINT(real-time): logind's
+  }
+  NODELET_LOG(warn, Agent,
+              "unable to update logind InhibitDelayMaxSec to {} s (shutdownGracePeriod): it is "
+              "still {} s after {} and a reload; pods are cut short at shutdown",
+              want_s, now ? *now / 1'000'000 : 0, path);
+}
 
 LogindInhibitor::~LogindInhibitor() {
   stop();
@@ -47,17 +114,9 @@ Status LogindInhibitor::start(std::function<void()> on_shutdown, Duration wanted
     return fail(
         ErrorCode::Unavailable,
         std::string("graceful node shutdown: cannot reach the system bus: ") + std::strerror(-r));
+  if (auto max = maxDelayUsec(bus_->bus); max && std::chrono::microseconds(*max) < wanted)
+    raiseMaxDelay(wanted, *max);
   sd_bus_error err = SD_BUS_ERROR_NULL;
-  uint64_t max_usec = 0;
-  if (sd_bus_get_property_trivial(bus_->bus, kLogind, kPath, kManager, "InhibitDelayMaxUSec", &err,
-                                  't', &max_usec) >= 0 &&
-      std::chrono::microseconds(max_usec) < wanted)
-    NODELET_LOG(warn, Agent,
-                "logind's InhibitDelayMaxUSec is {} s, shorter than shutdownGracePeriod ({} s): "
-                "raise it (logind.conf) or pods are cut short",
-                max_usec / 1'000'000,
-                std::chrono::duration_cast<std::chrono::seconds>(wanted).count());
-  sd_bus_error_free(&err);
   sd_bus_message* reply = nullptr;
   r = sd_bus_call_method(bus_->bus, kLogind, kPath, kManager, "Inhibit", &err, &reply, "ssss",
                          "shutdown", "nodelet", "Kubernetes pods are being terminated", "delay");

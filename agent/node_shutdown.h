@@ -33,10 +33,13 @@ class ShutdownInhibitor {
 
 // org.freedesktop.login1 on the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured), through
 // libsystemd's sd-bus: Manager.Inhibit("shutdown", "nodelet", why, "delay") and the
-// PrepareForShutdown signal.
+// PrepareForShutdown signal. logind holds a delay lock for at most InhibitDelayMaxUSec (5 s by
+// default): when that is shorter than the delay wanted, nodelet raises it as the kubelet does, with
+// a drop-in in `logind_conf_dir` (99-nodelet.conf, InhibitDelayMaxSec=) and a SIGHUP to
+// systemd-logind.service through systemd's Manager.KillUnit.
 class LogindInhibitor final : public ShutdownInhibitor {
  public:
-  LogindInhibitor();
+  explicit LogindInhibitor(std::string logind_conf_dir = "/etc/systemd/logind.conf.d");
   ~LogindInhibitor() override;
   Status start(std::function<void()> on_shutdown, Duration wanted) override;
   void release() override;
@@ -44,6 +47,9 @@ class LogindInhibitor final : public ShutdownInhibitor {
 
  private:
   struct Bus;
+  // Raises logind's InhibitDelayMaxUSec to `wanted` (a drop-in, then a reload); says how it went.
+  void raiseMaxDelay(Duration wanted, uint64_t current_usec);
+  std::string conf_dir_;
   std::unique_ptr<Bus> bus_;
   std::mutex mu_;
   int lock_fd_{-1};

@@ -1,6 +1,7 @@
-// LogindInhibitor against a fake systemd-logind on a private D-Bus (dbus-daemon started by the
-// test, DBUS_SYSTEM_BUS_ADDRESS pointed at it): the Inhibit call nodelet makes, the
-// PrepareForShutdown signal reaching it, and the lock released by closing its descriptor.
+// LogindInhibitor against a fake systemd-logind (and systemd's KillUnit) on a private D-Bus
+// (dbus-daemon started by the test, DBUS_SYSTEM_BUS_ADDRESS pointed at it): the Inhibit call
+// nodelet makes, InhibitDelayMaxSec raised through a drop-in and a SIGHUP, the PrepareForShutdown
+// signal reaching it, and the lock released by closing its descriptor.
 // Skips when dbus-daemon is not installed.
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -9,11 +10,13 @@
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <vector>
 
 #include "agent/node_shutdown.h"
 #include "tests/common/temp_dir.h"
@@ -58,17 +61,22 @@ class PrivateBus {
 };
 
 // org.freedesktop.login1.Manager: Inhibit (hands out the write end of a pipe, as logind hands
-// out a FIFO) and InhibitDelayMaxUSec; PrepareForShutdown on demand.
+// out a FIFO) and InhibitDelayMaxUSec (5 s, logind's default, until a reload reads a drop-in);
+// PrepareForShutdown on demand. And org.freedesktop.systemd1.Manager.KillUnit: SIGHUP to
+// systemd-logind.service makes it read the *.conf drop-ins in `conf_dir` again, as logind does.
 class FakeLogind {
  public:
-  explicit FakeLogind(const std::string& address) {
+  FakeLogind(const std::string& address, std::string conf_dir) : conf_dir_(std::move(conf_dir)) {
     sd_bus_new(&bus_);
     sd_bus_set_address(bus_, address.c_str());
     sd_bus_set_bus_client(bus_, 1);
     ok_ = sd_bus_start(bus_) >= 0 &&
           sd_bus_add_object_vtable(bus_, nullptr, "/org/freedesktop/login1",
                                    "org.freedesktop.login1.Manager", kVtable, this) >= 0 &&
-          sd_bus_request_name(bus_, "org.freedesktop.login1", 0) >= 0;
+          sd_bus_request_name(bus_, "org.freedesktop.login1", 0) >= 0 &&
+          sd_bus_add_object_vtable(bus_, nullptr, "/org/freedesktop/systemd1",
+                                   "org.freedesktop.systemd1.Manager", kSystemdVtable, this) >= 0 &&
+          sd_bus_request_name(bus_, "org.freedesktop.systemd1", 0) >= 0;
     thread_ = std::jthread([this](std::stop_token st) {
       while (!st.stop_requested()) {
         {
@@ -108,6 +116,12 @@ class FakeLogind {
     return false;
   }
   std::string what, who, why, mode;
+  uint64_t maxDelayUsec() const { return max_delay_usec_; }
+  void setMaxDelayUsec(uint64_t v) { max_delay_usec_ = v; }
+  std::vector<std::string> kills() {
+    std::lock_guard g(mu_);
+    return kills_;
+  }
 
  private:
   static int inhibit(sd_bus_message* m, void* self, sd_bus_error*) {
@@ -125,20 +139,56 @@ class FakeLogind {
     ::close(fds[1]);
     return r;
   }
-  static int maxDelay(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply, void*,
-                      sd_bus_error*) {
-    return sd_bus_message_append(reply, "t", uint64_t{5'000'000});  // 5 s
+  static int maxDelay(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply,
+                      void* self, sd_bus_error*) {
+    return sd_bus_message_append(reply, "t", static_cast<FakeLogind*>(self)->maxDelayUsec());
+  }
+  static int killUnit(sd_bus_message* m, void* self, sd_bus_error*) {
+    auto* l = static_cast<FakeLogind*>(self);
+    const char *unit = nullptr, *who = nullptr;
+    int32_t sig = 0;
+    sd_bus_message_read(m, "ssi", &unit, &who, &sig);
+    {
+      std::lock_guard g(l->mu_);
+      l->kills_.push_back(std::string(unit) + " " + who + " " + std::to_string(sig));
+    }
+    if (std::string(unit) == "systemd-logind.service" && sig == SIGHUP) l->reload();
+    return sd_bus_reply_method_return(m, "");
+  }
+  // logind's reading of its drop-ins: *.conf in name order, the last setting wins.
+  void reload() {
+    std::vector<std::filesystem::path> files;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(conf_dir_, ec))
+      if (e.path().extension() == ".conf") files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) {
+      std::ifstream in(f);
+      std::string line;
+      bool login = false;
+      while (std::getline(in, line)) {
+        if (line.starts_with("[")) login = line == "[Login]";
+        if (login && line.starts_with("InhibitDelayMaxSec="))
+          max_delay_usec_ = std::stoull(line.substr(19)) * 1'000'000;
+      }
+    }
   }
   static constexpr sd_bus_vtable kVtable[] = {
       SD_BUS_VTABLE_START(0), SD_BUS_METHOD("Inhibit", "ssss", "h", &FakeLogind::inhibit, 0),
       SD_BUS_PROPERTY("InhibitDelayMaxUSec", "t", &FakeLogind::maxDelay, 0, 0),
       SD_BUS_SIGNAL("PrepareForShutdown", "b", 0), SD_BUS_VTABLE_END};
+  static constexpr sd_bus_vtable kSystemdVtable[] = {
+      SD_BUS_VTABLE_START(0), SD_BUS_METHOD("KillUnit", "ssi", "", &FakeLogind::killUnit, 0),
+      SD_BUS_VTABLE_END};
 
   sd_bus* bus_{nullptr};
   bool ok_{false};
   std::mutex mu_;
   bool emit_{false};
   std::atomic<int> lock_read_{-1};  // set on the bus thread
+  std::string conf_dir_;
+  std::atomic<uint64_t> max_delay_usec_{5'000'000};
+  std::vector<std::string> kills_;
   std::jthread thread_;
 };
 
@@ -148,7 +198,8 @@ TEST(LogindInhibitorTest, TakesADelayLockHearsTheShutdownAndLetsGo) {
   testing::TempDir dir;
   PrivateBus bus(dir.str());
   ASSERT_FALSE(bus.address().empty()) << "dbus-daemon did not start";
-  FakeLogind logind(bus.address());
+  const std::string conf_dir = dir.str() + "/logind.conf.d";
+  FakeLogind logind(bus.address(), conf_dir);
   ASSERT_TRUE(logind.ok());
   ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);
 
@@ -156,7 +207,7 @@ TEST(LogindInhibitorTest, TakesADelayLockHearsTheShutdownAndLetsGo) {
   std::condition_variable cv;
   bool heard = false;
   {
-    LogindInhibitor inhibitor;
+    LogindInhibitor inhibitor(conf_dir);
     auto s = inhibitor.start(
         [&] {
           std::lock_guard g(mu);
@@ -168,6 +219,13 @@ TEST(LogindInhibitorTest, TakesADelayLockHearsTheShutdownAndLetsGo) {
     EXPECT_EQ(logind.what, "shutdown");
     EXPECT_EQ(logind.who, "nodelet");
     EXPECT_EQ(logind.mode, "delay");
+    // logind's 5 s would cut the 30 s short: raised with a drop-in and a reload, as the kubelet
+    // raises it.
+    std::ifstream in(conf_dir + "/99-nodelet.conf");
+    const std::string dropin((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_NE(dropin.find("[Login]\nInhibitDelayMaxSec=30\n"), std::string::npos) << dropin;
+    EXPECT_EQ(logind.kills(), std::vector<std::string>{"systemd-logind.service all 1"});
+    EXPECT_EQ(logind.maxDelayUsec(), 30'000'000u);
     char c;
     EXPECT_EQ(::read(logind.lockReadEnd(), &c, 1), -1) << "held while nodelet runs";
     EXPECT_EQ(errno, EAGAIN);
@@ -179,6 +237,48 @@ TEST(LogindInhibitorTest, TakesADelayLockHearsTheShutdownAndLetsGo) {
     }
     inhibitor.release();
     EXPECT_TRUE(logind.released());
+  }
+  ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+}
+
+TEST(LogindInhibitorTest, ALongEnoughLogindDelayIsLeftAlone) {
+  if (std::system("command -v dbus-daemon >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "dbus-daemon is not installed";
+  testing::TempDir dir;
+  PrivateBus bus(dir.str());
+  ASSERT_FALSE(bus.address().empty()) << "dbus-daemon did not start";
+  const std::string conf_dir = dir.str() + "/logind.conf.d";
+  FakeLogind logind(bus.address(), conf_dir);
+  ASSERT_TRUE(logind.ok());
+  logind.setMaxDelayUsec(60'000'000);
+  ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);
+  {
+    LogindInhibitor inhibitor(conf_dir);
+    ASSERT_TRUE(inhibitor.start([] {}, std::chrono::seconds(30)));
+    EXPECT_FALSE(std::filesystem::exists(conf_dir));
+    EXPECT_TRUE(logind.kills().empty());
+  }
+  ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+}
+
+TEST(LogindInhibitorTest, ADropInThatCannotBeWrittenStillLeavesTheLock) {
+  if (std::system("command -v dbus-daemon >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "dbus-daemon is not installed";
+  testing::TempDir dir;
+  PrivateBus bus(dir.str());
+  ASSERT_FALSE(bus.address().empty()) << "dbus-daemon did not start";
+  std::ofstream(dir.str() + "/a-file") << "not a directory\n";
+  const std::string conf_dir = dir.str() + "/a-file/logind.conf.d";  // cannot exist
+  FakeLogind logind(bus.address(), conf_dir);
+  ASSERT_TRUE(logind.ok());
+  ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);
+  {
+    LogindInhibitor inhibitor(conf_dir);
+    auto s = inhibitor.start([] {}, std::chrono::seconds(30));
+    ASSERT_TRUE(s) << "a shorter delay is better than none: " << s.error().message;
+    EXPECT_EQ(logind.what, "shutdown");
+    EXPECT_TRUE(logind.kills().empty()) << "no reload without a drop-in";
+    EXPECT_EQ(logind.maxDelayUsec(), 5'000'000u);
   }
   ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
 }
