@@ -251,7 +251,8 @@ NodeServer::~NodeServer() { stop(); }
 
 Result<int> NodeServer::serve(httplib::Server& server, const std::string& address, int port,
                               bool elastic) {
-  // Two threads per listener: nodelet's endpoints are light, and idle threads cost memory.
+  // Two threads per listener: nodelet's endpoints are light, and idle threads cost memory. The
+  // node server's may grow while long requests (log follows, streams) hold threads.
   if (elastic) {
     server.new_task_queue = [] { return new ElasticPool(2, 128); };
   } else {
