@@ -4,6 +4,7 @@
 
 #include "agent/core/log.h"
 #include "agent/core/quantity.h"
+#include "agent/pod_startup.h"
 #include "agent/pod_status.h"
 
 namespace nodelet::agent {
@@ -161,6 +162,8 @@ void Agent::onFileSnapshot(const staticpods::FileSnapshot& snap) {
 }
 
 void Agent::onApiPods(std::vector<api::Pod> pods) {
+  if (o_.startup)
+    for (const auto& p : pods) o_.startup->observedOnWatch(p);
   if (applySource("api", std::move(pods))) requestRelist();
 }
 
@@ -185,9 +188,7 @@ namespace {
 
 // The kubelet's IsCriticalPod: static (and mirror) pods, and pods of system-critical priority.
 bool isCriticalPod(const api::Pod& pod) {
-  auto it = pod.metadata.annotations.find("kubernetes.io/config.source");
-  if (it != pod.metadata.annotations.end() && it->second != "api") return true;
-  return pod.spec.priority.value_or(0) >= 2'000'000'000;
+  return api::isStaticPod(pod) || pod.spec.priority.value_or(0) >= 2'000'000'000;
 }
 
 }  // namespace
@@ -221,9 +222,16 @@ size_t Agent::podsRunning(bool critical) {
   return n;
 }
 
-void Agent::syncLocked(const std::string& uid, const api::Pod& pod) {
+void Agent::syncLocked(const std::string& uid, const api::Pod& pod, bool create) {
   if (rejected_.contains(uid) || deleting_.contains(uid)) return;
-  workers_.updatePod({PodUpdate::Type::Sync, uid, pod, std::nullopt, true});
+  workers_.updatePod({PodUpdate::Type::Sync, uid, pod, std::nullopt, true, create});
+}
+
+void Agent::podRestarted(const api::Pod& pod) {
+  NODELET_LOG(info, Agent, "pod {} ({}) was added again while it was being removed: starting it",
+              pod.fullName(), pod.metadata.uid);
+  std::lock_guard g(mu_);
+  ++metrics_.restarted_pods[api::isStaticPod(pod) ? "true" : ""];
 }
 
 namespace {
@@ -340,6 +348,7 @@ bool Agent::applySource(const std::string& source, std::vector<api::Pod> pods) {
     }
     deleting_.erase(it->first);
     first_seen_.erase(it->first);
+    if (o_.startup) o_.startup->forget(it->first);
     it = desired_.erase(it);
   }
   // Admission goes in creation order (then by name), as the kubelet's HandlePodAdditions does:
@@ -399,7 +408,7 @@ bool Agent::applySource(const std::string& source, std::vector<api::Pod> pods) {
       first_seen_[uid] = clock_.monotonicNow();
       added = true;
     }
-    syncLocked(uid, *pod);
+    syncLocked(uid, *pod, is_new);
   }
   bool all = true;
   for (const auto& src : o_.sources) all = all && by_source_.contains(src);
@@ -646,6 +655,7 @@ void Agent::publishStatus(const api::Pod& pod, const PodRuntimeStatus& st,
   in.readiness = &ready;
   in.started = &started;
   api::PodStatus status = computePodStatus(in);
+  if (o_.startup) o_.startup->statusUpdated(pod.metadata.uid, status);
   if (status.phase == "Running") {  // kubelet_pod_start_duration_seconds: first seen -> running
     std::lock_guard g(mu_);
     auto it = first_seen_.find(pod.metadata.uid);
@@ -726,7 +736,7 @@ SyncOutcome Agent::syncPod(const api::Pod& pod) {
 Status Agent::syncTerminatingPod(const std::string& uid, const api::Pod* pod,
                                  std::optional<int64_t> grace) {
   const MonoTime start = clock_.monotonicNow();
-  const ScopeExit timer{[&] { observeWorker("terminate", start); }};
+  const ScopeExit timer{[&] { observeWorker("kill", start); }};
   auto st = runtime_.podStatus(uid);
   if (!st) return std::unexpected(st.error());
   auto s = runtime_.killPod(pod, *st, grace);

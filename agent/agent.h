@@ -24,7 +24,11 @@
 
 namespace nodelet::agent {
 
+class PodStartupTracker;
+
 struct AgentOptions {
+  // The pod startup SLI: told of API pods as watched and of the statuses computed (may be null).
+  PodStartupTracker* startup{nullptr};
   Duration relist_period{std::chrono::seconds(1)};
   // With no pods wanted and none found, nothing of nodelet's can appear but through nodelet
   // itself: the relist only guards against surprises, and slows down to this.
@@ -72,6 +76,8 @@ struct AgentMetrics {
   int64_t running_pods{0};                    // kubelet_running_pods
   std::map<std::string, int64_t> containers;  // kubelet_running_containers{container_state}
   int64_t desired_pods{0};
+  // kubelet_restarted_pods_total{static}: "true" for static pods, "" for the others.
+  std::map<std::string, int64_t> restarted_pods;
 };
 
 class Agent final : public PodSyncer {
@@ -109,6 +115,7 @@ class Agent final : public PodSyncer {
   Status syncTerminatingPod(const std::string& uid, const api::Pod* pod,
                             std::optional<int64_t> grace_seconds) override;
   Status syncTerminatedPod(const std::string& uid, const api::Pod* pod, bool remove) override;
+  void podRestarted(const api::Pod& pod) override;
 
   PodWorkers& workers() { return workers_; }
   // One relist now (the PLEG): returns the UIDs whose runtime state changed.
@@ -141,7 +148,8 @@ class Agent final : public PodSyncer {
   // Why `pod`'s host ports clash with an admitted pod's ("" = they do not), under mu_.
   std::string hostPortConflict(const api::Pod& pod) const;
   // Sync unless the pod is rejected or being deleted (under mu_).
-  void syncLocked(const std::string& uid, const api::Pod& pod);
+  // `create`: the pod was just added to its source.
+  void syncLocked(const std::string& uid, const api::Pod& pod, bool create = false);
   // Starts probing the running containers of `pod` that have probes.
   void probeRunning(const api::Pod& pod, const PodRuntimeStatus& st);
   void onProbeEvent(const probes::ProbeEvent& e);

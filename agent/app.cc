@@ -37,6 +37,7 @@
 #include "agent/node_info.h"
 #include "agent/node_shutdown.h"
 #include "agent/pki.h"
+#include "agent/pod_startup.h"
 #include "agent/runtime_manager.h"
 #include "agent/server.h"
 #include "agent/stats_summary.h"
@@ -498,7 +499,9 @@ int runAgent(Config cfg, sigset_t signals) {
     if (sigtimedwait(&signals, nullptr, &ts) > 0) return 0;
   }
 
+  PodStartupTracker startup(clock);  // kubelet_pod_start_sli_duration_seconds
   RuntimeManagerOptions rmo;
+  rmo.startup = &startup;
   rmo.node_name = node;
   rmo.root_dir = cfg.root_dir;
   rmo.pod_logs_dir = cfg.pod_logs_dir;
@@ -568,6 +571,7 @@ int runAgent(Config cfg, sigset_t signals) {
   }
   RuntimeManager runtime(*services->runtime, *services->image, clock, events, rmo);
   AgentOptions ao;
+  ao.startup = &startup;
   ao.resync_period = cfg.sync_frequency;
   ao.max_pods = cfg.max_pods;
   if (auto f = buildNodeFacts(cfg, node, node_ip, machine, {})) {
@@ -641,6 +645,8 @@ int runAgent(Config cfg, sigset_t signals) {
                        in.probes = agent.probeCounters();
                        in.started_app = runtime.startedApp();
                        in.started_init = runtime.startedInit();
+                       in.startup = startup.histograms();
+                       in.node_name = node;
                        in.process = readProcessStats();
                        return renderMetrics(in);
                      },

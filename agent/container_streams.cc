@@ -116,10 +116,7 @@ Result<std::string> ContainerStreams::attachUrl(const std::string& ns, const std
   if (!pod) return std::unexpected(pod.error());
   if (!uid.empty() && uid != pod->metadata.uid)
     return fail(ErrorCode::FailedPrecondition, "pod " + fullName(ns, name) + " not found");
-  const api::Container* spec = nullptr;
-  for (const auto* list : {&pod->spec.init_containers, &pod->spec.containers})
-    for (const auto& c : *list)
-      if (c.name == container) spec = &c;
+  const api::Container* spec = api::findContainer(pod->spec, container);
   auto id = runningContainer(*pod, container);
   if (!id || !spec)
     return fail(ErrorCode::FailedPrecondition,

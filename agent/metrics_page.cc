@@ -65,6 +65,10 @@ std::string renderProbeMetrics(const std::vector<probes::Manager::ContainerCount
 
 std::string renderMetrics(const MetricsInput& in) {
   metrics::Writer w;
+  if (!in.node_name.empty()) {
+    w.family("kubelet_node_name", "gauge", "The node's name; the value is always 1");
+    w.sample("kubelet_node_name", {{"node", in.node_name}}, 1);
+  }
   w.family("kubelet_running_pods", "gauge", "Number of pods that have a running pod sandbox");
   w.sample("kubelet_running_pods", {}, static_cast<double>(in.agent.running_pods));
   w.family("kubelet_running_containers", "gauge", "Number of containers currently running");
@@ -77,10 +81,17 @@ std::string renderMetrics(const MetricsInput& in) {
            "Duration in seconds from the kubelet seeing a pod for the first time to the pod "
            "starting to run");
   w.histogram("kubelet_pod_start_duration_seconds", {}, in.agent.pod_start);
+  w.family("kubelet_pod_start_sli_duration_seconds", "histogram",
+           "Seconds from a pod's creation to a watch showing all its containers started, image "
+           "pulls not counted");
+  w.histogram("kubelet_pod_start_sli_duration_seconds", {}, in.startup.sli);
+  w.family("kubelet_pod_start_total_duration_seconds", "histogram",
+           "Seconds from a pod's creation to a watch showing all its containers started");
+  w.histogram("kubelet_pod_start_total_duration_seconds", {}, in.startup.total);
   w.family("kubelet_pod_worker_duration_seconds", "histogram",
            "Duration in seconds to sync a single pod. Broken down by operation type");
   for (const auto& [op, h] : in.agent.worker)
-    w.histogram("kubelet_pod_worker_duration_seconds", {{"operation", op}}, h);
+    w.histogram("kubelet_pod_worker_duration_seconds", {{"operation_type", op}}, h);
   w.family("kubelet_pleg_relist_duration_seconds", "histogram",
            "Duration in seconds for relisting pods in PLEG");
   w.histogram("kubelet_pleg_relist_duration_seconds", {}, in.agent.relist);
@@ -98,6 +109,14 @@ std::string renderMetrics(const MetricsInput& in) {
            "Duration in seconds of runtime operations. Broken down by operation type");
   for (const auto& [op, s] : in.runtime_ops)
     w.histogram("kubelet_runtime_operations_duration_seconds", {{"operation_type", op}}, s.latency);
+  w.family("kubelet_restarted_pods_total", "counter",
+           "Pods started again after being removed and added back with the same UID while the "
+           "node agent still knew them (usual for static pods, rare for API pods)");
+  for (const char* is_static : {"true", ""}) {
+    auto it = in.agent.restarted_pods.find(is_static);
+    w.sample("kubelet_restarted_pods_total", {{"static", is_static}},
+             static_cast<double>(it == in.agent.restarted_pods.end() ? 0 : it->second));
+  }
   w.family("kubelet_started_containers_total", "counter",
            "Cumulative number of containers started");
   w.sample("kubelet_started_containers_total", {{"container_type", "container"}},

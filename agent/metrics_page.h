@@ -5,6 +5,7 @@
 #include <string>
 
 #include "agent/agent.h"
+#include "agent/pod_startup.h"
 #include "cri/instrumented_service.h"
 #include "probes/probe_manager.h"
 
@@ -23,6 +24,8 @@ struct MetricsInput {
   std::map<std::string, cri::OperationStats> runtime_ops;
   std::map<std::string, probes::Manager::Counters> probes;  // by probe type, all containers
   uint64_t started_app{0}, started_init{0};
+  PodStartupTracker::Histograms startup;  // the pod startup SLI
+  std::string node_name;                  // kubelet_node_name
   ProcessStats process;
 };
 

@@ -71,9 +71,16 @@ void PodWorkers::updatePod(PodUpdate u) {
     w.remove = u.remove;
     if (u.grace_seconds) w.grace = w.grace ? std::min(*w.grace, *u.grace_seconds) : u.grace_seconds;
     w.pending = std::move(u);
-  } else if (!w.pending || w.pending->type != PodUpdate::Type::Kill) {
-    if (w.state != PodWorkerState::Syncing) return;  // a terminating pod does not sync again
-    w.pending = std::move(u);                        // latest wins
+  } else {
+    const bool stopping = w.state != PodWorkerState::Syncing ||
+                          (w.pending && w.pending->type == PodUpdate::Type::Kill);
+    if (stopping) {
+      // A terminating pod does not sync again; added anew while it is being removed, it starts
+      // afresh once the removal is done.
+      if (u.create && w.remove) w.restart = true;
+      return;
+    }
+    w.pending = std::move(u);  // latest wins
   }
   enqueueLocked(uid);
 }
@@ -238,7 +245,20 @@ void PodWorkers::process(const std::string& uid, PodUpdate u) {
     }
     if (remove) {
       const std::string name = w->full_name;
+      std::optional<api::Pod> again;
+      if (w->restart) again = w->pod;
       workers_.erase(uid);  // Finished: forgotten
+      if (again) {
+        Worker& fresh = workers_[uid];
+        fresh.pod = again;
+        fresh.full_name = name;
+        fresh.pending = PodUpdate{PodUpdate::Type::Sync, uid, again, std::nullopt, true, true};
+        // This thread still holds the UID: run() queues the new start once process() is done.
+        fresh.active = true;
+        l.unlock();
+        syncer_.podRestarted(*again);
+        l.lock();
+      }
       // Pods of the same name that waited for this one may start now.
       for (auto& [other, o] : workers_)
         if (o.full_name == name && o.pending && !o.active) enqueueLocked(other);

@@ -12,6 +12,10 @@
 // A pod may only start once no other UID with the same full name (name_namespace) is still
 // between Syncing and Finished: an edited static pod's new UID waits for the old one to stop
 // (as the kubelet does, so host ports and names never overlap).
+//
+// A UID added again while its old self is being removed (a static pod's manifest deleted and put
+// back unchanged: same content, same UID) starts afresh as soon as the removal is done, as the
+// kubelet restarts such a pod (kubelet_restarted_pods_total).
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -61,6 +65,8 @@ class PodSyncer {
                                     std::optional<int64_t> grace_seconds) = 0;
   // After termination; `remove` when the pod is gone for good (delete its leftovers).
   virtual Status syncTerminatedPod(const std::string& uid, const api::Pod* pod, bool remove) = 0;
+  // The pod's UID was added again while it was being removed, and now starts afresh.
+  virtual void podRestarted(const api::Pod& /*pod*/) {}
 };
 
 struct PodUpdate {
@@ -69,7 +75,8 @@ struct PodUpdate {
   std::string uid;
   std::optional<api::Pod> pod;  // Sync: the wanted pod; Kill: the pod if known
   std::optional<int64_t> grace_seconds;
-  bool remove{true};  // Kill: remove the pod's leftovers once stopped
+  bool remove{true};   // Kill: remove the pod's leftovers once stopped
+  bool create{false};  // Sync: the pod was just added to its source (the kubelet's SyncPodCreate)
 };
 
 class PodWorkers {
@@ -101,6 +108,7 @@ class PodWorkers {
     std::optional<int64_t> grace;
     std::optional<MonoTime> resync_at;  // a delayed Sync (or, with retry_kill, Kill) is due
     bool retry_kill{false};
+    bool restart{false};  // added again while being removed: start afresh once removed
     std::string full_name;
   };
   void enqueueLocked(const std::string& uid);

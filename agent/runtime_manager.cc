@@ -14,6 +14,7 @@
 #include "agent/core/log.h"
 #include "agent/core/quantity.h"
 #include "agent/labels.h"
+#include "agent/pod_startup.h"
 #include "agent/pod_status.h"
 #include "agent/seccomp.h"
 
@@ -468,7 +469,9 @@ Result<std::string> RuntimeManager::ensureImage(const api::Pod& pod, const api::
   }
   events_.record(ref, "Normal", "Pulling", "Pulling image \"" + c.image + "\"");
   const MonoTime start = clock_.monotonicNow();
+  if (o_.startup) o_.startup->imagePullStarted(pod.metadata.uid);
   auto pulled = images_.pullImage(c.image, nullptr, &sandbox);
+  if (o_.startup && pulled) o_.startup->imagePullFinished(pod.metadata.uid);
   if (!pulled) {
     image_backoff_.next(key, clock_.monotonicNow());
     events_.record(ref, "Warning", "Failed",
@@ -724,9 +727,7 @@ const char* volumeDir(api::Volume::Kind k) {
 }  // namespace
 
 kube::ObjectSource* RuntimeManager::objectsFor(const api::Pod& pod) const {
-  auto it = pod.metadata.annotations.find("kubernetes.io/config.source");
-  const bool is_static = it != pod.metadata.annotations.end() && it->second == "file";
-  return is_static ? o_.static_objects : o_.objects;
+  return api::isStaticPod(pod) ? o_.static_objects : o_.objects;
 }
 
 Result<Payload> RuntimeManager::dataPayload(const api::Pod& pod, const api::Volume& v,

@@ -21,6 +21,8 @@
 
 namespace nodelet::agent {
 
+class PodStartupTracker;
+
 struct RuntimeManagerOptions {
   std::string node_name;
   std::string root_dir{"/var/lib/nodelet"};
@@ -37,6 +39,7 @@ struct RuntimeManagerOptions {
   kube::ObjectSource* static_objects{nullptr};
   bool seccomp_default{false};          // seccompDefault: RuntimeDefault when a pod does not choose
   std::string container_log_links_dir;  // /var/log/containers from the config; "" = no links
+  PodStartupTracker* startup{nullptr};  // told of image pulls (may be null)
 };
 
 struct SyncResult {

@@ -17,7 +17,7 @@ struct OperationStats {
   uint64_t errors{0};
   Duration total{};
   Duration max{};
-  metrics::Histogram latency;
+  metrics::Histogram latency{metrics::kRuntimeOperationBuckets};
 };
 
 class OperationRecorder {

@@ -1,14 +1,16 @@
 #include "agent/core/metrics.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 
 namespace nodelet::metrics {
 
-void Histogram::observe(Duration d) {
-  const double s = std::chrono::duration<double>(d).count();
-  for (size_t i = 0; i < kDefaultBuckets.size(); ++i)
-    if (s <= kDefaultBuckets[i]) {
+void Histogram::observe(Duration d) { observeSeconds(std::chrono::duration<double>(d).count()); }
+
+void Histogram::observeSeconds(double s) {
+  for (size_t i = 0; i < bounds.size(); ++i)
+    if (s <= bounds[i]) {
       ++buckets[i];
       break;
     }
@@ -20,9 +22,10 @@ std::string formatValue(double v) {
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
   if (std::isnan(v)) return "NaN";
   if (v == std::floor(v) && std::fabs(v) < 1e15) return std::to_string(static_cast<int64_t>(v));
+  // The shortest text that reads back as the same double, as Go's client writes `le` bounds.
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
-  return buf;
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
 }
 
 namespace {
@@ -59,10 +62,10 @@ void Writer::sample(const std::string& name, const Labels& labels, double value)
 
 void Writer::histogram(const std::string& name, const Labels& labels, const Histogram& h) {
   uint64_t cumulative = 0;
-  for (size_t i = 0; i < kDefaultBuckets.size(); ++i) {
+  for (size_t i = 0; i < h.bounds.size(); ++i) {
     cumulative += h.buckets[i];
     Labels l = labels;
-    l["le"] = formatValue(kDefaultBuckets[i]);
+    l["le"] = formatValue(h.bounds[i]);
     sample(name + "_bucket", l, static_cast<double>(cumulative));
   }
   Labels inf = labels;

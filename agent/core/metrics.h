@@ -1,10 +1,12 @@
 #pragma once
-// Prometheus metrics, as few parts as nodelet needs: a latency histogram with the client
-// library's default buckets (what the kubelet's duration metrics use) and the text exposition
-// format (version 0.0.4). The registry is the agent's; components keep their own counters.
+// Prometheus metrics, as few parts as nodelet needs: a latency histogram (the client library's
+// default buckets, or the kubelet's own for the metrics that have their own) and the text
+// exposition format (version 0.0.4). The registry is the agent's; components keep their own
+// counters.
 #include <array>
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -16,11 +18,37 @@ namespace nodelet::metrics {
 inline constexpr std::array<double, 11> kDefaultBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                            0.5,   1,    2.5,   5,    10};
 
+// kubelet_runtime_operations_duration_seconds: ExponentialBuckets(0.005, 2.5, 14).
+inline constexpr std::array<double, 14> kRuntimeOperationBuckets = {0.005,
+                                                                    0.0125,
+                                                                    0.03125,
+                                                                    0.078125,
+                                                                    0.1953125,
+                                                                    0.48828125,
+                                                                    1.220703125,
+                                                                    3.0517578125,
+                                                                    7.62939453125,
+                                                                    19.073486328125,
+                                                                    47.6837158203125,
+                                                                    119.20928955078125,
+                                                                    298.0232238769531,
+                                                                    745.0580596923828};
+// The pod startup SLI histograms (kubelet_pod_start_sli_duration_seconds and
+// kubelet_pod_start_total_duration_seconds): round numbers up to an hour.
+inline constexpr std::array<double, 25> kPodStartupBuckets = {
+    0.5, 1,   2,   3,   4,   5,   6,   8,   10,   20,   30,   45,  60,
+    120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600};
+
 struct Histogram {
-  std::array<uint64_t, kDefaultBuckets.size()> buckets{};  // not cumulative
+  // `bounds` must outlive the histogram (the constants above do).
+  explicit Histogram(std::span<const double> upper_bounds = kDefaultBuckets)
+      : bounds(upper_bounds), buckets(upper_bounds.size()) {}
+  std::span<const double> bounds;  // upper bounds in seconds, ascending; +Inf is implied
+  std::vector<uint64_t> buckets;   // not cumulative
   uint64_t count{0};
   double sum{0};
   void observe(Duration d);
+  void observeSeconds(double s);
 };
 
 using Labels = std::map<std::string, std::string>;

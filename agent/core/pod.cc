@@ -4,6 +4,11 @@ namespace nodelet::api {
 
 bool isSidecar(const Container& c) { return c.restart_policy && *c.restart_policy == "Always"; }
 
+bool isStaticPod(const Pod& pod) {
+  auto it = pod.metadata.annotations.find("kubernetes.io/config.source");
+  return it != pod.metadata.annotations.end() && it->second != "api";
+}
+
 const Container* findContainer(const PodSpec& spec, const std::string& name) {
   for (const auto* list : {&spec.init_containers, &spec.containers}) {
     for (const auto& c : *list) {

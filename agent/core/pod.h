@@ -380,6 +380,9 @@ struct Pod {
 
 // Restartable init containers (sidecars) are init containers with restartPolicy Always.
 bool isSidecar(const Container& c);
+// The kubelet's IsStaticPod: the pod came from a source other than the API server (its
+// kubernetes.io/config.source annotation is set and not "api").
+bool isStaticPod(const Pod& pod);
 const Container* findContainer(const PodSpec& spec, const std::string& name);
 // Whether the pod reads ConfigMap or Secret `name` (`resource` "configmaps" or "secrets") in a
 // volume, a projected volume, an env key reference or envFrom.

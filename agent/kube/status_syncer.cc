@@ -14,12 +14,6 @@ using nlohmann::json;
 
 constexpr const char* kConfigMirror = "kubernetes.io/config.mirror";
 constexpr const char* kConfigHash = "kubernetes.io/config.hash";
-constexpr const char* kConfigSource = "kubernetes.io/config.source";
-
-bool isStatic(const api::Pod& p) {
-  auto it = p.metadata.annotations.find(kConfigSource);
-  return it != p.metadata.annotations.end() && it->second != "api";
-}
 
 std::string podPath(const json& pod) {
   return "/api/v1/namespaces/" + js::meta(pod, "namespace") + "/pods/" + js::meta(pod, "name");
@@ -133,7 +127,7 @@ void StatusSyncer::wake() {
   {
     std::lock_guard g(mu_);
     for (auto& [uid, e] : pods_)
-      if (isStatic(e.pod)) e.dirty = true;
+      if (api::isStaticPod(e.pod)) e.dirty = true;
     wake_ = true;
   }
   cv_.notify_all();
@@ -238,7 +232,7 @@ bool StatusSyncer::syncStatus(const Entry& e, const json& target) {
 
 bool StatusSyncer::syncEntry(const std::string& uid, Entry& e) {
   const auto& md = e.pod.metadata;
-  if (isStatic(e.pod)) {
+  if (api::isStaticPod(e.pod)) {
     if (e.removed) {
       auto mirror = store_.get(md.namespace_, md.name);
       if (mirror && isMirrorPod(*mirror)) {

@@ -198,6 +198,25 @@ TEST_F(AgentTest, ARemovedManifestStopsAndRemovesThePod) {
       std::filesystem::exists(opts_.pod_logs_dir + "/default_web-node-1_" + web.pod.metadata.uid));
 }
 
+TEST_F(AgentTest, AManifestPutBackWhileItsPodStopsStartsThePodAgain) {
+  auto web = manifest(kWeb);
+  apply({web});
+  ASSERT_EQ(running().size(), 1u);
+  const std::string first = running()[0].id;
+  // Removed, and put back unchanged (same UID) while the old pod still stops: the runtime
+  // fails the first sandbox stop, so the removal takes another second.
+  rt_.injectError("StopPodSandbox", Error{ErrorCode::Unavailable, "runtime busy"});
+  apply({});
+  apply({web});
+  EXPECT_EQ(agent_->metrics().restarted_pods["true"], 0);
+  clock_.advance(std::chrono::seconds(1));
+  settle();
+  ASSERT_EQ(running().size(), 1u) << "started again once the removal was done";
+  EXPECT_NE(running()[0].id, first);
+  EXPECT_EQ(agent_->metrics().restarted_pods["true"], 1);
+  EXPECT_TRUE(statuses_.podStatus(web.pod.metadata.uid));
+}
+
 TEST_F(AgentTest, ContainerLogLinksComeAndGoWithTheirContainers) {
   opts_.container_log_links_dir = (dir_.path() / "containers").string();
   // A link an earlier run left for a container that is gone, and one that is not ours.

@@ -26,6 +26,9 @@ TEST(MetricsTest, TheExpositionParsesBack) {
   in.runtime_ops["run_podsandbox"] = run;
   in.probes["readiness"] = {5, 2, 0, {}};
   in.started_app = 7;
+  in.agent.restarted_pods["true"] = 2;
+  in.startup.sli.observeSeconds(1.5);
+  in.node_name = "n1";
   in.process = readProcessStats();
   const std::string text = renderMetrics(in);
 
@@ -73,11 +76,28 @@ TEST(MetricsTest, TheExpositionParsesBack) {
   EXPECT_EQ(values["kubelet_pleg_relist_duration_seconds_bucket{le=\"+Inf\"}"], 3);
   EXPECT_EQ(values["kubelet_runtime_operations_errors_total{operation_type=\"run_podsandbox\"}"],
             1);
-  EXPECT_EQ(values["kubelet_runtime_operations_duration_seconds_bucket{le=\"0.25\",operation_type="
-                   "\"run_podsandbox\"}"],
+  // The kubelet's buckets for runtime operations (0.005 * 2.5^n), written as Go writes them.
+  EXPECT_EQ(values["kubelet_runtime_operations_duration_seconds_bucket{le=\"0.48828125\","
+                   "operation_type=\"run_podsandbox\"}"],
             1);
+  EXPECT_EQ(values["kubelet_runtime_operations_duration_seconds_bucket{le=\"1.220703125\","
+                   "operation_type=\"run_podsandbox\"}"],
+            2);
+  EXPECT_TRUE(
+      values.contains("kubelet_runtime_operations_duration_seconds_bucket{le=\""
+                      "745.0580596923828\",operation_type=\"run_podsandbox\"}"));
+  EXPECT_TRUE(values.contains(
+      "kubelet_pod_worker_duration_seconds_bucket{le=\"0.25\",operation_type=\"sync\"}"));
   EXPECT_EQ(values["kubelet_started_containers_total{container_type=\"container\"}"], 7);
   EXPECT_EQ(values["prober_probe_total{probe_type=\"Readiness\",result=\"failed\"}"], 2);
+  EXPECT_EQ(values["kubelet_restarted_pods_total{static=\"true\"}"], 2);
+  // The SLI's own buckets (0.5 ... 3600 s).
+  EXPECT_EQ(values["kubelet_pod_start_sli_duration_seconds_bucket{le=\"1\"}"], 0);
+  EXPECT_EQ(values["kubelet_pod_start_sli_duration_seconds_bucket{le=\"2\"}"], 1);
+  EXPECT_EQ(values["kubelet_pod_start_sli_duration_seconds_bucket{le=\"3600\"}"], 1);
+  EXPECT_EQ(values["kubelet_pod_start_total_duration_seconds_count"], 0);
+  EXPECT_EQ(values["kubelet_node_name{node=\"n1\"}"], 1);
+  EXPECT_TRUE(values.contains("kubelet_restarted_pods_total{static=\"\"}")) << "both series, 0 too";
   EXPECT_GT(values["process_resident_memory_bytes"], 0);
   EXPECT_EQ(types["kubelet_pod_worker_duration_seconds"], "histogram");
 }

@@ -39,6 +39,10 @@ class FakePodSyncer final : public PodSyncer {
     calls_.push_back("terminated " + uid + (remove ? " remove" : " keep"));
     return {};
   }
+  void podRestarted(const api::Pod& pod) override {
+    std::lock_guard l(mu_);
+    calls_.push_back("restarted " + pod.metadata.uid);
+  }
   std::vector<std::string> calls() {
     std::lock_guard l(mu_);
     return calls_;
@@ -70,6 +74,9 @@ api::Pod pod(const std::string& uid, const std::string& image = "x:1",
 }
 PodUpdate sync(const api::Pod& p) {
   return {PodUpdate::Type::Sync, p.metadata.uid, p, std::nullopt, true};
+}
+PodUpdate create(const api::Pod& p) {
+  return {PodUpdate::Type::Sync, p.metadata.uid, p, std::nullopt, true, true};
 }
 PodUpdate kill(const std::string& uid, bool remove = true) {
   return {PodUpdate::Type::Kill, uid, std::nullopt, std::nullopt, remove};
@@ -121,6 +128,38 @@ TEST_F(PodWorkersTest, ATerminatingPodDoesNotSyncAgain) {
   workers_.waitIdle();
   EXPECT_EQ(syncer_.calls(), (std::vector<std::string>{"sync a x:1", "terminating a",
                                                        "terminating a", "terminated a remove"}));
+}
+
+TEST_F(PodWorkersTest, APodAddedAgainWhileBeingRemovedStartsAfreshOnceRemoved) {
+  // A static pod's manifest deleted and put back unchanged: same content, same UID.
+  syncer_.fail_terminating_ = 1;
+  workers_.updatePod(create(pod("a")));
+  workers_.waitIdle();
+  workers_.updatePod(kill("a"));
+  workers_.waitIdle();
+  ASSERT_EQ(workers_.state("a"), PodWorkerState::Terminating);
+  workers_.updatePod(create(pod("a")));
+  workers_.updatePod(sync(pod("a")));  // a resync changes nothing
+  workers_.waitIdle();
+  clock_.advance(std::chrono::seconds(1));
+  workers_.tick();
+  workers_.waitIdle();
+  EXPECT_EQ(syncer_.calls(),
+            (std::vector<std::string>{"sync a x:1", "terminating a", "terminating a",
+                                      "terminated a remove", "restarted a", "sync a x:1"}));
+  EXPECT_EQ(workers_.state("a"), PodWorkerState::Syncing);
+  // Added back before its kill was even taken up: the same.
+  syncer_.hold();
+  workers_.updatePod(sync(pod("a", "x:2")));
+  syncer_.waitForCalls(7);
+  workers_.updatePod(kill("a"));
+  workers_.updatePod(create(pod("a", "x:2")));
+  syncer_.release();
+  workers_.waitIdle();
+  auto calls = syncer_.calls();
+  EXPECT_EQ(std::vector<std::string>(calls.begin() + 6, calls.end()),
+            (std::vector<std::string>{"sync a x:2", "terminating a", "terminated a remove",
+                                      "restarted a", "sync a x:2"}));
 }
 
 TEST_F(PodWorkersTest, ANewPodOfTheSameNameWaitsForTheOldOne) {

@@ -3,12 +3,14 @@
 // pods bound to it run and their status reaches the API, deletion, mirror pods, a 410 on the
 // watch, an API outage (with a nodelet restart in the middle) that loses nothing, and kubectl.
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <array>
 #include <cstdio>
 #include <fstream>
 
 #include "agent/core/clock.h"
+#include "tests/common/free_port.h"
 #include "tests/e2e/nodelet_process.h"
 #include "tests/fakes/fake_apiserver.h"
 
@@ -111,10 +113,26 @@ TEST_F(ClusterE2eTest, NodeRegistersTurnsReadyAndHoldsALease) {
 }
 
 TEST_F(ClusterE2eTest, APodBoundToTheNodeRunsReportsStatusAndIsDeletedGracefully) {
-  start();
+  const int port = testing::freeLocalPort();
+  n_->start("nodeStatusUpdateFrequency: 1s\naddress: 127.0.0.1\nport: " + std::to_string(port) +
+            "\nauthentication: {anonymous: {enabled: true}, webhook: {enabled: false}}\n"
+            "authorization: {mode: AlwaysAllow}\n");
   api_->create("pods", "default", apiPod("app-1", n_->node()));
   ASSERT_TRUE(waitFor([&] { return podRunningReady("app-1"); }, seconds(30)))
       << pod("app-1")->dump();
+  // The pod startup SLI: measured once the watch brought the Running status back.
+  httplib::SSLClient metrics("127.0.0.1", port);
+  metrics.enable_server_certificate_verification(false);
+  std::string text;
+  EXPECT_TRUE(waitFor(
+      [&] {
+        auto r = metrics.Get("/metrics");
+        text = r ? r->body : "";
+        return text.find("\nkubelet_pod_start_sli_duration_seconds_count 1\n") != std::string::npos;
+      },
+      seconds(10)))
+      << text;
+  EXPECT_NE(text.find("kubelet_node_name{node=\"" + n_->node() + "\"} 1"), std::string::npos);
   json p = *pod("app-1");
   EXPECT_TRUE(p["status"]["podIP"].get<std::string>().starts_with("10.86.")) << p["status"];
   const auto& cs = p["status"]["containerStatuses"][0];
