@@ -180,12 +180,19 @@ void PodWorkers::run(std::stop_token stop) {
     l.unlock();
     process(uid, std::move(u));
     l.lock();
-    --busy_;
+    // The worker is still this thread's (active): a removal finished in process() is forgotten
+    // here, under the same lock that releases it, so that no update can slip a second worker
+    // thread onto the UID in between.
     auto again = workers_.find(uid);
     if (again != workers_.end()) {
-      again->second.active = false;
-      if (again->second.pending) enqueueLocked(uid);
+      if (again->second.state == PodWorkerState::Finished) {
+        finishLocked(l, uid);
+      } else {
+        again->second.active = false;
+        if (again->second.pending) enqueueLocked(uid);
+      }
     }
+    --busy_;
     if (queue_.empty() && busy_ == 0) idle_cv_.notify_all();
   }
 }
@@ -243,27 +250,31 @@ void PodWorkers::process(const std::string& uid, PodUpdate u) {
       w->resync_at = clock_.monotonicNow() + std::chrono::seconds(1);
       return;
     }
-    if (remove) {
-      const std::string name = w->full_name;
-      std::optional<api::Pod> again;
-      if (w->restart) again = w->pod;
-      workers_.erase(uid);  // Finished: forgotten
-      if (again) {
-        Worker& fresh = workers_[uid];
-        fresh.pod = again;
-        fresh.full_name = name;
-        fresh.pending = PodUpdate{PodUpdate::Type::Sync, uid, again, std::nullopt, true, true};
-        // This thread still holds the UID: run() queues the new start once process() is done.
-        fresh.active = true;
-        l.unlock();
-        syncer_.podRestarted(*again);
-        l.lock();
-      }
-      // Pods of the same name that waited for this one may start now.
-      for (auto& [other, o] : workers_)
-        if (o.full_name == name && o.pending && !o.active) enqueueLocked(other);
-    }
+    if (remove) transitionLocked(*w, PodWorkerState::Finished);  // run() forgets it
   }
+}
+
+void PodWorkers::finishLocked(std::unique_lock<std::mutex>& l, const std::string& uid) {
+  Worker& w = workers_.at(uid);
+  const std::string name = w.full_name;
+  std::optional<api::Pod> again;
+  if (w.restart) again = w.pod;
+  workers_.erase(uid);  // forgotten
+  if (again) {
+    Worker& fresh = workers_[uid];
+    fresh.pod = again;
+    fresh.full_name = name;
+    fresh.pending = PodUpdate{PodUpdate::Type::Sync, uid, again, std::nullopt, true, true};
+    fresh.active = true;  // not queued before the syncer has heard of the restart
+    l.unlock();
+    syncer_.podRestarted(*again);
+    l.lock();
+    workers_.at(uid).active = false;  // only this thread removes a worker
+    enqueueLocked(uid);
+  }
+  // Pods of the same name that waited for this one may start now.
+  for (auto& [other, o] : workers_)
+    if (o.full_name == name && o.pending && !o.active) enqueueLocked(other);
 }
 
 }  // namespace nodelet::agent

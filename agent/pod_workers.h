@@ -116,6 +116,8 @@ class PodWorkers {
   void process(const std::string& uid, PodUpdate update);
   bool blockedByOtherLocked(const std::string& uid, const Worker& w) const;
   void transitionLocked(Worker& w, PodWorkerState to);
+  // Forgets a Finished worker (or starts it afresh when it was added again); may unlock `l`.
+  void finishLocked(std::unique_lock<std::mutex>& l, const std::string& uid);
 
   PodSyncer& syncer_;
   Clock& clock_;
