@@ -344,13 +344,45 @@ struct Cluster {
     });
   }
 
+  // Each API pod decoded once per resourceVersion: a watch event hands over every pod of the
+  // node, and most are unchanged. `wanted_changed` says whether what a restart would need from
+  // the checkpoint changed: the set of pods, or a pod's spec, labels, annotations, deletion or
+  // phase (not a status-only update such as a readiness flip).
+  struct Decoded {
+    std::string resource_version;
+    Result<api::Pod> pod;
+  };
+  std::map<std::string, Decoded> decoded;  // by uid; the reflector's thread (start() before it)
+
+  static bool sameWanted(const api::Pod& a, const api::Pod& b) {
+    return a.spec == b.spec && a.metadata.labels == b.metadata.labels &&
+           a.metadata.annotations == b.metadata.annotations &&
+           a.metadata.deletion_timestamp == b.metadata.deletion_timestamp &&
+           a.status.phase == b.status.phase;
+  }
+
   // The API pods nodelet runs: mirror pods are left out (they stand for static pods), and so
   // are pods the API server already reports finished.
-  std::vector<api::Pod> toPods(const std::vector<nlohmann::json>& objs, EventRecorder* recorder) {
+  std::vector<api::Pod> toPods(const std::vector<nlohmann::json>& objs, EventRecorder* recorder,
+                               bool* wanted_changed = nullptr) {
     std::vector<api::Pod> out;
+    std::map<std::string, Decoded> next;
+    bool changed = false;
     for (const auto& o : objs) {
       if (kube::isMirrorPod(o)) continue;
-      auto pod = api::decodePod(o.dump());
+      const std::string uid = kube::js::meta(o, "uid");
+      const std::string rv = kube::js::meta(o, "resourceVersion");
+      auto prev = decoded.find(uid);
+      Decoded& d = next[uid];
+      if (prev != decoded.end() && prev->second.resource_version == rv && !rv.empty()) {
+        d = std::move(prev->second);
+      } else {
+        d.resource_version = rv;
+        d.pod = api::decodePod(o.dump());
+        changed = changed || prev == decoded.end() || !prev->second.pod || !d.pod ||
+                  !sameWanted(*prev->second.pod, *d.pod);
+      }
+      const auto& pod = d.pod;
       if (!pod) {
         const std::string key = kube::ObjectStore::keyOf(o) + " " + pod.error().message;
         std::lock_guard g(mu);
@@ -369,9 +401,12 @@ struct Cluster {
       if ((pod->status.phase == "Succeeded" || pod->status.phase == "Failed") &&
           !pod->metadata.deletion_timestamp)
         continue;
-      pod->metadata.annotations["kubernetes.io/config.source"] = "api";
-      out.push_back(std::move(*pod));
+      out.push_back(*pod);
+      out.back().metadata.annotations["kubernetes.io/config.source"] = "api";
     }
+    changed = changed || next.size() != decoded.size();  // a pod gone
+    decoded = std::move(next);
+    if (wanted_changed) *wanted_changed = changed;
     return out;
   }
 
@@ -420,8 +455,10 @@ struct Cluster {
     ro.field_selector = "spec.nodeName=" + node;
     reflector = std::make_unique<kube::Reflector>(
         client, clock, store, ro, [this, &agent](const std::vector<nlohmann::json>& objs) {
-          saveCheckpoint(objs);
-          agent.onApiPods(toPods(objs, events));
+          bool wanted_changed = false;
+          auto pods = toPods(objs, events, &wanted_changed);
+          if (wanted_changed) saveCheckpoint(objs);
+          agent.onApiPods(std::move(pods));
           syncer.wake();
         });
     node_thread = std::jthread([this](std::stop_token st) { nodes->run(st); });

@@ -475,12 +475,13 @@ int runCluster() {
   }
   // Twenty pods at once, three rounds, with the direct floor at parallelism 4 beside each.
   const int kPods = 20;
-  std::vector<double> d20, a20;
+  std::vector<double> d20, a20, cpu20;
   double requests_per_pod = 0;
   std::map<std::string, int> by_verb;
   for (int round = 0; round < 3; ++round) {
     d20.push_back(directStart(n.runtime(), kPods, 4, "c20-" + std::to_string(round)));
     api.clearRequests();
+    const uint64_t cpu0 = cpuNs(n.pid());
     const auto t0 = Clock::now();
     for (int i = 0; i < kPods; ++i)
       api.create("pods", "default", podJson("burst-" + std::to_string(i)));
@@ -496,6 +497,7 @@ int runCluster() {
     // second for trailing writes.
     const auto trailing = std::chrono::milliseconds(500);
     std::this_thread::sleep_for(trailing);  // NOLINT(real-time)
+    if (ok) cpu20.push_back(static_cast<double>(cpuNs(n.pid()) - cpu0) / 1e6 / kPods);
     int count = 0;
     by_verb.clear();
     for (const auto& r : api.requests()) {
@@ -531,6 +533,9 @@ int runCluster() {
       "2.5 s |\n",
       kPods, a20.size(), median(d20), median(a20));
   std::printf("| API requests per pod start (last round) | | %.1f | |\n", requests_per_pod);
+  std::printf(
+      "| %d pods: nodelet CPU per pod start (all its threads), median of %zu | | %.1f ms | |\n",
+      kPods, cpu20.size(), median(cpu20));
   std::printf("\nrequests in the last round by kind:");
   for (const auto& [k, v] : by_verb) std::printf(" %s=%d", k.c_str(), v);
   std::printf("\n1-pod samples direct / API (ms):");

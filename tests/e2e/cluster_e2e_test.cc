@@ -210,6 +210,19 @@ TEST_F(ClusterE2eTest, AnApiOutageLosesNothing) {
   ASSERT_TRUE(waitFor(
       [&] { return pod("crashy") && (*pod("crashy"))["status"].value("phase", "") == "Running"; },
       seconds(30)));
+  // The checkpoint follows what a restart needs: the pod, and its phase now Running (it is
+  // rewritten for such changes, not for every status update).
+  EXPECT_TRUE(waitFor(
+      [&] {
+        std::ifstream in(n_->root() / "checkpoints" / "api-pods.json");
+        const auto list = json::parse(in, nullptr, false);
+        if (!list.is_object()) return false;
+        for (const auto& p : list.value("items", json::array()))
+          if (p["metadata"]["name"] == "crashy" && p["status"].value("phase", "") == "Running")
+            return true;
+        return false;
+      },
+      seconds(10)));
   api_->goDown();
   const auto ids_before = n_->containerIds();
   // Restart nodelet while the API server is down: the pod is not an orphan.
