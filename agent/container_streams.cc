@@ -9,8 +9,8 @@ namespace nodelet::agent {
 namespace {
 
 bool flag(const QueryParams& params, const char* name) {
-  auto it = params.find(name);  // the first value, as Go's FormValue reads it
-  return it != params.end() && it->second == "1";
+  auto it = params.lower_bound(name);  // the first value, as Go's FormValue reads it
+  return it != params.end() && it->first == name && it->second == "1";
 }
 
 std::string fullName(const std::string& ns, const std::string& name) {
