@@ -269,6 +269,10 @@ Result<int> NodeServer::serve(httplib::Server& server, const std::string& addres
   if (bound <= 0)
     return fail(ErrorCode::Unavailable, "cannot listen on " + address + ":" + std::to_string(port));
   threads_.emplace_back([&server] { server.listen_after_bind(); });
+  // cpp-httplib's stop() does nothing until the accept loop runs, and the join in stop() would
+  // then wait forever: a server is only handed out once it runs (well under a millisecond).
+  for (int i = 0; i < 5000 && !server.is_running(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // NOLINT(real-time): a thread
   return bound;
 }
 
