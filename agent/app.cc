@@ -625,6 +625,7 @@ int runAgent(Config cfg, sigset_t signals) {
     return die("containerLogMaxSize: invalid quantity \"" + cfg.container_log_max_size + "\"");
   }
   ao.log_max_files = cfg.container_log_max_files;
+  ao.log_rotation_period = cfg.container_log_monitor_interval;
   ao.on_all_sandboxes = [&](const std::set<std::string>& ids) {
     if (!cni_in_charge) return;
     std::lock_guard g(cni_mu);

@@ -195,6 +195,7 @@ const std::vector<std::pair<const char*, Reader>>& readers() {
       {"podCIDR", &readString<&Config::pod_cidr>},
       {"containerLogMaxSize", &readString<&Config::container_log_max_size>},
       {"containerLogMaxFiles", &readInt<&Config::container_log_max_files>},
+      {"containerLogMonitorInterval", &readDuration<&Config::container_log_monitor_interval>},
       {"failSwapOn", &readBool<&Config::fail_swap_on>},
       {"address", &readString<&Config::address>},
       {"port", &readInt<&Config::port>},
@@ -349,6 +350,10 @@ Status validateConfig(const Config& c) {
     return fail(ErrorCode::InvalidArgument, "runtimeRequestTimeout must be positive");
   if (c.container_log_max_files < 2)
     return fail(ErrorCode::InvalidArgument, "containerLogMaxFiles must be at least 2");
+  if (c.container_log_monitor_interval < std::chrono::seconds(3))
+    return fail(ErrorCode::InvalidArgument,
+                "containerLogMonitorInterval must be a positive time duration greater than or "
+                "equal to 3s");
   if (c.root_dir.empty() || c.root_dir[0] != '/')
     return fail(ErrorCode::InvalidArgument, "--root-dir must be an absolute path");
   if (c.pod_logs_dir.empty() || c.pod_logs_dir[0] != '/')

@@ -30,6 +30,8 @@ struct Config {
   std::string pod_cidr;
   std::string container_log_max_size{"10Mi"};
   int32_t container_log_max_files{5};
+  // How often container logs are checked against containerLogMaxSize (at least 3 s).
+  std::chrono::milliseconds container_log_monitor_interval{std::chrono::seconds(10)};
   bool fail_swap_on{true};
   std::string address{"0.0.0.0"};
   int32_t port{10250};

@@ -46,6 +46,11 @@ authentication: {anonymous: {enabled: "yes"}}
   c.authorization_mode = "Webhook";
   c.tls_cert_file = "/x.crt";
   EXPECT_FALSE(validateConfig(c)) << "a certificate without its key";
+  c.tls_cert_file.clear();
+  c.container_log_monitor_interval = std::chrono::seconds(2);
+  auto quick = validateConfig(c);
+  ASSERT_FALSE(quick) << "the kubelet's floor is 3s";
+  EXPECT_NE(quick.error().message.find("greater than or equal to 3s"), std::string::npos);
 }
 
 TEST(ConfigTest, ReadsTheFieldsNodeletHonours) {
@@ -78,6 +83,7 @@ authorization: {mode: AlwaysAllow, webhook: {cacheAuthorizedTTL: 1m, cacheUnauth
 tlsCertFile: /var/lib/kubelet/pki/kubelet.crt
 tlsPrivateKeyFile: /var/lib/kubelet/pki/kubelet.key
 streamingConnectionIdleTimeout: 5m
+containerLogMonitorInterval: 4s
 featureGates: {Foo: true}
 )",
                           c);
@@ -106,6 +112,7 @@ featureGates: {Foo: true}
   EXPECT_EQ(c.authz_unauthorized_ttl, milliseconds(5000));
   EXPECT_EQ(c.tls_cert_file, "/var/lib/kubelet/pki/kubelet.crt");
   EXPECT_EQ(c.streaming_connection_idle_timeout, milliseconds(300000));
+  EXPECT_EQ(c.container_log_monitor_interval, milliseconds(4000));
   EXPECT_EQ(c.ignored_fields, (std::vector<std::string>{"featureGates"}));
   EXPECT_TRUE(validateConfig(c));
 }

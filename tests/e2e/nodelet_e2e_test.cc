@@ -8,6 +8,7 @@
 
 #include <fstream>
 #include <random>
+#include <set>
 
 #include "tests/common/free_port.h"
 #include "tests/common/raw_client.h"
@@ -389,6 +390,52 @@ TEST_F(NodeletE2eTest, ExecAttachAndPortForwardReachTheContainerThroughTheNodeSe
   ASSERT_TRUE(run) << httplib::to_string(run.error());
   EXPECT_EQ(run->status, 200);
   EXPECT_EQ(run->body, "served\n");
+}
+
+TEST_F(NodeletE2eTest, LogRotationKeepsAFastWriterAtTheLimit) {
+  n_ = std::make_unique<NodeletProcess>();
+  auto& n = *n_;
+  n.start("containerLogMaxSize: 10Ki\ncontainerLogMaxFiles: 3\ncontainerLogMonitorInterval: 3s\n");
+  // About 40 KB/s into the CRI log: a 10 KiB limit is outgrown between any two checks.
+  n.write("chatty.yaml",
+          podYaml("chatty", "  containers:\n" +
+                                container("app",
+                                          "trap 'exit 0' TERM; while true; do yes "
+                                          "0123456789012345678901234567890123456789 | head -n 25; "
+                                          "sleep 0.05; done")));
+  ASSERT_TRUE(waitFor([&] { return n.running("chatty", "app"); }, seconds(20)));
+  std::filesystem::path dir;
+  for (const auto& e : std::filesystem::directory_iterator(n.logs()))
+    if (e.path().filename().string().starts_with("default_chatty-")) dir = e.path() / "app";
+  ASSERT_FALSE(dir.empty());
+  // Watch for 12 s (four checks): never more than containerLogMaxFiles files, the live one never
+  // more than the limit plus what one interval writes, rotations keep coming, and the older
+  // rotated files are compressed (the newest stays plain, as the kubelet leaves it).
+  std::set<std::string> rotated;
+  uintmax_t largest = 0;
+  size_t most_files = 0;
+  const auto until = std::chrono::steady_clock::now() + seconds(12);           // NOLINT(real-time)
+  for (int i = 0; i < 120 && std::chrono::steady_clock::now() < until; ++i) {  // NOLINT(real-time)
+    size_t files = 0;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.ends_with(".tmp")) continue;  // a compression in progress
+      ++files;
+      if (name == "0.log")
+        largest = std::max(largest, e.file_size(ec));
+      else
+        rotated.insert(name);
+    }
+    most_files = std::max(most_files, files);
+    std::this_thread::sleep_for(milliseconds(100));  // NOLINT(real-time)
+  }
+  EXPECT_LE(most_files, 3u);
+  EXPECT_GE(rotated.size(), 3u) << "rotated at several checks";
+  EXPECT_TRUE(std::any_of(rotated.begin(), rotated.end(),
+                          [](const std::string& r) { return r.ends_with(".gz"); }));
+  EXPECT_LT(largest, 10u * 1024 + 3 * 80 * 1024) << "10 KiB plus at most 3 s at ~40 KB/s";
+  EXPECT_GT(largest, 10u * 1024) << "the writer outgrew the limit between checks, as expected";
 }
 
 TEST_F(NodeletE2eTest, SidecarsStartBeforeAndStopAfterTheApp) {
