@@ -76,6 +76,10 @@ const std::vector<Flag>& flagTable() {
       {"cni-bridge", Kind::String, "bridge of nodelet's CNI network (default nodelet0)"},
       {"cni-ipam-dir", Kind::String, "host-local IPAM data dir (default /var/lib/cni/networks)"},
       {"cni-force", Kind::Bool, "replace CNI configuration nodelet did not write"},
+      {"container-log-max-size", Kind::String,
+       "rotate a container's log at this size (default 10Mi; containerLogMaxSize)"},
+      {"container-log-max-files", Kind::Int,
+       "rotated log files kept per container, the live one included (default 5)"},
       {"container-log-links-dir", Kind::String,
        "where container log links for log shippers go (default /var/log/containers, \"\": none)"},
   };
@@ -257,6 +261,10 @@ Status applyFlags(const Args& args, Config& c) {
       c.authorization_mode = v;
     else if (name == "streaming-connection-idle-timeout")
       c.streaming_connection_idle_timeout = dur;
+    else if (name == "container-log-max-size")
+      c.container_log_max_size = v;
+    else if (name == "container-log-max-files")
+      c.container_log_max_files = n;
     else if (name == "file-check-frequency")
       c.file_check_frequency = dur;
     else if (name == "sync-frequency")

@@ -189,7 +189,8 @@ TEST(FlagsTest, TheKubeletsSpellings) {
   auto a = parseArgs({"nodelet", "--config=/etc/k.yaml", "--pod-manifest-path", "/m", "-v=4", "--v",
                       "5", "--fail-swap-on=false", "--cluster-dns=10.0.0.10,10.0.0.11",
                       "--hostname-override", "Node1", "--runtime-request-timeout=30s",
-                      "--max-pods=12", "-root-dir=/r", "--streaming-connection-idle-timeout=5m"});
+                      "--max-pods=12", "-root-dir=/r", "--streaming-connection-idle-timeout=5m",
+                      "--container-log-max-size=20Mi", "--container-log-max-files=3"});
   ASSERT_TRUE(a) << a.error().message;
   Config c;
   ASSERT_TRUE(applyFlags(*a, c));
@@ -202,6 +203,8 @@ TEST(FlagsTest, TheKubeletsSpellings) {
   EXPECT_EQ(c.max_pods, 12);
   EXPECT_EQ(c.root_dir, "/r");
   EXPECT_EQ(c.streaming_connection_idle_timeout, milliseconds(300000));
+  EXPECT_EQ(c.container_log_max_size, "20Mi");
+  EXPECT_EQ(c.container_log_max_files, 3);
   EXPECT_EQ(nodeName(c), "node1");
 }
 
