@@ -43,6 +43,21 @@ bool isConfigFile(const fs::path& p) {
   return ext == ".conf" || ext == ".conflist" || ext == ".json";
 }
 
+// A plugin may answer VERSION without reading its stdin and exit: writing then raises SIGPIPE,
+// which would end a process that does not ignore it (nodelet does; its tests and other users of
+// this library need not). The signal is blocked for this thread and a pending one discarded.
+void writeIgnoringSigpipe(int fd, std::string_view data) {
+  sigset_t pipe_only, old;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+  (void)!::write(fd, data.data(), data.size());  // EPIPE: the plugin did not want it
+  const timespec now{0, 0};
+  while (sigtimedwait(&pipe_only, nullptr, &now) > 0) {
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
 }  // namespace
 
 const std::vector<std::string>& requiredPlugins() {
@@ -79,7 +94,7 @@ Result<std::vector<std::string>> ExecPluginVersions::supported(const std::string
     return fail(ErrorCode::Unavailable, binary + ": " + strerror(rc));
   }
   const std::string conf = R"({"cniVersion":"1.0.0"})";
-  (void)!write(in[1], conf.data(), conf.size());
+  writeIgnoringSigpipe(in[1], conf);
   close(in[1]);
   std::string output;
   char buf[4096];

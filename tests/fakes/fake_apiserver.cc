@@ -255,20 +255,29 @@ class FakeApiServer::Handler {
 
   void handle() {
     user_ = authenticate();
-    int code = 0;
+    // Logged as it arrives (its code filled in below): a watch counts as open while its
+    // handler runs, and whoever sees it open must find its request in the log.
+    size_t logged = 0;
+    uint64_t generation = 0;
+    {
+      std::lock_guard g(s_.mu_);
+      std::string raw_query;
+      for (const auto& [k, v] : req_.params)
+        raw_query += (raw_query.empty() ? "" : "&") + k + "=" + v;
+      logged = s_.requests_.size();
+      generation = s_.requests_generation_;
+      s_.requests_.push_back({req_.method, req_.path, raw_query,
+                              req_.get_header_value("Content-Type"), req_.body, user_,
+                              req_.get_header_value("User-Agent"), 0, s_.clock_.monotonicNow()});
+    }
     if (user_.empty()) {
       reply(401, status(401, "Unauthorized", "Unauthorized"));
     } else if (!injectedFault()) {
       dispatch();
     }
-    code = res_.status;
     std::lock_guard g(s_.mu_);
-    std::string raw_query;
-    for (const auto& [k, v] : req_.params)
-      raw_query += (raw_query.empty() ? "" : "&") + k + "=" + v;
-    s_.requests_.push_back({req_.method, req_.path, raw_query,
-                            req_.get_header_value("Content-Type"), req_.body, user_,
-                            req_.get_header_value("User-Agent"), code, s_.clock_.monotonicNow()});
+    if (generation == s_.requests_generation_ && logged < s_.requests_.size())
+      s_.requests_[logged].code = res_.status;
   }
 
  private:
@@ -1173,6 +1182,7 @@ std::vector<FakeApiServer::Recorded> FakeApiServer::requests() const {
 void FakeApiServer::clearRequests() {
   std::lock_guard g(mu_);
   requests_.clear();
+  ++requests_generation_;  // requests in flight no longer have their entry
 }
 
 void FakeApiServer::failNext(const std::string& method, const std::string& prefix, int code,

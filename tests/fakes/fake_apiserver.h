@@ -164,6 +164,7 @@ class FakeApiServer {
   std::set<std::string> allowed_;              // "user|verb|nodes/subresource"
   uint64_t access_reviews_{0};
   std::vector<Recorded> requests_;
+  uint64_t requests_generation_{0};  // bumped by clearRequests()
   std::atomic<size_t> open_watches_{0};
   bool stopping_{false};
 };
