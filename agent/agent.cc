@@ -222,9 +222,9 @@ size_t Agent::podsRunning(bool critical) {
   return n;
 }
 
-void Agent::syncLocked(const std::string& uid, const api::Pod& pod, bool create) {
+void Agent::syncLocked(const std::string& uid, const api::Pod& pod, SyncReason reason) {
   if (rejected_.contains(uid) || deleting_.contains(uid)) return;
-  workers_.updatePod({PodUpdate::Type::Sync, uid, pod, std::nullopt, true, create});
+  workers_.updatePod({PodUpdate::Type::Sync, uid, pod, std::nullopt, true, reason});
 }
 
 void Agent::podRestarted(const api::Pod& pod) {
@@ -408,7 +408,7 @@ bool Agent::applySource(const std::string& source, std::vector<api::Pod> pods) {
       first_seen_[uid] = clock_.monotonicNow();
       added = true;
     }
-    syncLocked(uid, *pod, is_new);
+    syncLocked(uid, *pod, is_new ? SyncReason::Create : SyncReason::Update);
   }
   bool all = true;
   for (const auto& src : o_.sources) all = all && by_source_.contains(src);
@@ -416,9 +416,9 @@ bool Agent::applySource(const std::string& source, std::vector<api::Pod> pods) {
   return added;
 }
 
-void Agent::observeWorker(const char* operation, MonoTime start) {
-  std::lock_guard g(mu_);  // kubelet_pod_worker_duration_seconds{operation}
-  metrics_.worker[operation].observe(clock_.monotonicNow() - start);
+void Agent::observeWorker(std::string_view operation, MonoTime start) {
+  std::lock_guard g(mu_);  // kubelet_pod_worker_duration_seconds{operation_type}
+  metrics_.worker[std::string(operation)].observe(clock_.monotonicNow() - start);
 }
 
 AgentMetrics Agent::metrics() const {
@@ -667,9 +667,9 @@ void Agent::publishStatus(const api::Pod& pod, const PodRuntimeStatus& st,
   statuses_.setPodStatus(pod, std::move(status));
 }
 
-SyncOutcome Agent::syncPod(const api::Pod& pod) {
+SyncOutcome Agent::syncPod(const api::Pod& pod, SyncReason reason) {
   const MonoTime sync_start = clock_.monotonicNow();
-  const ScopeExit timer{[&] { observeWorker("sync", sync_start); }};
+  const ScopeExit timer{[&] { observeWorker(toString(reason), sync_start); }};
   SyncOutcome out;
   auto st = runtime_.podStatus(pod.metadata.uid);
   if (!st) {

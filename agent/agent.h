@@ -111,7 +111,7 @@ class Agent final : public PodSyncer {
   std::string healthMessage() const;
 
   // nodelet::agent::PodSyncer
-  SyncOutcome syncPod(const api::Pod& pod) override;
+  SyncOutcome syncPod(const api::Pod& pod, SyncReason reason) override;
   Status syncTerminatingPod(const std::string& uid, const api::Pod* pod,
                             std::optional<int64_t> grace_seconds) override;
   Status syncTerminatedPod(const std::string& uid, const api::Pod* pod, bool remove) override;
@@ -134,7 +134,7 @@ class Agent final : public PodSyncer {
   int rotateLogs();
 
  private:
-  void observeWorker(const char* operation, MonoTime start);
+  void observeWorker(std::string_view operation, MonoTime start);
   void publishStatus(const api::Pod& pod, const PodRuntimeStatus& st,
                      const std::map<std::string, Waiting>& waiting, bool terminal = false);
   void rejectPod(const api::Pod& pod, const std::string& reason, const std::string& message);
@@ -148,8 +148,8 @@ class Agent final : public PodSyncer {
   // Why `pod`'s host ports clash with an admitted pod's ("" = they do not), under mu_.
   std::string hostPortConflict(const api::Pod& pod) const;
   // Sync unless the pod is rejected or being deleted (under mu_).
-  // `create`: the pod was just added to its source.
-  void syncLocked(const std::string& uid, const api::Pod& pod, bool create = false);
+  void syncLocked(const std::string& uid, const api::Pod& pod,
+                  SyncReason reason = SyncReason::Sync);
   // Starts probing the running containers of `pod` that have probes.
   void probeRunning(const api::Pod& pod, const PodRuntimeStatus& st);
   void onProbeEvent(const probes::ProbeEvent& e);

@@ -4,6 +4,18 @@
 
 namespace nodelet::agent {
 
+std::string_view toString(SyncReason r) {
+  switch (r) {
+    case SyncReason::Create:
+      return "create";
+    case SyncReason::Update:
+      return "update";
+    case SyncReason::Sync:
+      return "sync";
+  }
+  return "sync";
+}
+
 std::string_view toString(PodWorkerState s) {
   switch (s) {
     case PodWorkerState::Syncing:
@@ -77,10 +89,12 @@ void PodWorkers::updatePod(PodUpdate u) {
     if (stopping) {
       // A terminating pod does not sync again; added anew while it is being removed, it starts
       // afresh once the removal is done.
-      if (u.create && w.remove) w.restart = true;
+      if (u.reason == SyncReason::Create && w.remove) w.restart = true;
       return;
     }
-    w.pending = std::move(u);  // latest wins
+    // Latest wins, but a create or update merged into a later sync is still reported as one.
+    if (w.pending && w.pending->reason > u.reason) u.reason = w.pending->reason;
+    w.pending = std::move(u);
   }
   enqueueLocked(uid);
 }
@@ -203,7 +217,7 @@ void PodWorkers::process(const std::string& uid, PodUpdate u) {
   std::optional<api::Pod> pod = w->pod;
   if (u.type == PodUpdate::Type::Sync && w->state == PodWorkerState::Syncing && pod) {
     l.unlock();
-    SyncOutcome out = syncer_.syncPod(*pod);
+    SyncOutcome out = syncer_.syncPod(*pod, u.reason);
     l.lock();
     w = &workers_[uid];
     if (!out.error) {
@@ -264,7 +278,8 @@ void PodWorkers::finishLocked(std::unique_lock<std::mutex>& l, const std::string
     Worker& fresh = workers_[uid];
     fresh.pod = again;
     fresh.full_name = name;
-    fresh.pending = PodUpdate{PodUpdate::Type::Sync, uid, again, std::nullopt, true, true};
+    fresh.pending =
+        PodUpdate{PodUpdate::Type::Sync, uid, again, std::nullopt, true, SyncReason::Create};
     fresh.active = true;  // not queued before the syncer has heard of the restart
     l.unlock();
     syncer_.podRestarted(*again);

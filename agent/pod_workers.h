@@ -55,11 +55,17 @@ struct SyncOutcome {
   Status error;
 };
 
+// Why a pod syncs, the kubelet's SyncPodType (its operation_type label): the pod was just added
+// to its source, its spec (or labels, or deletion) changed, or neither (a resync, a runtime
+// event, a referenced object's change).
+enum class SyncReason { Sync, Update, Create };  // in rising strength: a merge keeps the strongest
+std::string_view toString(SyncReason r);         // "sync", "create", "update"
+
 // What the workers call; the agent implements it (the kubelet's podSyncer seam).
 class PodSyncer {
  public:
   virtual ~PodSyncer() = default;
-  virtual SyncOutcome syncPod(const api::Pod& pod) = 0;
+  virtual SyncOutcome syncPod(const api::Pod& pod, SyncReason reason) = 0;
   // Stop everything of the pod; `pod` is null for a pod known only from the runtime.
   virtual Status syncTerminatingPod(const std::string& uid, const api::Pod* pod,
                                     std::optional<int64_t> grace_seconds) = 0;
@@ -75,8 +81,8 @@ struct PodUpdate {
   std::string uid;
   std::optional<api::Pod> pod;  // Sync: the wanted pod; Kill: the pod if known
   std::optional<int64_t> grace_seconds;
-  bool remove{true};   // Kill: remove the pod's leftovers once stopped
-  bool create{false};  // Sync: the pod was just added to its source (the kubelet's SyncPodCreate)
+  bool remove{true};                    // Kill: remove the pod's leftovers once stopped
+  SyncReason reason{SyncReason::Sync};  // Sync: why
 };
 
 class PodWorkers {
@@ -109,6 +115,7 @@ class PodWorkers {
     std::optional<MonoTime> resync_at;  // a delayed Sync (or, with retry_kill, Kill) is due
     bool retry_kill{false};
     bool restart{false};  // added again while being removed: start afresh once removed
+    SyncReason reason{SyncReason::Sync};  // the strongest reason among the syncs merged
     std::string full_name;
   };
   void enqueueLocked(const std::string& uid);

@@ -17,9 +17,10 @@ using testing::podFromYaml;
 // Records every call; can hold the first syncPod until released, so updates pile up behind it.
 class FakePodSyncer final : public PodSyncer {
  public:
-  SyncOutcome syncPod(const api::Pod& pod) override {
+  SyncOutcome syncPod(const api::Pod& pod, SyncReason reason) override {
     std::unique_lock l(mu_);
     calls_.push_back("sync " + pod.metadata.uid + " " + pod.spec.containers[0].image);
+    reasons_.emplace_back(toString(reason));
     cv_.notify_all();
     cv_.wait(l, [&] { return !hold_; });
     return next_outcome_;
@@ -63,6 +64,7 @@ class FakePodSyncer final : public PodSyncer {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::string> calls_;
+  std::vector<std::string> reasons_;  // of the syncPod calls, in order
   bool hold_{false};
   int fail_terminating_{0};
   SyncOutcome next_outcome_;
@@ -76,7 +78,7 @@ PodUpdate sync(const api::Pod& p) {
   return {PodUpdate::Type::Sync, p.metadata.uid, p, std::nullopt, true};
 }
 PodUpdate create(const api::Pod& p) {
-  return {PodUpdate::Type::Sync, p.metadata.uid, p, std::nullopt, true, true};
+  return {PodUpdate::Type::Sync, p.metadata.uid, p, std::nullopt, true, SyncReason::Create};
 }
 PodUpdate kill(const std::string& uid, bool remove = true) {
   return {PodUpdate::Type::Kill, uid, std::nullopt, std::nullopt, remove};
@@ -98,6 +100,21 @@ TEST_F(PodWorkersTest, LatestUpdateWins) {
   syncer_.release();
   workers_.waitIdle();
   EXPECT_EQ(syncer_.calls(), (std::vector<std::string>{"sync a x:1", "sync a x:3"}));
+}
+
+TEST_F(PodWorkersTest, TheSyncSaysWhyAndAMergeKeepsTheStrongestReason) {
+  syncer_.hold();
+  workers_.updatePod(create(pod("a", "x:1")));
+  syncer_.waitForCalls(1);
+  PodUpdate update = sync(pod("a", "x:2"));
+  update.reason = SyncReason::Update;
+  workers_.updatePod(update);
+  workers_.updatePod(sync(pod("a", "x:3")));  // merged into the pending update
+  syncer_.release();
+  workers_.waitIdle();
+  workers_.updatePod(sync(pod("a", "x:3")));
+  workers_.waitIdle();
+  EXPECT_EQ(syncer_.reasons_, (std::vector<std::string>{"create", "update", "sync"}));
 }
 
 TEST_F(PodWorkersTest, KillIsNeverOverwrittenByUpdate) {
