@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -192,95 +193,93 @@ class FakeLogind {
   std::jthread thread_;
 };
 
-TEST(LogindInhibitorTest, TakesADelayLockHearsTheShutdownAndLetsGo) {
-  if (std::system("command -v dbus-daemon >/dev/null 2>&1") != 0)
-    GTEST_SKIP() << "dbus-daemon is not installed";
-  testing::TempDir dir;
-  PrivateBus bus(dir.str());
-  ASSERT_FALSE(bus.address().empty()) << "dbus-daemon did not start";
-  const std::string conf_dir = dir.str() + "/logind.conf.d";
-  FakeLogind logind(bus.address(), conf_dir);
-  ASSERT_TRUE(logind.ok());
-  ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);
+// A private bus with the fake logind on it, and nodelet's bus address pointed at it. The
+// drop-in directory may be chosen (one that cannot be created, for a test).
+class LogindTest : public ::testing::Test {
+ protected:
+  void SetUp() override { SetUpWith(dir_.str() + "/logind.conf.d"); }
+  void SetUpWith(const std::string& conf_dir) {
+    if (std::system("command -v dbus-daemon >/dev/null 2>&1") != 0)
+      GTEST_SKIP() << "dbus-daemon is not installed";
+    conf_dir_ = conf_dir;
+    bus_ = std::make_unique<PrivateBus>(dir_.str());
+    ASSERT_FALSE(bus_->address().empty()) << "dbus-daemon did not start";
+    logind_ = std::make_unique<FakeLogind>(bus_->address(), conf_dir_);
+    ASSERT_TRUE(logind_->ok());
+    ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus_->address().c_str(), 1);
+  }
+  void TearDown() override {
+    ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+    logind_.reset();
+    bus_.reset();
+  }
 
+  testing::TempDir dir_;
+  std::string conf_dir_;
+  std::unique_ptr<PrivateBus> bus_;
+  std::unique_ptr<FakeLogind> logind_;
+};
+
+TEST_F(LogindTest, TakesADelayLockHearsTheShutdownAndLetsGo) {
+  auto& logind = *logind_;
   std::mutex mu;
   std::condition_variable cv;
   bool heard = false;
+  LogindInhibitor inhibitor(conf_dir_);
+  auto s = inhibitor.start(
+      [&] {
+        std::lock_guard g(mu);
+        heard = true;
+        cv.notify_all();
+      },
+      std::chrono::seconds(30));
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(logind.what, "shutdown");
+  EXPECT_EQ(logind.who, "nodelet");
+  EXPECT_EQ(logind.mode, "delay");
+  // logind's 5 s would cut the 30 s short: raised with a drop-in and a reload, as the kubelet
+  // raises it.
+  std::ifstream in(conf_dir_ + "/99-nodelet.conf");
+  const std::string dropin((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(dropin.find("[Login]\nInhibitDelayMaxSec=30\n"), std::string::npos) << dropin;
+  EXPECT_EQ(logind.kills(), std::vector<std::string>{"systemd-logind.service all 1"});
+  EXPECT_EQ(logind.maxDelayUsec(), 30'000'000u);
+  char c;
+  EXPECT_EQ(::read(logind.lockReadEnd(), &c, 1), -1) << "held while nodelet runs";
+  EXPECT_EQ(errno, EAGAIN);
+  logind.prepareForShutdown();
   {
-    LogindInhibitor inhibitor(conf_dir);
-    auto s = inhibitor.start(
-        [&] {
-          std::lock_guard g(mu);
-          heard = true;
-          cv.notify_all();
-        },
-        std::chrono::seconds(30));
-    ASSERT_TRUE(s) << s.error().message;
-    EXPECT_EQ(logind.what, "shutdown");
-    EXPECT_EQ(logind.who, "nodelet");
-    EXPECT_EQ(logind.mode, "delay");
-    // logind's 5 s would cut the 30 s short: raised with a drop-in and a reload, as the kubelet
-    // raises it.
-    std::ifstream in(conf_dir + "/99-nodelet.conf");
-    const std::string dropin((std::istreambuf_iterator<char>(in)), {});
-    EXPECT_NE(dropin.find("[Login]\nInhibitDelayMaxSec=30\n"), std::string::npos) << dropin;
-    EXPECT_EQ(logind.kills(), std::vector<std::string>{"systemd-logind.service all 1"});
-    EXPECT_EQ(logind.maxDelayUsec(), 30'000'000u);
-    char c;
-    EXPECT_EQ(::read(logind.lockReadEnd(), &c, 1), -1) << "held while nodelet runs";
-    EXPECT_EQ(errno, EAGAIN);
-    logind.prepareForShutdown();
-    {
-      std::unique_lock l(mu);
-      EXPECT_TRUE(
-          cv.wait_for(l, std::chrono::seconds(10), [&] { return heard; }));  // NOLINT(real-time)
-    }
-    inhibitor.release();
-    EXPECT_TRUE(logind.released());
+    std::unique_lock l(mu);
+    EXPECT_TRUE(
+        cv.wait_for(l, std::chrono::seconds(10), [&] { return heard; }));  // NOLINT(real-time)
   }
-  ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+  inhibitor.release();
+  EXPECT_TRUE(logind.released());
 }
 
-TEST(LogindInhibitorTest, ALongEnoughLogindDelayIsLeftAlone) {
-  if (std::system("command -v dbus-daemon >/dev/null 2>&1") != 0)
-    GTEST_SKIP() << "dbus-daemon is not installed";
-  testing::TempDir dir;
-  PrivateBus bus(dir.str());
-  ASSERT_FALSE(bus.address().empty()) << "dbus-daemon did not start";
-  const std::string conf_dir = dir.str() + "/logind.conf.d";
-  FakeLogind logind(bus.address(), conf_dir);
-  ASSERT_TRUE(logind.ok());
-  logind.setMaxDelayUsec(60'000'000);
-  ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);
-  {
-    LogindInhibitor inhibitor(conf_dir);
-    ASSERT_TRUE(inhibitor.start([] {}, std::chrono::seconds(30)));
-    EXPECT_FALSE(std::filesystem::exists(conf_dir));
-    EXPECT_TRUE(logind.kills().empty());
-  }
-  ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+TEST_F(LogindTest, ALongEnoughLogindDelayIsLeftAlone) {
+  logind_->setMaxDelayUsec(60'000'000);
+  LogindInhibitor inhibitor(conf_dir_);
+  ASSERT_TRUE(inhibitor.start([] {}, std::chrono::seconds(30)));
+  EXPECT_FALSE(std::filesystem::exists(conf_dir_));
+  EXPECT_TRUE(logind_->kills().empty());
 }
 
-TEST(LogindInhibitorTest, ADropInThatCannotBeWrittenStillLeavesTheLock) {
-  if (std::system("command -v dbus-daemon >/dev/null 2>&1") != 0)
-    GTEST_SKIP() << "dbus-daemon is not installed";
-  testing::TempDir dir;
-  PrivateBus bus(dir.str());
-  ASSERT_FALSE(bus.address().empty()) << "dbus-daemon did not start";
-  std::ofstream(dir.str() + "/a-file") << "not a directory\n";
-  const std::string conf_dir = dir.str() + "/a-file/logind.conf.d";  // cannot exist
-  FakeLogind logind(bus.address(), conf_dir);
-  ASSERT_TRUE(logind.ok());
-  ::setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address().c_str(), 1);
-  {
-    LogindInhibitor inhibitor(conf_dir);
-    auto s = inhibitor.start([] {}, std::chrono::seconds(30));
-    ASSERT_TRUE(s) << "a shorter delay is better than none: " << s.error().message;
-    EXPECT_EQ(logind.what, "shutdown");
-    EXPECT_TRUE(logind.kills().empty()) << "no reload without a drop-in";
-    EXPECT_EQ(logind.maxDelayUsec(), 5'000'000u);
+class LogindUnwritableTest : public LogindTest {
+ protected:
+  void SetUp() override {
+    std::ofstream(dir_.str() + "/a-file") << "not a directory\n";
+    SetUpWith(dir_.str() + "/a-file/logind.conf.d");  // cannot be created
   }
-  ::unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+};
+
+TEST_F(LogindUnwritableTest, ADropInThatCannotBeWrittenStillLeavesTheLock) {
+  LogindInhibitor inhibitor(conf_dir_);
+  auto s = inhibitor.start([] {}, std::chrono::seconds(30));
+  ASSERT_TRUE(s) << "a shorter delay is better than none: " << s.error().message;
+  EXPECT_EQ(logind_->what, "shutdown");
+  EXPECT_TRUE(logind_->kills().empty()) << "no reload without a drop-in";
+  EXPECT_EQ(logind_->maxDelayUsec(), 5'000'000u);
 }
 
 TEST(LogindInhibitorTest, NoSystemBusIsAClearError) {
