@@ -115,7 +115,6 @@ class PodWorkers {
     std::optional<MonoTime> resync_at;  // a delayed Sync (or, with retry_kill, Kill) is due
     bool retry_kill{false};
     bool restart{false};  // added again while being removed: start afresh once removed
-    SyncReason reason{SyncReason::Sync};  // the strongest reason among the syncs merged
     std::string full_name;
   };
   void enqueueLocked(const std::string& uid);

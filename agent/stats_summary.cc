@@ -257,22 +257,21 @@ std::string renderResourceMetrics(const json& summary) {
            "[STABLE] Current working set of the node in bytes");
   if (auto v = num(node, "memory", "workingSetBytes"))
     w.sample("node_memory_working_set_bytes", {}, *v);
+  // One sample per pod that has `section.field`, divided by `divisor`.
+  auto perPod = [&](const char* name, const char* section, const char* field, double divisor) {
+    for (const auto& p : pods)
+      if (auto v = num(p, section, field))
+        w.sample(name,
+                 {{"namespace", p["podRef"].value("namespace", "")},
+                  {"pod", p["podRef"].value("name", "")}},
+                 *v / divisor);
+  };
   w.family("pod_cpu_usage_seconds_total", "counter",
            "[STABLE] Cumulative cpu time consumed by the pod in core-seconds");
-  for (const auto& p : pods)
-    if (auto v = num(p, "cpu", "usageCoreNanoSeconds"))
-      w.sample("pod_cpu_usage_seconds_total",
-               {{"namespace", p["podRef"].value("namespace", "")},
-                {"pod", p["podRef"].value("name", "")}},
-               *v / 1e9);
+  perPod("pod_cpu_usage_seconds_total", "cpu", "usageCoreNanoSeconds", 1e9);
   w.family("pod_memory_working_set_bytes", "gauge",
            "[STABLE] Current working set of the pod in bytes");
-  for (const auto& p : pods)
-    if (auto v = num(p, "memory", "workingSetBytes"))
-      w.sample("pod_memory_working_set_bytes",
-               {{"namespace", p["podRef"].value("namespace", "")},
-                {"pod", p["podRef"].value("name", "")}},
-               *v);
+  perPod("pod_memory_working_set_bytes", "memory", "workingSetBytes", 1);
   w.family("resource_scrape_error", "gauge",
            "[STABLE] 1 if there was an error while getting container metrics, 0 otherwise");
   w.sample("resource_scrape_error", {}, summary.empty() ? 1 : 0);

@@ -18,21 +18,19 @@ namespace nodelet::metrics {
 inline constexpr std::array<double, 11> kDefaultBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                            0.5,   1,    2.5,   5,    10};
 
+// The client library's ExponentialBuckets: `start`, then each bound `factor` times the one
+// before (multiplied step by step, as Go does, so the doubles are the same).
+template <size_t N>
+constexpr std::array<double, N> exponentialBuckets(double start, double factor) {
+  std::array<double, N> b{};
+  for (auto& v : b) {
+    v = start;
+    start *= factor;
+  }
+  return b;
+}
 // kubelet_runtime_operations_duration_seconds: ExponentialBuckets(0.005, 2.5, 14).
-inline constexpr std::array<double, 14> kRuntimeOperationBuckets = {0.005,
-                                                                    0.0125,
-                                                                    0.03125,
-                                                                    0.078125,
-                                                                    0.1953125,
-                                                                    0.48828125,
-                                                                    1.220703125,
-                                                                    3.0517578125,
-                                                                    7.62939453125,
-                                                                    19.073486328125,
-                                                                    47.6837158203125,
-                                                                    119.20928955078125,
-                                                                    298.0232238769531,
-                                                                    745.0580596923828};
+inline constexpr auto kRuntimeOperationBuckets = exponentialBuckets<14>(0.005, 2.5);
 // The pod startup SLI histograms (kubelet_pod_start_sli_duration_seconds and
 // kubelet_pod_start_total_duration_seconds): round numbers up to an hour.
 inline constexpr std::array<double, 25> kPodStartupBuckets = {
