@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "agent/flags.h"
 #include "agent/labels.h"
 
 namespace nodelet::agent {
@@ -46,10 +47,7 @@ Result<std::vector<int32_t>> parsePortForwardPorts(const QueryParams& params, bo
     const std::string& value = it->second;
     if (value.empty())
       return fail(ErrorCode::InvalidArgument, "query parameter \"port\" cannot be empty");
-    size_t start = 0;
-    for (;;) {
-      const size_t comma = value.find(',', start);
-      const std::string p = value.substr(start, comma == std::string::npos ? comma : comma - start);
+    for (const std::string& p : splitList(value, ",", /*keep_empty=*/true)) {
       uint64_t n = 0;
       const auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), n);
       if (p.empty() || ec == std::errc::invalid_argument || ptr != p.data() + p.size())
@@ -62,8 +60,6 @@ Result<std::vector<int32_t>> parsePortForwardPorts(const QueryParams& params, bo
                                                     p + "\": value out of range");
       if (n < 1) return fail(ErrorCode::InvalidArgument, "port \"" + value + "\" must be > 0");
       ports.push_back(static_cast<int32_t>(n));
-      if (comma == std::string::npos) break;
-      start = comma + 1;
     }
   }
   return ports;

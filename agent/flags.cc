@@ -5,12 +5,12 @@
 
 namespace nodelet::agent {
 
-std::vector<std::string> splitList(const std::string& v, const char* seps) {
+std::vector<std::string> splitList(const std::string& v, const char* seps, bool keep_empty) {
   std::vector<std::string> out;
   for (size_t start = 0; start <= v.size();) {
     const size_t sep = v.find_first_of(seps, start);
     std::string item = v.substr(start, sep == std::string::npos ? std::string::npos : sep - start);
-    if (!item.empty()) out.push_back(std::move(item));
+    if (keep_empty || !item.empty()) out.push_back(std::move(item));
     if (sep == std::string::npos) break;
     start = sep + 1;
   }

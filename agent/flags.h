@@ -27,7 +27,8 @@ Result<Args> parseArgs(const std::vector<std::string>& argv);
 Status applyFlags(const Args& args, Config& cfg);
 std::string usage();
 // "a,b,,c" -> {a, b, c}: the items between any of `seps`, empty ones dropped (flag lists,
-// podCIDR lists).
-std::vector<std::string> splitList(const std::string& v, const char* seps);
+// podCIDR lists). With `keep_empty`, Go's strings.Split: {a, b, "", c}, and "" -> {""} (the
+// kubelet's /run command line, port-forward port lists).
+std::vector<std::string> splitList(const std::string& v, const char* seps, bool keep_empty = false);
 
 }  // namespace nodelet::agent

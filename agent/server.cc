@@ -12,6 +12,7 @@
 #include "agent/container_logs.h"
 #include "agent/container_streams.h"
 #include "agent/core/log.h"
+#include "agent/flags.h"
 #include "agent/stream_proxy.h"
 
 namespace nodelet::agent {
@@ -173,8 +174,8 @@ void answer(httplib::Response& res, int status, const std::string& message) {
   res.set_content(message + "\n", "text/plain; charset=utf-8");
 }
 
-// The runtime's streaming URL for a request, or the error that answers it.
-using UrlFor = std::function<Result<std::string>(const httplib::Request&)>;
+// The runtime's streaming URL for a request (its headers as a list), or the error that answers it.
+using UrlFor = std::function<Result<std::string>(const httplib::Request&, const HeaderList&)>;
 
 // /exec, /attach, /portForward: the URL from the runtime, then the client's upgrade relayed to it.
 httplib::Server::Handler streamingHandler(StreamProxy& proxy, UrlFor url_for) {
@@ -182,7 +183,7 @@ httplib::Server::Handler streamingHandler(StreamProxy& proxy, UrlFor url_for) {
       [&proxy, url_for = std::move(url_for)](const httplib::Request& req, httplib::Response& res) {
         const HeaderList headers(req.headers.begin(), req.headers.end());
         if (!isUpgradeRequest(headers)) return answer(res, 500, "Upgrade request required");
-        auto url = url_for(req);
+        auto url = url_for(req, headers);
         if (!url) return answer(res, statusFor(url.error()), url.error().message);
         UpgradeRequest up{req.method, headers, req.body, req.remote_addr};
         // cpp-httplib hands handlers its connection as const; the relay is its owner for a while.
@@ -202,7 +203,7 @@ void installStreaming(httplib::Server& s, ContainerStreams& streams, StreamProxy
   // /{verb}/{namespace}/{pod}[/{uid}]/{container}: the uid is optional, as in the kubelet.
   const std::string seg = "([^/]+)";
   const std::string with_container = "/" + seg + "/" + seg + "(?:/" + seg + ")?/" + seg;
-  auto exec = streamingHandler(proxy, [&streams](const httplib::Request& req) {
+  auto exec = streamingHandler(proxy, [&streams](const httplib::Request& req, const HeaderList&) {
     auto o = parseStreamOptions(req.params);
     if (!o) return Result<std::string>(std::unexpected(o.error()));
     std::vector<std::string> cmd;
@@ -210,17 +211,17 @@ void installStreaming(httplib::Server& s, ContainerStreams& streams, StreamProxy
       cmd.push_back(it->second);
     return streams.execUrl(req.matches[1], req.matches[2], req.matches[4], cmd, *o);
   });
-  auto attach = streamingHandler(proxy, [&streams](const httplib::Request& req) {
+  auto attach = streamingHandler(proxy, [&streams](const httplib::Request& req, const HeaderList&) {
     auto o = parseStreamOptions(req.params);
     if (!o) return Result<std::string>(std::unexpected(o.error()));
     return streams.attachUrl(req.matches[1], req.matches[2], req.matches[3], req.matches[4], *o);
   });
-  auto port_forward = streamingHandler(proxy, [&streams](const httplib::Request& req) {
-    const bool websocket = isWebSocketRequest(HeaderList(req.headers.begin(), req.headers.end()));
-    auto ports = parsePortForwardPorts(req.params, websocket);
-    if (!ports) return Result<std::string>(std::unexpected(ports.error()));
-    return streams.portForwardUrl(req.matches[1], req.matches[2], req.matches[3], *ports);
-  });
+  auto port_forward =
+      streamingHandler(proxy, [&streams](const httplib::Request& req, const HeaderList& headers) {
+        auto ports = parsePortForwardPorts(req.params, isWebSocketRequest(headers));
+        if (!ports) return Result<std::string>(std::unexpected(ports.error()));
+        return streams.portForwardUrl(req.matches[1], req.matches[2], req.matches[3], *ports);
+      });
   const std::string pod_path = "/" + seg + "/" + seg + "(?:/" + seg + ")?";
   s.Get("/exec" + with_container, exec);
   s.Post("/exec" + with_container, exec);
@@ -230,14 +231,7 @@ void installStreaming(httplib::Server& s, ContainerStreams& streams, StreamProxy
   s.Post("/portForward" + pod_path, port_forward);
   // /run: the kubelet's own, POST only; `cmd` split at spaces, the output as the body.
   s.Post("/run" + with_container, [&streams](const httplib::Request& req, httplib::Response& res) {
-    std::vector<std::string> cmd;
-    const std::string line = req.get_param_value("cmd");
-    for (size_t start = 0;;) {
-      const size_t space = line.find(' ', start);
-      cmd.push_back(line.substr(start, space == std::string::npos ? space : space - start));
-      if (space == std::string::npos) break;
-      start = space + 1;
-    }
+    const auto cmd = splitList(req.get_param_value("cmd"), " ", /*keep_empty=*/true);
     auto out = streams.run(req.matches[1], req.matches[2], req.matches[4], cmd);
     if (!out) return answer(res, statusFor(out.error()), out.error().message);
     res.set_content(*out, "application/json");

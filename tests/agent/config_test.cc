@@ -208,6 +208,13 @@ TEST(FlagsTest, TheKubeletsSpellings) {
   EXPECT_EQ(nodeName(c), "node1");
 }
 
+TEST(FlagsTest, ListsDropEmptyItemsUnlessSplitAsGoSplits) {
+  EXPECT_EQ(splitList("a,,b,", ","), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(splitList("a  b", " ", true), (std::vector<std::string>{"a", "", "b"}));
+  EXPECT_EQ(splitList("", " ", true), (std::vector<std::string>{""}));
+  EXPECT_TRUE(splitList("", ",").empty());
+}
+
 TEST(FlagsTest, FlagsOverrideTheFile) {
   Config c;
   ASSERT_TRUE(
