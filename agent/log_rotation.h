@@ -1,9 +1,10 @@
 #pragma once
 // Container log rotation with the kubelet's rules (containerLogMaxSize, containerLogMaxFiles):
-// when a running container's log file is larger than the maximum, it is renamed to
-// <file>.<UTC timestamp>, the runtime is asked to reopen the log (ReopenContainerLog), and the
-// oldest rotated files are deleted so that at most maxFiles files (the live one included) remain.
-// Rotated files but the newest are compressed (<file>.<timestamp>.gz), as the kubelet does.
+// when a running container's log file has reached the maximum, the oldest rotated files are
+// deleted so that maxFiles-2 remain, those are compressed (<file>.<timestamp>.gz), and then the
+// live file is renamed to <file>.<UTC timestamp> and the runtime asked to reopen the log
+// (ReopenContainerLog). In that order there are never more than maxFiles files, the live one
+// included. A live file that has gone missing is recreated through ReopenContainerLog.
 #include <cstdint>
 #include <string>
 #include <vector>

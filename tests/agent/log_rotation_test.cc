@@ -29,34 +29,72 @@ class LogRotationTest : public ::testing::Test {
   LogRotator rotator_{rt_, clock_, 100, 3};
 };
 
-TEST_F(LogRotationTest, RotatesOnlyWhatOutgrewTheLimitAndKeepsMaxFiles) {
+TEST_F(LogRotationTest, RotatesWhatReachedTheLimitAndNeverHasMoreThanMaxFiles) {
   const std::string id = rt_.addForeignContainer("s", "app", {}, cri::ContainerState::Running);
-  const auto log = dir_.write("app/0.log", std::string(50, 'x'));
+  const auto log = dir_.write("app/0.log", std::string(99, 'x'));
+  rt_.setContainerLogPath(id, log.string());
+  // Counted the moment the runtime has created the new live file: the most there ever are.
+  size_t most = 0;
+  rt_.setReopenObserver([&](const std::string&) { most = std::max(most, files()); });
   EXPECT_EQ(rotator_.rotate({{id, log.string()}}), 0) << "under the limit";
   for (int i = 0; i < 5; ++i) {
-    dir_.write("app/0.log", std::string(150, 'x'));  // the runtime reopened and wrote again
-    EXPECT_EQ(rotator_.rotate({{id, log.string()}}), 1);
-    EXPECT_FALSE(fs::exists(log)) << "renamed aside until the runtime reopens it";
+    dir_.write("app/0.log", std::string(i == 0 ? 100 : 150, 'x'));  // the runtime wrote again
+    EXPECT_EQ(rotator_.rotate({{id, log.string()}}), 1) << i;
+    EXPECT_EQ(fs::file_size(log), 0u) << "a new, empty live file from the runtime";
+    EXPECT_LE(files(), 3u);
     clock_.advance(std::chrono::seconds(1));
   }
   EXPECT_EQ(rt_.countCalls("ReopenContainerLog"), 5u);
-  EXPECT_EQ(files(), 2u) << "maxFiles 3 = the live file + 2 rotated ones";
-  // The older of the two is compressed, the newest not (the runtime may still finish a write).
+  EXPECT_EQ(most, 3u) << "maxFiles 3 = the live file + 2 rotated ones, at every moment";
+  // The older rotated file is compressed, the newest not (the runtime may still finish a write).
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(dir_.path() / "app"))
     names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
-  ASSERT_EQ(names.size(), 2u);
-  EXPECT_TRUE(names[0].ends_with(".gz")) << names[0];
-  EXPECT_FALSE(names[1].ends_with(".gz")) << names[1];
-  EXPECT_LT(names[0], names[1]);
+  ASSERT_EQ(names.size(), 3u);
+  EXPECT_EQ(names[0], "0.log");
+  EXPECT_TRUE(names[1].ends_with(".gz")) << names[1];
+  EXPECT_FALSE(names[2].ends_with(".gz")) << names[2];
+  EXPECT_LT(names[1], names[2]);
   // And it decompresses to what was written.
-  gzFile gz = gzopen((dir_.path() / "app" / names[0]).c_str(), "rb");
+  gzFile gz = gzopen((dir_.path() / "app" / names[1]).c_str(), "rb");
   ASSERT_TRUE(gz);
   char buf[512];
   const int n = gzread(gz, buf, sizeof buf);
   gzclose(gz);
   EXPECT_EQ(std::string(buf, static_cast<size_t>(std::max(n, 0))), std::string(150, 'x'));
+}
+
+TEST_F(LogRotationTest, LeftoversOfAnInterruptedCompressionAreCleanedUp) {
+  const std::string id = rt_.addForeignContainer("s", "app", {}, cri::ContainerState::Running);
+  const auto log = dir_.write("app/0.log", std::string(150, 'x'));
+  rt_.setContainerLogPath(id, log.string());
+  // Earlier than the clock's now (2023-11-14 22:13:20 UTC).
+  // A crash mid-compression leaves a .tmp; one after the rename leaves both the file and its .gz.
+  dir_.write("app/0.log.20231114-110000", "a");
+  dir_.write("app/0.log.20231114-110000.gz.tmp", "partial");
+  dir_.write("app/0.log.20231114-100000", "b");
+  dir_.write("app/0.log.20231114-100000.gz", "compressed b");
+  EXPECT_EQ(rotator_.rotate({{id, log.string()}}), 1);
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir_.path() / "app"))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  // Kept: the live file, the newest earlier rotation (now compressed) and the one just made.
+  ASSERT_EQ(names.size(), 3u) << ::testing::PrintToString(names);
+  EXPECT_EQ(names[0], "0.log");
+  EXPECT_EQ(names[1], "0.log.20231114-110000.gz");
+  EXPECT_FALSE(names[2].ends_with(".gz")) << names[2];
+}
+
+TEST_F(LogRotationTest, AMissingLiveFileIsRecreatedByTheRuntime) {
+  const std::string id = rt_.addForeignContainer("s", "app", {}, cri::ContainerState::Running);
+  const auto log = dir_.path() / "app" / "0.log";
+  dir_.write("app/0.log.20261126-110000", "a");
+  rt_.setContainerLogPath(id, log.string());
+  EXPECT_EQ(rotator_.rotate({{id, log.string()}}), 0);
+  EXPECT_EQ(rt_.countCalls("ReopenContainerLog"), 1u);
+  EXPECT_TRUE(fs::exists(log));
 }
 
 TEST_F(LogRotationTest, CompressionGoesThroughATemporaryFileAndRemovesTheOriginal) {

@@ -1,6 +1,7 @@
 #include "tests/fakes/fake_runtime_service.h"
 
 #include <algorithm>
+#include <fstream>
 
 namespace nodelet::testing {
 namespace {
@@ -330,10 +331,26 @@ Status FakeRuntimeService::updateContainerResources(const std::string& id,
   return {};
 }
 
-Status FakeRuntimeService::reopenContainerLog(const std::string& id) {
+void FakeRuntimeService::setContainerLogPath(const std::string& id, std::string path) {
   std::lock_guard g(mu_);
-  if (auto e = enter("ReopenContainerLog")) return std::unexpected(*e);
-  if (!containers_.contains(id)) return std::unexpected(notFound("container", id));
+  containers_.at(id).status.log_path = std::move(path);
+}
+
+Status FakeRuntimeService::reopenContainerLog(const std::string& id) {
+  std::function<void(const std::string&)> observer;
+  {
+    std::lock_guard g(mu_);
+    if (auto e = enter("ReopenContainerLog")) return std::unexpected(*e);
+    auto c = containers_.find(id);
+    if (c == containers_.end()) return std::unexpected(notFound("container", id));
+    if (c->second.status.state != cri::ContainerState::Running)
+      return std::unexpected(Error{ErrorCode::FailedPrecondition, "container is not running"});
+    // containerd closes the old file and opens the path again, creating it.
+    if (const auto& path = c->second.status.log_path; !path.empty())
+      std::ofstream(path, std::ios::app).flush();
+    observer = reopen_observer_;
+  }
+  if (observer) observer(id);
   return {};
 }
 

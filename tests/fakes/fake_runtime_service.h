@@ -77,6 +77,14 @@ class FakeRuntimeService final : public cri::RuntimeService {
   Status getContainerEvents(const std::function<bool(const cri::ContainerEvent&)>& sink,
                             std::stop_token stop) override;
 
+  // The container's log path (status.logPath); ReopenContainerLog creates it as containerd does.
+  void setContainerLogPath(const std::string& id, std::string path);
+  // Called after each successful ReopenContainerLog, outside the fake's lock.
+  void setReopenObserver(std::function<void(const std::string& id)> f) {
+    std::lock_guard g(mu_);
+    reopen_observer_ = std::move(f);
+  }
+
   // Exec results scripted per command line (joined by spaces); default exit 0, empty output.
   void scriptExec(const std::string& cmdline, cri::ExecSyncResult result);
   // Where Exec/Attach/PortForward point ("http://host:port"; a test's own streaming server).
@@ -115,6 +123,7 @@ class FakeRuntimeService final : public cri::RuntimeService {
   std::vector<std::string> stopped_names_;
   std::string streaming_base_{"http://127.0.0.1:1"};
   cri::StreamingRequest last_streaming_;
+  std::function<void(const std::string&)> reopen_observer_;
   std::string next_ip_{"10.86.0.2"};
   bool network_ready_{true};
   std::string network_reason_;
