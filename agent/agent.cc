@@ -172,15 +172,19 @@ void Agent::onObjectChanged(const std::string& key, bool static_pods) {
   if (a == std::string::npos || b == std::string::npos) return;
   const std::string resource = key.substr(0, a), ns = key.substr(a + 1, b - a - 1),
                     name = key.substr(b + 1);
+  // A RuntimeClass is cluster-scoped, and static pods read the API server's too.
+  const bool cluster_scoped = ns.empty();
   std::lock_guard g(mu_);
-  auto source = by_source_.find(static_pods ? "file" : "api");
-  if (source == by_source_.end()) return;
-  for (const auto& [uid, pod] : source->second) {
-    if (pod.metadata.namespace_ != ns || !api::usesObject(pod.spec, resource, name)) continue;
-    auto d = desired_.find(uid);
-    if (d == desired_.end()) continue;
-    NODELET_LOG(debug, Agent, "pod {}: {} changed", pod.fullName(), key);
-    syncLocked(uid, d->second);
+  for (const auto& [source, pods] : by_source_) {
+    if (!cluster_scoped && (source == "file") != static_pods) continue;
+    for (const auto& [uid, pod] : pods) {
+      if (!cluster_scoped && pod.metadata.namespace_ != ns) continue;
+      if (!api::usesObject(pod.spec, resource, name)) continue;
+      auto d = desired_.find(uid);
+      if (d == desired_.end()) continue;
+      NODELET_LOG(debug, Agent, "pod {}: {} changed", pod.fullName(), key);
+      syncLocked(uid, d->second);
+    }
   }
 }
 

@@ -98,6 +98,8 @@ class Agent final : public PodSyncer {
   size_t podsRunning(bool critical);
   // A ConfigMap or Secret ("configmaps/<namespace>/<name>") changed: the pods that use it, of
   // the static pod directory or of the API server, sync now (their volumes follow in place).
+  // A RuntimeClass ("runtimeclasses//<name>") changed: all pods that name it sync (one waiting
+  // for it starts).
   void onObjectChanged(const std::string& key, bool static_pods);
   // The sync loop; returns when `stop` is requested. Pods keep running.
   void run(std::stop_token stop);

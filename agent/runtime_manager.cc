@@ -730,6 +730,19 @@ kube::ObjectSource* RuntimeManager::objectsFor(const api::Pod& pod) const {
   return api::isStaticPod(pod) ? o_.static_objects : o_.objects;
 }
 
+Result<std::string> RuntimeManager::runtimeHandler(const api::Pod& pod) const {
+  const std::string& name = pod.spec.runtime_class_name;
+  if (name.empty()) return std::string();  // the runtime's default handler
+  kube::ObjectSource* objects = objectsFor(pod);
+  if (!objects) return std::string();  // no RuntimeClasses anywhere: the kubelet's default too
+  auto handler = objects->runtimeHandler(name);
+  if (!handler) return std::unexpected(handler.error());
+  // The kubelet's message (its RuntimeClass lister's NotFound).
+  if (!*handler)
+    return fail(ErrorCode::NotFound, "runtimeclass.node.k8s.io \"" + name + "\" not found");
+  return **handler;
+}
+
 Result<Payload> RuntimeManager::dataPayload(const api::Pod& pod, const api::Volume& v,
                                             const std::string& pod_ip) {
   kube::ObjectSource* objects = objectsFor(pod);
@@ -1201,7 +1214,9 @@ SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& 
     fs::create_directories(podDir(pod.metadata.uid), ec);
     for (const auto& [reason, msg] : network::podDnsConfig(pod, o_.dns).warnings)
       events_.record(podRef(pod), "Warning", reason, msg);
-    auto id = runtime_.runPodSandbox(sandbox, o_.runtime_handler);
+    auto handler = runtimeHandler(pod);
+    auto id = handler ? runtime_.runPodSandbox(sandbox, *handler)
+                      : Result<std::string>(std::unexpected(handler.error()));
     if (!id) {
       events_.record(podRef(pod), "Warning", "FailedCreatePodSandBox",
                      "Failed to create pod sandbox: " + id.error().message);

@@ -30,11 +30,10 @@ struct RuntimeManagerOptions {
   std::string cgroup_root;  // pods go under <cgroupRoot>/kubepods/...
   network::DnsSettings dns;
   std::string node_ip;
-  std::string runtime_handler;
   int64_t node_cpu_milli{1000};  // for resourceFieldRef without a limit
   int64_t node_memory_bytes{1 << 30};
-  // ConfigMaps, Secrets and tokens for volumes and env: the API server's for its pods (null
-  // standalone), the static pod directory's for static pods.
+  // ConfigMaps, Secrets and tokens for volumes and env, RuntimeClasses for sandboxes: the API
+  // server's for its pods (null standalone), the static pod directory's for static pods.
   kube::ObjectSource* objects{nullptr};
   kube::ObjectSource* static_objects{nullptr};
   bool seccomp_default{false};          // seccompDefault: RuntimeDefault when a pod does not choose
@@ -97,6 +96,8 @@ class RuntimeManager {
   Result<Payload> dataPayload(const api::Pod& pod, const api::Volume& v, const std::string& pod_ip);
   // Where `pod` reads its ConfigMaps and Secrets (null: nowhere).
   kube::ObjectSource* objectsFor(const api::Pod& pod) const;
+  // The runtime handler of the pod's RuntimeClass ("" for none), or why there is none.
+  Result<std::string> runtimeHandler(const api::Pod& pod) const;
 
  private:
   struct StartResult {

@@ -249,6 +249,11 @@ std::vector<std::string> validatePod(const api::Pod& pod) {
                    "\": must be a DNS-1123 label");
   const auto& s = pod.spec;
   if (s.containers.empty()) errs.push_back("spec.containers: Required value");
+  if (!s.runtime_class_name.empty() &&
+      (s.runtime_class_name.size() > 253 ||
+       !std::regex_match(s.runtime_class_name, dns1123Subdomain())))
+    errs.push_back("spec.runtimeClassName: Invalid value \"" + s.runtime_class_name +
+                   "\": must be a DNS-1123 subdomain (lowercase alphanumerics, '-' and '.')");
   std::set<std::string> volumes;
   for (size_t i = 0; i < s.volumes.size(); ++i) {
     const auto& v = s.volumes[i];
@@ -347,17 +352,20 @@ Result<json> loadDocument(std::string_view content, bool objects_too) {
   json obj = json::parse(*text, nullptr, false);
   if (!obj.is_object()) return fail(ErrorCode::InvalidArgument, "expected a Pod object");
   const std::string kind = obj.value("kind", json("")).is_string() ? obj.value("kind", "") : "?";
-  if (objects_too && kind != "Pod" && kind != "ConfigMap" && kind != "Secret")
+  if (objects_too && kind != "Pod" && kind != "ConfigMap" && kind != "Secret" &&
+      kind != "RuntimeClass")
     return fail(ErrorCode::InvalidArgument,
-                "kind: expected \"Pod\", \"ConfigMap\" or \"Secret\", got \"" + kind + "\"");
+                "kind: expected \"Pod\", \"ConfigMap\", \"Secret\" or \"RuntimeClass\", got \"" +
+                    kind + "\"");
   if (!objects_too && kind != "Pod")
     return fail(ErrorCode::InvalidArgument, "kind: expected \"Pod\", got \"" + kind + "\"");
   const std::string api_version = obj.value("apiVersion", json("")).is_string()
                                       ? obj.value("apiVersion", std::string())
                                       : std::string("?");
-  if (api_version != "v1")
+  const std::string want_version = kind == "RuntimeClass" ? "node.k8s.io/v1" : "v1";
+  if (api_version != want_version)
     return fail(ErrorCode::InvalidArgument,
-                "apiVersion: expected \"v1\", got \"" + api_version + "\"");
+                "apiVersion: expected \"" + want_version + "\", got \"" + api_version + "\"");
   if (!obj.contains("metadata") || !obj["metadata"].is_object())
     return fail(ErrorCode::InvalidArgument, "metadata: Required value");
   if (!obj["metadata"].contains("name") || !obj["metadata"]["name"].is_string() ||
@@ -396,7 +404,32 @@ Result<Manifest> parseManifestFile(std::string_view content, const ManifestConte
 
 namespace {
 
+// A RuntimeClass (node.k8s.io/v1, cluster-scoped): its handler is what the runtime runs the
+// sandboxes of pods naming it with.
+Result<StaticObject> runtimeClassFromDocument(json obj, const ManifestContext& ctx) {
+  obj["metadata"].erase("namespace");  // cluster-scoped: the API server drops it too
+  StaticObject o;
+  o.resource = "runtimeclasses";
+  o.source_path = ctx.source_path;
+  o.name = obj["metadata"]["name"];
+  if (o.name.size() > 253 || !std::regex_match(o.name, dns1123Subdomain()))
+    return fail(ErrorCode::InvalidArgument,
+                "metadata.name: Invalid value \"" + o.name + "\": must be a DNS-1123 subdomain");
+  if (!obj.contains("handler")) return fail(ErrorCode::InvalidArgument, "handler: Required value");
+  if (!obj["handler"].is_string())
+    return fail(ErrorCode::InvalidArgument, "handler: must be a string");
+  const std::string handler = obj["handler"];
+  if (handler.size() > 63 || !std::regex_match(handler, dns1123Label()))
+    return fail(ErrorCode::InvalidArgument, "handler: Invalid value \"" + handler +
+                                                "\": must be a DNS-1123 label (lowercase "
+                                                "alphanumerics and '-', at most 63)");
+  o.data["handler"] = handler;
+  o.object_json = obj.dump();
+  return o;
+}
+
 Result<StaticObject> objectFromDocument(json obj, const ManifestContext& ctx) {
+  if (obj["kind"] == "RuntimeClass") return runtimeClassFromDocument(std::move(obj), ctx);
   const bool secret = obj["kind"] == "Secret";
   auto& md = obj["metadata"];
   if (!md.contains("namespace") || md["namespace"] == "") md["namespace"] = "default";

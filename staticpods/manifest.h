@@ -34,11 +34,12 @@ struct ManifestContext {
 // Errors name the field path and the reason: "spec.containers[0].image: Required value".
 Result<StaticPod> parseManifest(std::string_view content, const ManifestContext& ctx);
 
-// A ConfigMap or Secret defined beside the static pods, for them to use (beyond the kubelet,
-// whose static pods can use none): validated and defaulted as the API server would (namespace
-// "default"; a Secret's stringData merged over its data; type Opaque), data decoded.
+// A ConfigMap, Secret or RuntimeClass defined beside the static pods, for them to use (beyond
+// the kubelet, whose static pods can use none without an API server): validated and defaulted
+// as the API server would (namespace "default"; a Secret's stringData merged over its data;
+// type Opaque), data decoded. A RuntimeClass has no namespace and one datum, "handler".
 struct StaticObject {
-  std::string resource;  // "configmaps" or "secrets"
+  std::string resource;  // "configmaps", "secrets" or "runtimeclasses"
   std::string namespace_;
   std::string name;
   std::map<std::string, std::string> data;  // key -> bytes
@@ -47,7 +48,8 @@ struct StaticObject {
   bool operator==(const StaticObject&) const = default;
 };
 
-// What one file in the static pod directory defines: a Pod, a ConfigMap or a Secret.
+// What one file in the static pod directory defines: a Pod, a ConfigMap, a Secret or a
+// RuntimeClass.
 struct Manifest {
   std::optional<StaticPod> pod;
   std::optional<StaticObject> object;

@@ -637,6 +637,7 @@ Pod decodePodJson(const In& in) {
     p.spec.enable_service_links = s.at("enableServiceLinks").boolean();
   if (s.has("priority")) p.spec.priority = s.at("priority").i32();
   s.str("priorityClassName", p.spec.priority_class_name);
+  s.str("runtimeClassName", p.spec.runtime_class_name);
   if (in.has("status")) p.status = decodeStatus(in.at("status"));
   return p;
 }

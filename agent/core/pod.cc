@@ -19,6 +19,7 @@ const Container* findContainer(const PodSpec& spec, const std::string& name) {
 }
 
 bool usesObject(const PodSpec& spec, std::string_view resource, std::string_view name) {
+  if (resource == "runtimeclasses") return !name.empty() && spec.runtime_class_name == name;
   const bool cm = resource == "configmaps";
   if (!cm && resource != "secrets") return false;
   for (const auto& v : spec.volumes) {

@@ -296,6 +296,7 @@ struct PodSpec {
   std::optional<bool> enable_service_links;
   std::optional<int32_t> priority;
   std::string priority_class_name;
+  std::string runtime_class_name;  // a RuntimeClass, whose handler runs the sandbox
   bool operator==(const PodSpec&) const = default;
 };
 
@@ -385,7 +386,8 @@ bool isSidecar(const Container& c);
 bool isStaticPod(const Pod& pod);
 const Container* findContainer(const PodSpec& spec, const std::string& name);
 // Whether the pod reads ConfigMap or Secret `name` (`resource` "configmaps" or "secrets") in a
-// volume, a projected volume, an env key reference or envFrom.
+// volume, a projected volume, an env key reference or envFrom, or runs with RuntimeClass `name`
+// ("runtimeclasses", cluster-scoped).
 bool usesObject(const PodSpec& spec, std::string_view resource, std::string_view name);
 
 }  // namespace nodelet::api

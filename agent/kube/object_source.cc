@@ -69,9 +69,9 @@ size_t ApiObjectSource::watching() const {
   return watchers_.size();
 }
 
-Result<std::optional<ObjectSource::Data>> ApiObjectSource::get(const std::string& resource,
-                                                               const std::string& ns,
-                                                               const std::string& name) {
+Result<std::optional<nlohmann::json>> ApiObjectSource::get(const std::string& resource,
+                                                           const std::string& ns,
+                                                           const std::string& name) {
   const std::string key = resource + "/" + ns + "/" + name;
   std::shared_ptr<Watcher> w;
   std::vector<std::shared_ptr<Watcher>> finished;
@@ -104,8 +104,13 @@ Result<std::optional<ObjectSource::Data>> ApiObjectSource::get(const std::string
       slot = std::make_shared<Watcher>();
       ReflectorOptions o;
       o.resource = resource;
-      o.kind = resource == "secrets" ? "Secret" : "ConfigMap";
-      o.collection = "/api/v1/namespaces/" + ns + "/" + resource;
+      if (resource == "runtimeclasses") {  // cluster-scoped
+        o.kind = "RuntimeClass";
+        o.collection = "/apis/node.k8s.io/v1/runtimeclasses";
+      } else {
+        o.kind = resource == "secrets" ? "Secret" : "ConfigMap";
+        o.collection = "/api/v1/namespaces/" + ns + "/" + resource;
+      }
       o.field_selector = "metadata.name=" + name;
       // As the kubelet's object watches: long (2664-3450 s observed in recorded/), with timeout=.
       o.timeout_param = true;
@@ -130,28 +135,43 @@ Result<std::optional<ObjectSource::Data>> ApiObjectSource::get(const std::string
         std::lock_guard lock(mu_);
         if (auto it = watchers_.find(key); it != watchers_.end() && it->second == w)
           watchers_.erase(it);  // the next reader tries again
-        return std::unexpected(s.error().wrap("get " + resource + " " + ns + "/" + name));
+        return std::unexpected(
+            s.error().wrap("get " + resource + " " + (ns.empty() ? name : ns + "/" + name)));
       }
       w->listed = true;
       w->thread = std::jthread([w = w.get()](std::stop_token st) { w->reflector->run(st, true); });
     }
   }
   // What the watch holds: current while the API server is there, the last known while not.
-  auto obj = w->store.get(ns, name);
-  if (!obj) return std::optional<Data>{};
-  auto data = decodeData(resource, *obj);
+  return w->store.get(ns, name);
+}
+
+Result<std::optional<ObjectSource::Data>> ApiObjectSource::data(const std::string& resource,
+                                                                const std::string& ns,
+                                                                const std::string& name) {
+  auto obj = get(resource, ns, name);
+  if (!obj) return std::unexpected(obj.error());
+  if (!*obj) return std::optional<Data>{};
+  auto data = decodeData(resource, **obj);
   if (!data) return std::unexpected(data.error());
   return std::optional<Data>(std::move(*data));
 }
 
 Result<std::optional<ObjectSource::Data>> ApiObjectSource::configMap(const std::string& ns,
                                                                      const std::string& name) {
-  return get("configmaps", ns, name);
+  return data("configmaps", ns, name);
 }
 
 Result<std::optional<ObjectSource::Data>> ApiObjectSource::secret(const std::string& ns,
                                                                   const std::string& name) {
-  return get("secrets", ns, name);
+  return data("secrets", ns, name);
+}
+
+Result<std::optional<std::string>> ApiObjectSource::runtimeHandler(const std::string& name) {
+  auto obj = get("runtimeclasses", "", name);
+  if (!obj) return std::unexpected(obj.error());
+  if (!*obj) return std::optional<std::string>{};
+  return std::optional<std::string>(js::str(**obj, "handler"));
 }
 
 Result<ObjectSource::Token> ApiObjectSource::serviceAccountToken(const api::Pod& pod,
@@ -277,6 +297,19 @@ Result<std::optional<ObjectSource::Data>> StaticObjectSource::secret(const std::
 Result<std::vector<ObjectSource::Service>> StaticObjectSource::services(const std::string& ns) {
   if (cluster_) return cluster_->services(ns);
   return std::vector<Service>{};
+}
+
+Result<std::optional<std::string>> StaticObjectSource::runtimeHandler(const std::string& name) {
+  if (auto rc = find("runtimeclasses//" + name))
+    return std::optional<std::string>(rc->at("handler"));
+  if (cluster_) return cluster_->runtimeHandler(name);
+  // No API server and no RuntimeClass manifest: the kubelet without an API server has no
+  // RuntimeClasses and runs every sandbox with the runtime's default handler. So does nodelet.
+  NODELET_LOG(warn, StaticPods,
+              "RuntimeClass {} is not defined in the manifest directory and there is no API "
+              "server: the runtime's default handler runs the pod, as the kubelet's would",
+              name);
+  return std::optional<std::string>("");
 }
 
 Result<ObjectSource::Token> StaticObjectSource::serviceAccountToken(const api::Pod&,

@@ -1,12 +1,13 @@
 #pragma once
-// The API objects pod volumes and environment read: ConfigMaps, Secrets and service-account
-// tokens. API pods read them from the API server (ApiObjectSource), static pods from ConfigMap
-// and Secret manifests beside them (StaticObjectSource); what is not there is refused with the
-// reason.
+// The API objects pods read: ConfigMaps, Secrets and service-account tokens for volumes and
+// environment, Services for environment variables, RuntimeClasses for the sandbox's runtime
+// handler. API pods read them from the API server (ApiObjectSource), static pods from manifests
+// beside them (StaticObjectSource); what is not there is refused with the reason.
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,6 +46,9 @@ class ObjectSource {
   // A token for the pod's service account, bound to the pod (TokenRequest).
   virtual Result<Token> serviceAccountToken(const api::Pod& pod, const std::string& audience,
                                             int64_t expiration_seconds) = 0;
+  // The handler of RuntimeClass `name` (node.k8s.io/v1): what RunPodSandbox is asked to run the
+  // sandbox with. std::nullopt: there is no such RuntimeClass.
+  virtual Result<std::optional<std::string>> runtimeHandler(const std::string& name) = 0;
 };
 
 // Through the API server, as the kubelet's default (configMapAndSecretChangeDetectionStrategy
@@ -52,6 +56,7 @@ class ObjectSource {
 // a watch keeps it current; later reads are answered from memory, a change calls `on_change`
 // (the pods that use the object sync at once), and an object no pod has read for `idle_after`
 // is no longer watched. While the API server is away, what was last seen stands in.
+// RuntimeClasses are read and watched in the same way (cluster-scoped).
 // Services are listed per namespace (kept for `cache_for`); tokens come from the TokenRequest
 // API, reused until 80 % of their lifetime (or 24 h) has passed, as the kubelet's token manager.
 class ApiObjectSource final : public ObjectSource {
@@ -68,10 +73,14 @@ class ApiObjectSource final : public ObjectSource {
   Result<Token> serviceAccountToken(const api::Pod& pod, const std::string& audience,
                                     int64_t expiration_seconds) override;
   Result<std::vector<Service>> services(const std::string& ns) override;
+  Result<std::optional<std::string>> runtimeHandler(const std::string& name) override;
 
  private:
-  Result<std::optional<Data>> get(const std::string& kind, const std::string& ns,
-                                  const std::string& name);
+  // The object (`ns` empty for cluster-scoped ones), watched from its first read on.
+  Result<std::optional<nlohmann::json>> get(const std::string& resource, const std::string& ns,
+                                            const std::string& name);
+  Result<std::optional<Data>> data(const std::string& resource, const std::string& ns,
+                                   const std::string& name);
   Client& client_;
   Clock& clock_;
   Duration cache_for_;
@@ -110,6 +119,9 @@ class StaticObjectSource final : public ObjectSource {
   Result<std::vector<Service>> services(const std::string& ns) override;
   Result<Token> serviceAccountToken(const api::Pod& pod, const std::string& audience,
                                     int64_t expiration_seconds) override;
+  // A RuntimeClass manifest in the directory first, then the API server's; with neither (no API
+  // server), the default handler "" as the kubelet without an API server.
+  Result<std::optional<std::string>> runtimeHandler(const std::string& name) override;
 
  private:
   std::optional<Data> find(const std::string& key) const;

@@ -14,6 +14,7 @@
 #include "agent/node_shutdown.h"
 #include "tests/common/simulated_clock.h"
 #include "tests/common/temp_dir.h"
+#include "tests/fakes/fake_object_source.h"
 #include "tests/fakes/fake_runtime_service.h"
 
 namespace nodelet::agent {
@@ -333,6 +334,36 @@ TEST_F(AgentTest, PodsBeyondMaxPodsAreRejected) {
   EXPECT_EQ(rt_.sandboxes().size(), 1u);
   auto rejected = status(b.pod.metadata.uid).phase == "Failed" ? b : a;
   EXPECT_EQ(status(rejected.pod.metadata.uid).reason, "OutOfpods");
+}
+
+TEST_F(AgentTest, ARuntimeClassChoosesTheSandboxsHandlerAndAMissingOneWaits) {
+  testing::FakeObjectSource objects;
+  objects.runtime_classes["gvisor"] = "runsc";
+  opts_.static_objects = &objects;
+  rt_.setRuntimeHandlers({"", "runc", "runsc"});
+  start();
+  auto with_class = [&](const std::string& name, const std::string& rc) {
+    std::string text = kWeb;
+    text.replace(text.find("name: web"), 9, "name: " + name);
+    text.replace(text.find("  containers:"), 0, "  runtimeClassName: " + rc + "\n");
+    return manifest(text, "/m/" + name + ".yaml");
+  };
+  apply({with_class("sandboxed", "gvisor"), with_class("waiting", "kata"), manifest(kWeb)});
+  std::map<std::string, std::string> handlers;  // pod name -> handler
+  for (const auto& sb : rt_.sandboxes()) handlers[sb.metadata.name] = sb.runtime_handler;
+  EXPECT_EQ(handlers, (std::map<std::string, std::string>{{"sandboxed-node-1", "runsc"},
+                                                          {"web-node-1", ""}}));
+  EXPECT_TRUE(
+      hasEvent("FailedCreatePodSandBox",
+               "Failed to create pod sandbox: runtimeclass.node.k8s.io \"kata\" not found"));
+  // The RuntimeClass appears (a watch said so): the pod waiting for it starts at once.
+  objects.runtime_classes["kata"] = "runc";
+  agent_->onObjectChanged("runtimeclasses//kata", /*static_pods=*/false);
+  settle();
+  handlers.clear();
+  for (const auto& sb : rt_.sandboxes()) handlers[sb.metadata.name] = sb.runtime_handler;
+  EXPECT_EQ(handlers["waiting-node-1"], "runc");
+  EXPECT_EQ(running().size(), 3u);
 }
 
 TEST_F(AgentTest, ARuntimeErrorIsRetried) {

@@ -13,6 +13,7 @@
 #include "agent/runtime_manager.h"
 #include "tests/common/simulated_clock.h"
 #include "tests/common/temp_dir.h"
+#include "tests/fakes/fake_object_source.h"
 #include "tests/fakes/fake_runtime_service.h"
 
 namespace nodelet::agent {
@@ -93,32 +94,6 @@ TEST(AtomicWriterTest, HostilePathsAndKeysAreRefused) {
   EXPECT_FALSE(fs::exists(d.path() / "escape"));
 }
 
-class ScriptedObjects final : public kube::ObjectSource {
- public:
-  std::map<std::string, Data> configmaps, secrets;
-  int tokens{0};
-  Result<std::optional<Data>> configMap(const std::string& ns, const std::string& name) override {
-    auto it = configmaps.find(ns + "/" + name);
-    if (it == configmaps.end()) return std::optional<Data>{};
-    return std::optional<Data>{it->second};
-  }
-  Result<std::optional<Data>> secret(const std::string& ns, const std::string& name) override {
-    auto it = secrets.find(ns + "/" + name);
-    if (it == secrets.end()) return std::optional<Data>{};
-    return std::optional<Data>{it->second};
-  }
-  std::map<std::string, std::vector<Service>> svcs;  // namespace -> services
-  Result<std::vector<Service>> services(const std::string& ns) override {
-    auto it = svcs.find(ns);
-    return it == svcs.end() ? std::vector<Service>{} : it->second;
-  }
-  Result<Token> serviceAccountToken(const api::Pod& pod, const std::string& audience,
-                                    int64_t) override {
-    ++tokens;
-    return Token{"token-for-" + pod.metadata.name + "-" + audience, SysTime{}};
-  }
-};
-
 class DataVolumeTest : public ::testing::Test {
  protected:
   DataVolumeTest() {
@@ -145,7 +120,7 @@ class DataVolumeTest : public ::testing::Test {
   testing::FakeImageService images_;
   LocalEventRecorder events_{clock_};
   RuntimeManagerOptions opts_;
-  ScriptedObjects objects_;
+  testing::FakeObjectSource objects_;
   std::unique_ptr<RuntimeManager> rm_;
 };
 

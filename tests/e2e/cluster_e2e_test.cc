@@ -253,6 +253,30 @@ TEST_F(ClusterE2eTest, AnApiOutageLosesNothing) {
       waitFor([&] { return node() && conditionStatus(*node(), "Ready") == "True"; }, seconds(10)));
 }
 
+// A pod naming a RuntimeClass the API server does not have yet waits with the kubelet's event;
+// once the RuntimeClass is created (read through a watch, as the kubelet's informer), the pod
+// starts with its handler.
+TEST_F(ClusterE2eTest, APodWaitsForItsRuntimeClassAndStartsWhenItAppears) {
+  n_->start("nodeStatusUpdateFrequency: 1s\n");
+  json p = apiPod("classy", n_->node());
+  p["spec"]["runtimeClassName"] = "plain";
+  api_->create("pods", "default", p);
+  const std::string want =
+      "Failed to create pod sandbox: runtimeclass.node.k8s.io \"plain\" not found";
+  ASSERT_TRUE(waitFor(
+      [&] {
+        for (const auto& e : api_->list("events"))
+          if (e["reason"] == "FailedCreatePodSandBox" && e["message"] == want) return true;
+        return false;
+      },
+      seconds(20)))
+      << n_->log();
+  EXPECT_FALSE(podRunningReady("classy"));
+  api_->create("runtimeclasses", "", {{"metadata", {{"name", "plain"}}}, {"handler", "runc"}});
+  ASSERT_TRUE(waitFor([&] { return podRunningReady("classy"); }, seconds(20)))
+      << pod("classy")->dump() << n_->log();
+}
+
 // The controller manager assigns the node a pod CIDR: nodelet writes its CNI network from it
 // (into a directory of its own here, not the rig's containerd's).
 TEST_F(ClusterE2eTest, ThePodCidrFromTheApiServerBecomesTheCniNetwork) {

@@ -538,6 +538,31 @@ TEST_F(NodeletE2eTest, ABrokenManifestIsReportedWhileGoodOnesRun) {
   EXPECT_TRUE(n.running("good", "app"));
 }
 
+TEST_F(NodeletE2eTest, RuntimeClassesFromTheManifestDirectoryPickContainerdsHandler) {
+  auto& n = start();
+  // The rig's containerd knows the handler "runc" and no other.
+  n.write(
+      "runc-class.yaml",
+      "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: plain}\nhandler: runc\n");
+  n.write("kata-class.yaml",
+          "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: vm}\nhandler: kata\n");
+  n.write("plain.yaml",
+          podYaml("plain", "  runtimeClassName: plain\n  containers:\n" + container("app", kIdle)));
+  n.write("vm.yaml",
+          podYaml("vm", "  runtimeClassName: vm\n  containers:\n" + container("app", kIdle)));
+  n.write("nothing.yaml", podYaml("nothing", "  runtimeClassName: undefined\n  containers:\n" +
+                                                 container("app", kIdle)));
+  ASSERT_TRUE(waitFor([&] { return n.running("plain", "app"); }, seconds(20))) << n.log();
+  // containerd's refusal of a handler it does not have, as the pod's event.
+  EXPECT_TRUE(waitFor(
+      [&] { return n.log().find("no runtime for \"kata\" is configured") != std::string::npos; },
+      seconds(10)))
+      << n.log();
+  // No API server and no manifest for it: the runtime's default handler, as the kubelet's.
+  EXPECT_TRUE(waitFor([&] { return n.running("nothing", "app"); }, seconds(20))) << n.log();
+  EXPECT_FALSE(n.running("vm", "app"));
+}
+
 TEST_F(NodeletE2eTest, SigtermLeavesPodsRunning) {
   auto& n = start();
   n.write("a.yaml", podYaml("a", "  containers:\n" + container("app", kIdle)));

@@ -37,6 +37,8 @@ const ResourceInfo* info(const std::string& resource) {
       {"leases",
        {"Lease", "coordination.k8s.io/v1", "leases.coordination.k8s.io", "coordination.k8s.io",
         true}},
+      {"runtimeclasses",
+       {"RuntimeClass", "node.k8s.io/v1", "runtimeclasses.node.k8s.io", "node.k8s.io", false}},
   };
   auto it = m.find(resource);
   return it == m.end() ? nullptr : &it->second;
@@ -349,6 +351,8 @@ class FakeApiServer::Handler {
         R"(^/api/v1/(?:namespaces/([^/]+)/)?(pods|nodes|events|configmaps|secrets|services)(?:/([^/]+))?(?:/(status))?$)");
     static const std::regex coord(
         R"(^/apis/coordination\.k8s\.io/v1/(?:namespaces/([^/]+)/)?(leases)(?:/([^/]+))?$)");
+    static const std::regex node(
+        R"(^/apis/node\.k8s\.io/v1/(?:namespaces/([^/]+)/)?(runtimeclasses)(?:/([^/]+))?$)");
     static const std::regex token(R"(^/api/v1/namespaces/([^/]+)/serviceaccounts/([^/]+)/token$)");
     std::smatch m;
     if (req_.method == "POST" && std::regex_match(p, m, token)) return tokenRequest(m[1], m[2]);
@@ -356,7 +360,8 @@ class FakeApiServer::Handler {
       return tokenReview();
     if (req_.method == "POST" && p == "/apis/authorization.k8s.io/v1/subjectaccessreviews")
       return accessReview();
-    if (!std::regex_match(p, m, core) && !std::regex_match(p, m, coord)) {
+    if (!std::regex_match(p, m, core) && !std::regex_match(p, m, coord) &&
+        !std::regex_match(p, m, node)) {
       reply(404, status(404, "NotFound", "the server could not find the requested resource"));
       return;
     }
@@ -444,6 +449,12 @@ class FakeApiServer::Handler {
                       "\" in API group \"\" in the namespace \"" + ns_ +
                       "\": no relationship found between node '" + self + "' and this object");
     }
+    // The Node authorizer lets a node read RuntimeClasses (get, list, watch), nothing more.
+    if (resource_ == "runtimeclasses" && req_.method != "GET")
+      return forbid("runtimeclasses.node.k8s.io is forbidden: User \"" + user_ + "\" cannot " +
+                    (req_.method == "POST" ? "create" : "update") +
+                    " resource \"runtimeclasses\" in API group \"node.k8s.io\" at the cluster "
+                    "scope");
     if (resource_ == "nodes" && !name_.empty() && name_ != self && req_.method != "GET")
       return forbid("nodes \"" + name_ + "\" is forbidden: node \"" + self +
                     "\" is not allowed to modify node \"" + name_ + "\"");
@@ -485,12 +496,14 @@ class FakeApiServer::Handler {
                {{{"clientCIDR", "0.0.0.0/0"},
                  {"serverAddress", "127.0.0.1:" + std::to_string(s_.port_)}}}}};
     } else if (p == "/apis") {
-      json v = {{"groupVersion", "coordination.k8s.io/v1"}, {"version", "v1"}};
-      body = {{"kind", "APIGroupList"},
-              {"apiVersion", "v1"},
-              {"groups",
-               {{{"name", "coordination.k8s.io"}, {"versions", {v}}, {"preferredVersion", v}}}}};
-    } else if (p == "/api/v1" || p == "/apis/coordination.k8s.io/v1") {
+      json groups = json::array();
+      for (const char* g : {"coordination.k8s.io", "node.k8s.io"}) {
+        json v = {{"groupVersion", std::string(g) + "/v1"}, {"version", "v1"}};
+        groups.push_back({{"name", g}, {"versions", {v}}, {"preferredVersion", v}});
+      }
+      body = {{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", groups}};
+    } else if (p == "/api/v1" || p == "/apis/coordination.k8s.io/v1" ||
+               p == "/apis/node.k8s.io/v1") {
       auto res = [](const char* name, const char* singular, const char* kind, bool namespaced,
                     json shorts) {
         return json{{"name", name},
@@ -515,12 +528,14 @@ class FakeApiServer::Handler {
                      {"namespaced", false},
                      {"kind", "Node"},
                      {"verbs", {"get", "patch", "update"}}}};
+      } else if (p == "/apis/node.k8s.io/v1") {
+        list = {res("runtimeclasses", "runtimeclass", "RuntimeClass", false, json::array())};
       } else {
         list = {res("leases", "lease", "Lease", true, json::array())};
       }
       body = {{"kind", "APIResourceList"},
               {"apiVersion", "v1"},
-              {"groupVersion", p == "/api/v1" ? "v1" : "coordination.k8s.io/v1"},
+              {"groupVersion", p == "/api/v1" ? "v1" : p.substr(6)},
               {"resources", list}};
     } else {
       return false;

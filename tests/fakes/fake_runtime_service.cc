@@ -122,7 +122,7 @@ std::vector<cri::PodSandbox> FakeRuntimeService::sandboxes() const {
   std::vector<cri::PodSandbox> out;
   for (const auto& [id, r] : sandboxes_) {
     out.push_back({id, r.status.metadata, r.status.state, r.status.created_at, r.status.labels,
-                   r.status.annotations, ""});
+                   r.status.annotations, r.runtime_handler});
   }
   return out;
 }
@@ -171,12 +171,17 @@ Result<cri::RuntimeStatus> FakeRuntimeService::status(bool) {
 }
 
 Result<std::string> FakeRuntimeService::runPodSandbox(const cri::PodSandboxConfig& config,
-                                                      const std::string&) {
+                                                      const std::string& runtime_handler) {
   std::lock_guard g(mu_);
   if (auto e = enter("RunPodSandbox")) return std::unexpected(*e);
+  if (!handlers_.contains(runtime_handler))  // containerd's answer
+    return std::unexpected(Error{
+        ErrorCode::Unknown,
+        "failed to get sandbox runtime: no runtime for \"" + runtime_handler + "\" is configured"});
   const std::string id = "sandbox-" + std::to_string(next_id_++);
   SandboxRec r;
   r.config = config;
+  r.runtime_handler = runtime_handler;
   r.status.id = id;
   r.status.metadata = config.metadata;
   r.status.state = cri::SandboxState::Ready;
@@ -231,7 +236,7 @@ Result<std::vector<cri::PodSandbox>> FakeRuntimeService::listPodSandbox(
     if (f.state && *f.state != r.status.state) continue;
     if (!matches(f.label_selector, r.status.labels)) continue;
     out.push_back({id, r.status.metadata, r.status.state, r.status.created_at, r.status.labels,
-                   r.status.annotations, ""});
+                   r.status.annotations, r.runtime_handler});
   }
   return out;
 }

@@ -33,6 +33,11 @@ class FakeRuntimeService final : public cri::RuntimeService {
     next_ip_ = std::move(ip);
   }
   void setNetworkReady(bool ready, std::string reason = "NetworkPluginNotReady");
+  // The runtime handlers RunPodSandbox knows (default: "" and "runc", as containerd's config).
+  void setRuntimeHandlers(std::set<std::string> handlers) {
+    std::lock_guard g(mu_);
+    handlers_ = std::move(handlers);
+  }
   // Adds a sandbox/container that nodelet did not create (for "never touch others" tests).
   std::string addForeignSandbox(const cri::PodSandboxMetadata& meta, cri::Labels labels);
   std::string addForeignContainer(const std::string& sandbox_id, const std::string& name,
@@ -102,6 +107,7 @@ class FakeRuntimeService final : public cri::RuntimeService {
   struct SandboxRec {
     cri::PodSandboxStatus status;
     cri::PodSandboxConfig config;
+    std::string runtime_handler;
   };
   struct ContainerRec {
     cri::ContainerStatus status;
@@ -126,6 +132,7 @@ class FakeRuntimeService final : public cri::RuntimeService {
   std::function<void(const std::string&)> reopen_observer_;
   std::string next_ip_{"10.86.0.2"};
   bool network_ready_{true};
+  std::set<std::string> handlers_{"", "runc"};
   std::string network_reason_;
   uint64_t next_id_{1};
 };

@@ -1,4 +1,5 @@
-// ConfigMaps, Secrets, services and service-account tokens through the fake API server: decoding
+// ConfigMaps, Secrets, RuntimeClasses, services and service-account tokens through the fake API
+// server (and the static pod directory's objects): decoding
 // (base64 secrets, binaryData), per-object list + watch with change notices, the Node
 // authorizer, idle watches dropped, token reuse until 80 % of its lifetime, and what stands in
 // while the API server is away.
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include "agent/core/api_json.h"
+#include "tests/fakes/fake_object_source.h"
 #include "tests/kube/fixture.h"
 
 namespace nodelet::kube {
@@ -176,6 +178,63 @@ TEST_F(ObjectSourceTest, NodeRestrictionRefusesTokensForPodsElsewhere) {
   auto r = src.serviceAccountToken(*api::decodePod(other.dump()), "", 3600);
   ASSERT_FALSE(r);
   EXPECT_TRUE(r.error().is(ErrorCode::PermissionDenied)) << r.error().message;
+}
+
+TEST_F(ObjectSourceTest, RuntimeClassesAreReadAndWatchedClusterWide) {
+  api_->create("runtimeclasses", "", {{"metadata", {{"name", "gvisor"}}}, {"handler", "runsc"}});
+  ApiObjectSource src(*client_, clock_);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> changed;
+  src.setOnChange([&](const std::string& key) {
+    std::lock_guard g(mu);
+    changed.push_back(key);
+    cv.notify_all();
+  });
+  auto h = src.runtimeHandler("gvisor");
+  ASSERT_TRUE(h && *h) << (h ? "absent" : h.error().message);
+  EXPECT_EQ(**h, "runsc");
+  auto missing = src.runtimeHandler("kata");
+  ASSERT_TRUE(missing) << missing.error().message;
+  EXPECT_FALSE(*missing);
+  auto lists = sent("GET", "/apis/node.k8s.io/v1/runtimeclasses");
+  ASSERT_GE(lists.size(), 2u);
+  EXPECT_NE(lists[0].query.find("fieldSelector=metadata.name=gvisor"), std::string::npos)
+      << lists[0].query;
+  // Watched: a RuntimeClass created later is seen without another list, and said.
+  for (int i = 0; i < 500 && api_->openWatches() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // NOLINT(real-time)
+  ASSERT_EQ(api_->openWatches(), 2u);
+  const size_t before = sent("GET", "/apis/node.k8s.io/v1/runtimeclasses").size();
+  api_->create("runtimeclasses", "", {{"metadata", {{"name", "kata"}}}, {"handler", "kata-qemu"}});
+  {
+    std::unique_lock l(mu);
+    cv.wait_for(l, std::chrono::seconds(10),
+                [&] { return !changed.empty(); });  // NOLINT(real-time)
+    ASSERT_EQ(changed, std::vector<std::string>{"runtimeclasses//kata"});
+  }
+  EXPECT_EQ(**src.runtimeHandler("kata"), "kata-qemu");
+  EXPECT_EQ(sent("GET", "/apis/node.k8s.io/v1/runtimeclasses").size(), before);
+}
+
+TEST(StaticObjectSourceTest, RuntimeClassesFromTheDirectoryThenTheApiServerElseTheDefault) {
+  testing::FakeObjectSource cluster;
+  cluster.runtime_classes["gvisor"] = "runsc";
+  StaticObjectSource with_cluster(&cluster);
+  with_cluster.replace({{"runtimeclasses//gvisor", {{"handler", "runsc-local"}}},
+                        {"runtimeclasses//fast", {{"handler", "crun"}}}});
+  EXPECT_EQ(**with_cluster.runtimeHandler("gvisor"), "runsc-local") << "the directory's first";
+  EXPECT_EQ(**with_cluster.runtimeHandler("fast"), "crun");
+  EXPECT_FALSE(*with_cluster.runtimeHandler("kata")) << "the API server's answer: none";
+  cluster.runtime_classes["kata"] = "kata-qemu";
+  EXPECT_EQ(**with_cluster.runtimeHandler("kata"), "kata-qemu");
+
+  StaticObjectSource standalone;
+  standalone.replace({{"runtimeclasses//fast", {{"handler", "crun"}}}});
+  EXPECT_EQ(**standalone.runtimeHandler("fast"), "crun");
+  auto none = standalone.runtimeHandler("kata");
+  ASSERT_TRUE(none && *none);
+  EXPECT_EQ(**none, "") << "no API server: the default handler, as the kubelet's";
 }
 
 }  // namespace

@@ -240,7 +240,7 @@ TEST(ManifestObjectsTest, ConfigMapsAndSecretsAreDefaultedDecodedAndChecked) {
       {"apiVersion: v1\nkind: Secret\nmetadata: {name: S}\n", "metadata.name: Invalid value"},
       {"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: [a]\n", "data: must be a map"},
       {"apiVersion: v1\nkind: Service\nmetadata: {name: c}\n",
-       "kind: expected \"Pod\", \"ConfigMap\" or \"Secret\""},
+       "kind: expected \"Pod\", \"ConfigMap\", \"Secret\" or \"RuntimeClass\""},
   };
   for (const auto& c : bad) {
     auto r = parseManifestFile(c.text, ctx);
@@ -250,6 +250,55 @@ TEST(ManifestObjectsTest, ConfigMapsAndSecretsAreDefaultedDecodedAndChecked) {
   }
   EXPECT_FALSE(parseManifest("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", ctx))
       << "where a Pod is expected (nodelet check of a pod), an object is not one";
+}
+
+TEST(ManifestObjectsTest, RuntimeClassesAreClusterScopedAndNeedALabelForAHandler) {
+  const ManifestContext ctx{"node-1", "/etc/manifests/rc.yaml", kSeen};
+  auto rc = parseManifestFile(
+      "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: sandboxed.example, "
+      "namespace: ignored}\nhandler: runsc\n",
+      ctx);
+  ASSERT_TRUE(rc) << rc.error().message;
+  ASSERT_TRUE(rc->object);
+  EXPECT_EQ(rc->object->resource, "runtimeclasses");
+  EXPECT_EQ(rc->object->namespace_, "") << "cluster-scoped: a namespace is dropped";
+  EXPECT_EQ(rc->object->name, "sandboxed.example");
+  EXPECT_EQ(rc->object->data, (std::map<std::string, std::string>{{"handler", "runsc"}}));
+  EXPECT_FALSE(json::parse(rc->object->object_json)["metadata"].contains("namespace"));
+  struct Case {
+    const char* text;
+    const char* error;
+  } bad[] = {
+      {"apiVersion: v1\nkind: RuntimeClass\nmetadata: {name: r}\nhandler: runc\n",
+       "apiVersion: expected \"node.k8s.io/v1\", got \"v1\""},
+      {"apiVersion: node.k8s.io/v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+       "apiVersion: expected \"v1\", got \"node.k8s.io/v1\""},
+      {"apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: r}\n",
+       "handler: Required value"},
+      {"apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: r}\nhandler: 7\n",
+       "handler: must be a string"},
+      {"apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: r}\nhandler: a.b\n",
+       "handler: Invalid value \"a.b\": must be a DNS-1123 label"},
+      {"apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: R}\nhandler: runc\n",
+       "metadata.name: Invalid value \"R\""},
+  };
+  for (const auto& c : bad) {
+    auto r = parseManifestFile(c.text, ctx);
+    ASSERT_FALSE(r) << c.text;
+    EXPECT_NE(r.error().message.find(c.error), std::string::npos)
+        << c.text << " -> " << r.error().message;
+  }
+  // A pod names a RuntimeClass by a DNS-1123 subdomain.
+  EXPECT_TRUE(
+      parse("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {runtimeClassName: "
+            "sandboxed.example, containers: [{name: a, image: x}]}\n"));
+  auto bad_name = parse(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {runtimeClassName: Bad_Name, "
+      "containers: [{name: a, image: x}]}\n");
+  ASSERT_FALSE(bad_name);
+  EXPECT_NE(bad_name.error().message.find("spec.runtimeClassName: Invalid value \"Bad_Name\""),
+            std::string::npos)
+      << bad_name.error().message;
 }
 
 TEST(ManifestObjectsTest, StaticPodsMayUseConfigMapAndSecretVolumes) {
