@@ -132,12 +132,44 @@ void Agent::watchRunning(const PodRuntimeStatus& st) {
 Agent::~Agent() { workers_.stop(); }
 
 void Agent::rejectPod(const api::Pod& pod, const std::string& reason, const std::string& message) {
+  NODELET_LOG(warn, Agent, "pod {} not admitted: {}: {}", pod.fullName(), reason, message);
   events_.record(podRef(pod), "Warning", reason, message);
   api::PodStatus s;
   s.phase = "Failed";
   s.reason = reason;
-  s.message = message;
+  s.message = "Pod was rejected: " + message;
   statuses_.setPodStatus(pod, s);
+}
+
+std::optional<AdmissionFailure> Agent::admit(const api::Pod& pod) const {
+  // The kubelet's order (predicateAdmitHandler): the OS, then what the node has room for (the
+  // pod limit, then each resource), node affinity, host ports, NoExecute taints. The first
+  // failure is the one reported.
+  if (auto f = checkOperatingSystem(pod)) return f;
+  const size_t admitted = desired_.size() - rejected_.size() - deleting_.size() - 1;
+  if (admitted >= static_cast<size_t>(o_.max_pods))
+    return AdmissionFailure{
+        "OutOfpods", "Node didn't have enough resource: pods, requested: 1, used: " +
+                         std::to_string(admitted) + ", capacity: " + std::to_string(o_.max_pods)};
+  if (const std::string short_of = resourceShortage(pod); !short_of.empty()) {
+    const auto bar = short_of.find('|');
+    return AdmissionFailure{"OutOf" + short_of.substr(0, bar), short_of.substr(bar + 1)};
+  }
+  const auto defaults = [this] {
+    return AdmissionNode{o_.node_name,
+                         {{"kubernetes.io/hostname", o_.node_name}, {"kubernetes.io/os", "linux"}},
+                         {}};
+  };
+  AdmissionNode node = o_.admission_node ? o_.admission_node(false) : defaults();
+  if (checkNodeAffinity(pod, node) && o_.admission_node) node = o_.admission_node(true);
+  if (auto f = checkNodeAffinity(pod, node)) return f;
+  if (const std::string clash = hostPortConflict(pod); !clash.empty()) {
+    NODELET_LOG(info, Agent, "pod {}: {}", pod.fullName(), clash);
+    return AdmissionFailure{"NodePorts",
+                            "Predicate NodePorts failed: node(s) didn't have free ports for the "
+                            "requested pod ports"};
+  }
+  return checkTaints(pod, node);
 }
 
 void Agent::onFileSnapshot(const staticpods::FileSnapshot& snap) {
@@ -383,29 +415,9 @@ bool Agent::applySource(const std::string& source, std::vector<api::Pod> pods) {
       continue;
     }
     if (is_new) {
-      // Admission: host ports already taken by an admitted pod (the kubelet's NodePorts).
-      if (const std::string clash = hostPortConflict(*pod); !clash.empty()) {
+      if (auto refused = admit(*pod)) {
         rejected_.insert(uid);
-        NODELET_LOG(warn, Agent, "pod {} not admitted: {}", pod->fullName(), clash);
-        rejectPod(*pod, "NodePorts", "Predicate NodePorts failed");
-        continue;
-      }
-      // Admission: what the pod requests must fit what the admitted pods leave (OutOfcpu,
-      // OutOfmemory).
-      if (const std::string short_of = resourceShortage(*pod); !short_of.empty()) {
-        const auto bar = short_of.find('|');
-        const std::string resource = short_of.substr(0, bar);
-        rejected_.insert(uid);
-        rejectPod(*pod, "OutOf" + resource, short_of.substr(bar + 1));
-        continue;
-      }
-      // Admission: the node's pod limit (the kubelet's OutOfpods).
-      const size_t admitted = desired_.size() - rejected_.size() - deleting_.size() - 1;
-      if (admitted >= static_cast<size_t>(o_.max_pods)) {
-        rejected_.insert(uid);
-        rejectPod(*pod, "OutOfpods",
-                  "Node didn't have enough resource: pods, requested: 1, used: " +
-                      std::to_string(admitted) + ", capacity: " + std::to_string(o_.max_pods));
+        rejectPod(*pod, refused->reason, refused->message);
         continue;
       }
       NODELET_LOG(info, Agent, "pod {} ({}) added", pod->fullName(), uid);

@@ -12,6 +12,7 @@
 #include <stop_token>
 #include <string>
 
+#include "agent/admission.h"
 #include "agent/core/metrics.h"
 #include "agent/events.h"
 #include "agent/exit_watcher.h"
@@ -62,6 +63,10 @@ struct AgentOptions {
   // Every sandbox the runtime knows (not only nodelet's), now and then: what the network's
   // leaked addresses are reclaimed against. Unset: not asked.
   std::function<void(const std::set<std::string>& sandbox_ids)> on_all_sandboxes;
+  // The node admission checks new pods against (labels, taints); `fresh`: read it again from
+  // the API server, as the kubelet does when node affinity alone refused a pod. Unset: the node
+  // name with the kubelet's hostname and os labels.
+  std::function<AdmissionNode(bool fresh)> admission_node;
   Duration all_sandboxes_period{std::chrono::minutes(10)};
   // How often the runtime's NetworkReady condition is read (pods off the host network wait for it).
   Duration network_check_period{std::chrono::seconds(5)};  // the kubelet's runtime check period
@@ -147,6 +152,8 @@ class Agent final : public PodSyncer {
   // "<resource>|<message>" when `pod` does not fit the node's allocatable next to the admitted
   // pods ("" = it fits), under mu_.
   std::string resourceShortage(const api::Pod& pod) const;
+  // Admission of a new pod (already in desired_); the first check it fails. Holds mu_.
+  std::optional<AdmissionFailure> admit(const api::Pod& pod) const;
   // Why `pod`'s host ports clash with an admitted pod's ("" = they do not), under mu_.
   std::string hostPortConflict(const api::Pod& pod) const;
   // Sync unless the pod is rejected or being deleted (under mu_).

@@ -271,6 +271,28 @@ int runCniConfig(const Config& cfg) {
 // ---- cluster mode -------------------------------------------------------------------------------
 // The API server side of the agent: the Node and its Lease, the pods bound to this node (with an
 // on-disk checkpoint so a restart during an API outage brings them back), and pod status.
+// The Node nodelet registers (and admits pods against while it has no API server's copy): the
+// kubelet's well-known labels, --node-labels over them, and registerWithTaints
+// ("key[=value]:effect").
+AdmissionNode localNode(const Config& cfg, const std::string& node, const MachineFacts& machine) {
+  AdmissionNode n;
+  n.name = node;
+  n.labels = {{"kubernetes.io/hostname", node},
+              {"kubernetes.io/os", "linux"},
+              {"kubernetes.io/arch", machine.architecture},
+              {"beta.kubernetes.io/os", "linux"},
+              {"beta.kubernetes.io/arch", machine.architecture}};
+  for (const auto& [k, v] : cfg.node_labels) n.labels[k] = v;
+  for (const auto& t : cfg.register_with_taints) {
+    const auto colon = t.rfind(':');
+    const std::string kv = t.substr(0, colon);
+    const auto eq = kv.find('=');
+    n.taints.push_back(
+        {kv.substr(0, eq), eq == std::string::npos ? "" : kv.substr(eq + 1), t.substr(colon + 1)});
+  }
+  return n;
+}
+
 struct Cluster {
   kube::Client& client;
   Clock& clock;
@@ -299,19 +321,9 @@ struct Cluster {
     auto c = std::make_unique<Cluster>(client, clock, node, cfg.root_dir);
     kube::NodeControllerOptions no;
     no.node_name = node;
-    no.labels = {{"kubernetes.io/hostname", node},
-                 {"kubernetes.io/os", "linux"},
-                 {"kubernetes.io/arch", machine.architecture},
-                 {"beta.kubernetes.io/os", "linux"},
-                 {"beta.kubernetes.io/arch", machine.architecture}};
-    for (const auto& [k, v] : cfg.node_labels) no.labels[k] = v;
-    for (const auto& t : cfg.register_with_taints) {
-      const auto colon = t.rfind(':');
-      const std::string kv = t.substr(0, colon);
-      const auto eq = kv.find('=');
-      no.taints.push_back({kv.substr(0, eq), eq == std::string::npos ? "" : kv.substr(eq + 1),
-                           t.substr(colon + 1)});
-    }
+    const AdmissionNode local = localNode(cfg, node, machine);
+    no.labels = local.labels;
+    no.taints = local.taints;
     no.status_update_frequency = cfg.node_status_update_frequency;
     no.status_report_frequency = cfg.node_status_report_frequency;
     no.lease_duration_seconds = cfg.node_lease_duration_seconds;
@@ -634,6 +646,16 @@ int runAgent(Config cfg, sigset_t signals) {
                   cfg.cni_network);
   };
   if (!client && !cfg.pod_cidr.empty()) apply_pod_cidr(cfg.pod_cidr);
+  // Admission reads the API server's Node once registered (labels and taints an administrator
+  // added count), and the Node nodelet would register before.
+  ao.admission_node = [&cluster, local = localNode(cfg, node, machine),
+                       node](bool fresh) -> AdmissionNode {
+    if (cluster && cluster->nodes) {
+      const nlohmann::json n = fresh ? cluster->nodes->refreshNode() : cluster->nodes->node();
+      if (n.is_object() && n.contains("metadata")) return admissionNodeFromJson(node, n);
+    }
+    return local;
+  };
   if (cluster) {
     ao.sources.insert("api");
     ao.on_pod_terminated = [&cluster](const std::string& uid) {

@@ -638,6 +638,55 @@ Pod decodePodJson(const In& in) {
   if (s.has("priority")) p.spec.priority = s.at("priority").i32();
   s.str("priorityClassName", p.spec.priority_class_name);
   s.str("runtimeClassName", p.spec.runtime_class_name);
+  if (s.has("nodeSelector")) p.spec.node_selector = s.at("nodeSelector").stringMap();
+  if (s.has("affinity")) {
+    In a = s.at("affinity");
+    a.expectObject();
+    if (a.has("nodeAffinity")) {
+      In na = a.at("nodeAffinity");
+      na.expectObject();
+      if (na.has("requiredDuringSchedulingIgnoredDuringExecution")) {
+        In req = na.at("requiredDuringSchedulingIgnoredDuringExecution");
+        req.expectObject();
+        auto requirements = [](const In& list) {
+          std::vector<NodeSelectorRequirement> out;
+          list.each([&](const In& e) {
+            NodeSelectorRequirement r;
+            e.str("key", r.key);
+            e.str("operator", r.op);
+            if (e.has("values")) r.values = e.at("values").strings();
+            out.push_back(std::move(r));
+          });
+          return out;
+        };
+        std::vector<NodeSelectorTerm> terms;
+        if (req.has("nodeSelectorTerms"))
+          req.at("nodeSelectorTerms").each([&](const In& t) {
+            NodeSelectorTerm term;
+            if (t.has("matchExpressions"))
+              term.match_expressions = requirements(t.at("matchExpressions"));
+            if (t.has("matchFields")) term.match_fields = requirements(t.at("matchFields"));
+            terms.push_back(std::move(term));
+          });
+        p.spec.required_node_affinity = std::move(terms);
+      }
+    }
+  }
+  if (s.has("tolerations"))
+    s.at("tolerations").each([&](const In& e) {
+      Toleration t;
+      e.str("key", t.key);
+      e.str("operator", t.op);
+      e.str("value", t.value);
+      e.str("effect", t.effect);
+      if (e.has("tolerationSeconds")) t.toleration_seconds = e.at("tolerationSeconds").i64();
+      p.spec.tolerations.push_back(std::move(t));
+    });
+  if (s.has("os")) {
+    In os = s.at("os");
+    os.expectObject();
+    os.str("name", p.spec.os_name);
+  }
   if (in.has("status")) p.status = decodeStatus(in.at("status"));
   return p;
 }

@@ -264,6 +264,31 @@ struct HostAlias {
   bool operator==(const HostAlias&) const = default;
 };
 
+// Scheduling constraints the kubelet checks again at admission.
+struct NodeSelectorRequirement {
+  std::string key;
+  std::string op;  // In, NotIn, Exists, DoesNotExist, Gt, Lt
+  std::vector<std::string> values;
+  bool operator==(const NodeSelectorRequirement&) const = default;
+};
+struct NodeSelectorTerm {
+  std::vector<NodeSelectorRequirement> match_expressions;  // on the node's labels
+  std::vector<NodeSelectorRequirement> match_fields;       // on its fields (metadata.name)
+  bool operator==(const NodeSelectorTerm&) const = default;
+};
+struct Taint {  // a Node's
+  std::string key, value, effect;
+  bool operator==(const Taint&) const = default;
+};
+struct Toleration {
+  std::string key;
+  std::string op;  // Equal ("" too) or Exists
+  std::string value;
+  std::string effect;  // "" tolerates every effect
+  std::optional<int64_t> toleration_seconds;
+  bool operator==(const Toleration&) const = default;
+};
+
 struct PodSecurityContext {
   std::optional<SeccompProfile> seccomp_profile;
   std::optional<int64_t> run_as_user;
@@ -297,6 +322,11 @@ struct PodSpec {
   std::optional<int32_t> priority;
   std::string priority_class_name;
   std::string runtime_class_name;  // a RuntimeClass, whose handler runs the sandbox
+  std::map<std::string, std::string> node_selector;
+  // affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms
+  std::optional<std::vector<NodeSelectorTerm>> required_node_affinity;
+  std::vector<Toleration> tolerations;
+  std::string os_name;  // spec.os.name
   bool operator==(const PodSpec&) const = default;
 };
 

@@ -114,15 +114,16 @@ void NodeController::refreshForPodCidr() {
     std::lock_guard g(mu_);
     if (!pod_cidr_.empty() || !o_.on_pod_cidr) return;
   }
-  auto cur = client_.get("/api/v1/nodes/" + o_.node_name);
-  if (!cur || !cur->ok()) return;
-  json got = json::parse(cur->body, nullptr, false);
-  if (!got.is_object()) return;
-  {
-    std::lock_guard g(mu_);
-    node_ = std::move(got);
-  }
+  refreshNode();
   checkPodCidr();
+}
+
+nlohmann::json NodeController::refreshNode() {
+  auto cur = client_.get("/api/v1/nodes/" + o_.node_name);
+  json got = cur && cur->ok() ? json::parse(cur->body, nullptr, false) : json();
+  std::lock_guard g(mu_);
+  if (got.is_object() && got.contains("metadata")) node_ = std::move(got);
+  return node_;
 }
 
 void NodeController::checkPodCidr() {

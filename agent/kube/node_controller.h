@@ -54,6 +54,8 @@ class NodeController {
   bool registered() const;
   // The Node as the API server last returned it (null before registration).
   nlohmann::json node() const;
+  // Reads the Node from the API server now; what was last seen when that fails.
+  nlohmann::json refreshNode();
   std::string nodeUid() const;
 
   // Single steps, for tests and for run().

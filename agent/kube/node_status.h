@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agent/core/clock.h"
+#include "agent/core/pod.h"
 
 namespace nodelet::kube {
 
@@ -35,9 +36,7 @@ struct NodeFacts {
   bool pid_pressure{false};
 };
 
-struct Taint {
-  std::string key, value, effect;
-};
+using Taint = api::Taint;
 
 // The Node for POST /api/v1/nodes: labels, the attach/detach annotation, taints, full status.
 nlohmann::json initialNode(const NodeFacts& facts, const std::map<std::string, std::string>& labels,

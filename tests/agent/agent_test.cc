@@ -590,8 +590,10 @@ TEST_F(AgentTest, AHostPortTakenByAnotherPodIsRefusedAtAdmission) {
   const auto s = status(clash.pod.metadata.uid);
   EXPECT_EQ(s.phase, "Failed");
   EXPECT_EQ(s.reason, "NodePorts");
-  EXPECT_EQ(s.message, "Predicate NodePorts failed");
-  EXPECT_TRUE(hasEvent("NodePorts", "Predicate NodePorts failed"));
+  EXPECT_EQ(s.message,
+            "Pod was rejected: Predicate NodePorts failed: node(s) didn't have free ports for the "
+            "requested pod ports");
+  EXPECT_TRUE(hasEvent("NodePorts", "Predicate NodePorts failed: node(s) didn't have free ports"));
   EXPECT_EQ(status(other_ip.pod.metadata.uid).phase, "Running");
   EXPECT_EQ(running().size(), 2u);
 }
@@ -646,10 +648,76 @@ TEST_F(AgentTest, PodsThatDoNotFitAllocatableAreRefused) {
   apply({a, b, c, d});
   EXPECT_EQ(status(b.pod.metadata.uid).reason, "OutOfcpu");
   EXPECT_EQ(status(b.pod.metadata.uid).message,
-            "Node didn't have enough resource: cpu, requested: 500, used: 600, capacity: 1000");
+            "Pod was rejected: Node didn't have enough resource: cpu, requested: 500, used: 600, "
+            "capacity: 1000");
   EXPECT_EQ(status(c.pod.metadata.uid).reason, "OutOfmemory");
   EXPECT_EQ(status(d.pod.metadata.uid).phase, "Running");
   EXPECT_EQ(running().size(), 2u);
+}
+
+TEST_F(AgentTest, NodeAffinityIsCheckedAgainstAFreshNodeBeforeARefusal) {
+  agent_.reset();
+  AgentOptions ao;
+  ao.watch_exits = false;
+  // The cached Node lacks the label an administrator just added; the API server has it.
+  std::vector<bool> asked;
+  ao.admission_node = [&](bool fresh) {
+    asked.push_back(fresh);
+    AdmissionNode n{"node-1", {{"kubernetes.io/hostname", "node-1"}}, {}};
+    if (fresh) n.labels["disk"] = "ssd";
+    return n;
+  };
+  agent_ = std::make_unique<Agent>(*runtime_, statuses_, events_, clock_, ao);
+  auto pod = [&](const std::string& name, const std::string& selector) {
+    return manifest(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name + "}\nspec:\n  nodeSelector: {" +
+            selector + "}\n  containers:\n  - {name: app, image: localhost/nodelet/busybox:1.35}\n",
+        "/m/" + name + ".yaml");
+  };
+  auto plain = pod("plain", "kubernetes.io/hostname: node-1");
+  apply({plain});
+  EXPECT_EQ(asked, std::vector<bool>{false}) << "a match on the cached Node is enough";
+  auto ssd = pod("ssd", "disk: ssd");
+  auto gpu = pod("gpu", "gpu: a100");
+  apply({plain, ssd, gpu});
+  EXPECT_EQ(status(ssd.pod.metadata.uid).phase, "Running");
+  const auto s = status(gpu.pod.metadata.uid);
+  EXPECT_EQ(s.phase, "Failed");
+  EXPECT_EQ(s.reason, "NodeAffinity");
+  EXPECT_EQ(s.message,
+            "Pod was rejected: Predicate NodeAffinity failed: node(s) didn't match Pod's node "
+            "affinity/selector");
+  EXPECT_TRUE(hasEvent("NodeAffinity", "Predicate NodeAffinity failed"));
+  EXPECT_EQ(running().size(), 2u);
+}
+
+TEST_F(AgentTest, AdmissionReportsTheFirstFailureInTheKubeletsOrder) {
+  // A pod that fails every check, then the same pod with one failure fewer each time: the reason
+  // reported walks the kubelet's order (OS, pod limit, resources, node affinity, host ports).
+  auto reason = [&](int32_t max_pods, const std::string& name, const std::string& extra,
+                    const std::string& requests) {
+    agent_.reset();
+    AgentOptions ao;
+    ao.watch_exits = false;
+    ao.max_pods = max_pods;
+    ao.allocatable_cpu_milli = 100;
+    agent_ = std::make_unique<Agent>(*runtime_, statuses_, events_, clock_, ao);
+    // Admitted first (same creation time: by name), it holds the pod slot and the host port.
+    auto first = manifest(hostPortPod("a-" + name, ""), "/m/a-" + name + ".yaml");
+    std::string text = hostPortPod("z-" + name, "");
+    text.replace(text.find("  containers:"), 0, extra);
+    text += requests;
+    auto pod = manifest(text, "/m/" + name + ".yaml");
+    apply({first, pod});
+    return status(pod.pod.metadata.uid).reason;
+  };
+  const std::string cpu = "    resources: {requests: {cpu: 200m}}\n";
+  const std::string affinity = "  nodeSelector: {gpu: a100}\n";
+  EXPECT_EQ(reason(1, "a", "  os: {name: windows}\n" + affinity, cpu), "PodOSNotSupported");
+  EXPECT_EQ(reason(1, "b", affinity, cpu), "OutOfpods");
+  EXPECT_EQ(reason(10, "c", affinity, cpu), "OutOfcpu");
+  EXPECT_EQ(reason(10, "d", affinity, ""), "NodeAffinity");
+  EXPECT_EQ(reason(10, "e", "", ""), "NodePorts");
 }
 
 }  // namespace

@@ -277,6 +277,39 @@ TEST_F(ClusterE2eTest, APodWaitsForItsRuntimeClassAndStartsWhenItAppears) {
       << pod("classy")->dump() << n_->log();
 }
 
+// Admission reads the API server's Node: a label an administrator just added admits a pod
+// selecting it (the kubelet reads the Node again before refusing for affinity), a pod selecting
+// a label the Node lacks is refused, and so is one that does not tolerate a NoExecute taint.
+TEST_F(ClusterE2eTest, AdmissionChecksTheApiServersNodeLabelsAndTaints) {
+  n_->start("nodeStatusUpdateFrequency: 1s\n");
+  ASSERT_TRUE(waitFor([&] { return node().has_value(); }, seconds(20)));
+  json nd = *node();
+  nd["metadata"]["labels"]["disk"] = "ssd";
+  nd["spec"]["taints"] = {{{"key", "maintenance"}, {"effect", "NoExecute"}}};
+  api_->put("nodes", "", nd);
+  auto with = [&](const std::string& name, json extra) {
+    json p = apiPod(name, n_->node());
+    p["spec"].update(extra);
+    api_->create("pods", "default", p);
+  };
+  const json tolerate = {{{"key", "maintenance"}, {"operator", "Exists"}}};
+  with("on-ssd", {{"nodeSelector", {{"disk", "ssd"}}}, {"tolerations", tolerate}});
+  with("on-gpu", {{"nodeSelector", {{"gpu", "a100"}}}, {"tolerations", tolerate}});
+  with("intolerant", json::object());
+  auto failed = [&](const std::string& name) {
+    auto p = pod(name);
+    return p && (*p)["status"].value("phase", "") == "Failed" ? (*p)["status"] : json();
+  };
+  ASSERT_TRUE(waitFor([&] { return podRunningReady("on-ssd"); }, seconds(30))) << n_->log();
+  ASSERT_TRUE(waitFor([&] { return !failed("on-gpu").is_null(); }, seconds(10)));
+  EXPECT_EQ(failed("on-gpu")["reason"], "NodeAffinity");
+  EXPECT_EQ(failed("on-gpu")["message"],
+            "Pod was rejected: Predicate NodeAffinity failed: node(s) didn't match Pod's node "
+            "affinity/selector");
+  ASSERT_TRUE(waitFor([&] { return !failed("intolerant").is_null(); }, seconds(10)));
+  EXPECT_EQ(failed("intolerant")["reason"], "TaintToleration");
+}
+
 // The controller manager assigns the node a pod CIDR: nodelet writes its CNI network from it
 // (into a directory of its own here, not the rig's containerd's).
 TEST_F(ClusterE2eTest, ThePodCidrFromTheApiServerBecomesTheCniNetwork) {
