@@ -15,6 +15,7 @@
 
 #include "agent/agent.h"
 #include "agent/api_events.h"
+#include "agent/client_bootstrap.h"
 #include "agent/config.h"
 #include "agent/container_streams.h"
 #include "agent/core/api_json.h"
@@ -494,23 +495,50 @@ int runAgent(Config cfg, sigset_t signals) {
   }
   // The machine, read once at start-up (the node status re-reads what changes, every period).
   const MachineFacts machine = readMachineFacts(cfg.root_dir);
+  const std::string node = nodeName(cfg);
   std::unique_ptr<kube::Client> client;
   if (!cfg.kubeconfig.empty()) {
-    auto kc = kube::loadKubeconfig(cfg.kubeconfig);
-    if (!kc) return die(kc.error().message);
     if (auto curl = kube::curlApi(); !curl) return die(curl.error().message);
     kube::ClientOptions co;
     co.qps = cfg.kube_api_qps;
     co.burst = std::max(1, cfg.kube_api_burst);
     co.user_agent = std::string("nodelet/") + kVersion + " (linux/" + machine.architecture +
                     ") kubernetes/" + kKubeVersion;
+    if (!cfg.bootstrap_kubeconfig.empty()) {
+      // TLS bootstrapping may wait up to an hour for an approval: on its own thread, so that a
+      // signal still stops nodelet at once.
+      ClientBootstrapOptions bo;
+      bo.kubeconfig = cfg.kubeconfig;
+      bo.bootstrap_kubeconfig = cfg.bootstrap_kubeconfig;
+      bo.cert_dir = cfg.certDir();
+      bo.node_name = node;
+      bo.client = co;
+      sd_notify(0, "STATUS=waiting for a client certificate (TLS bootstrap)");
+      std::optional<Status> done;
+      std::mutex mu;
+      std::jthread boot([&](std::stop_token st) {
+        Status s = bootstrapClientCertificate(bo, RealClock::instance(), st);
+        std::lock_guard g(mu);
+        done = std::move(s);
+      });
+      for (;;) {
+        {
+          std::lock_guard g(mu);
+          if (done) break;
+        }
+        timespec ts{0, 100'000'000};
+        if (sigtimedwait(&signals, nullptr, &ts) > 0) return 0;  // ~jthread stops and joins
+      }
+      if (!*done) return die("TLS bootstrap: " + done->error().message);
+    }
+    auto kc = kube::loadKubeconfig(cfg.kubeconfig);
+    if (!kc) return die(kc.error().message);
     client = std::make_unique<kube::Client>(*kc, RealClock::instance(), co);
   }
   if (cfg.fail_swap_on && swapOn())
     return die(
         "running with swap on is not supported, please disable swap or set --fail-swap-on flag to "
         "false");
-  const std::string node = nodeName(cfg);
   std::string node_ip = cfg.node_ip.empty() ? defaultRouteIp() : cfg.node_ip;
   if (node_ip.empty()) node_ip = "127.0.0.1";
   std::error_code ec;
@@ -769,7 +797,7 @@ int runAgent(Config cfg, sigset_t signals) {
     if (so.cert_file.empty()) {
       std::vector<std::string> ips;
       if (!node_ip.empty()) ips.push_back(node_ip);
-      auto certs = ensureSelfSignedCert(cfg.root_dir + "/pki", node, ips, clock.systemNow());
+      auto certs = ensureSelfSignedCert(cfg.certDir(), node, ips, clock.systemNow());
       if (!certs) return die(certs.error().message);
       so.cert_file = certs->cert;
       so.key_file = certs->key;

@@ -371,6 +371,10 @@ Status validateConfig(const Config& c) {
                                                   "\" must be key[=value]:Effect with Effect "
                                                   "NoSchedule, PreferNoSchedule or NoExecute");
   }
+  if (!c.bootstrap_kubeconfig.empty() && c.kubeconfig.empty())
+    return fail(ErrorCode::InvalidArgument,
+                "--bootstrap-kubeconfig needs --kubeconfig (where the bootstrapped credentials "
+                "are written)");
   if (!c.register_node && !c.kubeconfig.empty())
     return fail(
         ErrorCode::InvalidArgument,

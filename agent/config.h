@@ -75,6 +75,8 @@ struct Config {
   std::string hostname_override;
   std::string root_dir{"/var/lib/nodelet"};
   std::string kubeconfig;
+  std::string bootstrap_kubeconfig;  // TLS bootstrapping: a client certificate for --kubeconfig
+  std::string cert_dir;              // --cert-dir; "" = <root-dir>/pki
   std::string node_ip;
   std::map<std::string, std::string> node_labels;  // --node-labels
   // The CNI network nodelet writes from the pod CIDR (nodelet's own flags: the kubelet left CNI
@@ -91,6 +93,7 @@ struct Config {
   // Fields of the file nodelet does not know; warned about once at start-up.
   std::vector<std::string> ignored_fields;
 
+  std::string certDir() const { return cert_dir.empty() ? root_dir + "/pki" : cert_dir; }
   std::string imageEndpoint() const {
     return image_service_endpoint.empty() ? container_runtime_endpoint : image_service_endpoint;
   }

@@ -35,6 +35,10 @@ const std::vector<Flag>& flagTable() {
       {"hostname-override", Kind::String, "node name to use instead of the host name"},
       {"root-dir", Kind::String, "state directory (default /var/lib/nodelet)"},
       {"kubeconfig", Kind::String, "kubeconfig of the API server (cluster mode)"},
+      {"bootstrap-kubeconfig", Kind::String,
+       "kubeconfig with bootstrap credentials: a client certificate is requested (CSR) and "
+       "--kubeconfig written when it holds no valid one"},
+      {"cert-dir", Kind::String, "where certificates and keys go (default <root-dir>/pki)"},
       {"node-ip", Kind::String, "IP address of the node"},
       {"v", Kind::Int, "log verbosity (0-10)"},
       {"max-pods", Kind::Int, "maximum number of pods"},
@@ -215,6 +219,10 @@ Status applyFlags(const Args& args, Config& c) {
       c.root_dir = v;
     else if (name == "kubeconfig")
       c.kubeconfig = v;
+    else if (name == "bootstrap-kubeconfig")
+      c.bootstrap_kubeconfig = v;
+    else if (name == "cert-dir")
+      c.cert_dir = v;
     else if (name == "node-ip")
       c.node_ip = v;
     else if (name == "v")

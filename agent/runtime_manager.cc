@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "agent/core/files.h"
 #include "agent/core/log.h"
 #include "agent/core/quantity.h"
 #include "agent/labels.h"
@@ -25,18 +26,6 @@ namespace fs = std::filesystem;
 
 // The kubelet never gives a container less than this to stop (minimumGracePeriodInSeconds).
 constexpr int64_t kMinGraceSeconds = 2;
-
-// Write-then-rename so a reader never sees half a file. No fsync: these files are regenerated
-// whenever they are missing, and an fsync on the pod-start path costs milliseconds.
-bool writeFileAtomic(const fs::path& path, const std::string& content, mode_t mode) {
-  const fs::path tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return false;
-  const bool ok =
-      ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
-  ::close(fd);
-  return ok && ::rename(tmp.c_str(), path.c_str()) == 0;
-}
 
 std::string readSmallFile(const fs::path& path, size_t max) {
   std::ifstream in(path, std::ios::binary);
@@ -1238,10 +1227,12 @@ SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& 
       if (!pod_ip.empty()) ips.push_back(pod_ip);
       std::error_code ec;
       fs::create_directories(hosts.parent_path(), ec);
-      writeFileAtomic(
-          hosts,
-          network::managedHostsFile(ips, network::podHostname(pod), "", pod.spec.host_aliases),
-          0644);
+      if (auto s = writeFileAtomic(
+              hosts.string(),
+              network::managedHostsFile(ips, network::podHostname(pod), "", pod.spec.host_aliases),
+              0644);
+          !s)
+        NODELET_LOG(warn, Agent, "pod {}: {}", pod.fullName(), s.error().message);
     }
   }
   // A new sandbox starts from a clean slate: containers of older sandboxes are history only.

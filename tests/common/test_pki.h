@@ -30,6 +30,21 @@ class TestPki {
         path("ca.key") + " -CAcreateserial -days 2 -extfile " + extfile + " -out " +
         path(name + ".crt"));
   }
+  // Signs a PEM certificate request as a client certificate valid for `days`; "" on failure.
+  std::string sign(const std::string& csr_pem, const std::string& name, int days) {
+    { std::ofstream(path(name + ".csr")) << csr_pem; }
+    {
+      std::ofstream(path(name + ".ext")) << "basicConstraints=CA:FALSE\nkeyUsage=critical,"
+                                            "digitalSignature\nextendedKeyUsage=clientAuth\n";
+    }
+    const bool ok =
+        std::system(("openssl x509 -req -in " + path(name + ".csr") + " -CA " + path("ca.crt") +
+                     " -CAkey " + path("ca.key") + " -CAcreateserial -days " +
+                     std::to_string(days) + " -extfile " + path(name + ".ext") + " -out " +
+                     path(name + ".crt") + " >/dev/null 2>&1")
+                        .c_str()) == 0;
+    return ok ? read(name + ".crt") : "";
+  }
   std::string path(const std::string& file) const { return dir_ + "/" + file; }
   std::string read(const std::string& file) const {
     std::ifstream in(path(file));

@@ -112,6 +112,45 @@ TEST_F(ClusterE2eTest, NodeRegistersTurnsReadyAndHoldsALease) {
   EXPECT_EQ(lease["metadata"]["ownerReferences"][0]["uid"], nd["metadata"]["uid"]);
 }
 
+// kubeadm join's way in: a bootstrap token only. nodelet asks for a client certificate, waits
+// for kube-controller-manager (here the test) to approve and sign it, writes --kubeconfig, and
+// registers the node with its new identity. A restart keeps that kubeconfig.
+TEST_F(ClusterE2eTest, TlsBootstrapFromATokenToARegisteredNode) {
+  const std::string boot = api_->writeTokenKubeconfig(
+      dir_.str() + "/bootstrap-kubelet.conf", "abcdef.0123456789abcdef", "system:bootstrap:abcdef");
+  const std::string kubeconfig = dir_.str() + "/kubelet.conf";
+  n_->extra_args = {"--bootstrap-kubeconfig=" + boot, "--kubeconfig=" + kubeconfig,
+                    "--cert-dir=" + dir_.str() + "/node-pki"};
+  start();
+  std::string name;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        auto csrs = api_->list("certificatesigningrequests");
+        if (!csrs.empty()) name = csrs[0]["metadata"]["name"];
+        return !name.empty();
+      },
+      seconds(20)))
+      << n_->log();
+  EXPECT_FALSE(node().has_value()) << "no registration with the bootstrap token";
+  ASSERT_TRUE(api_->issueCsr(name));
+  ASSERT_TRUE(
+      waitFor([&] { return node() && conditionStatus(*node(), "Ready") == "True"; }, seconds(20)))
+      << n_->log();
+  for (const auto& r : api_->requests()) {
+    if (r.method == "POST" && r.path == "/api/v1/nodes") {
+      EXPECT_EQ(r.user, "system:node:" + n_->node());
+    }
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir_.str() + "/node-pki/kubelet-client-current.pem"));
+  // Restarted, it runs on the written kubeconfig: no second request.
+  n_->stop(SIGTERM);
+  start();
+  ASSERT_TRUE(waitFor([&] { return n_->log().find("no bootstrap needed") != std::string::npos; },
+                      seconds(10)))
+      << n_->log();
+  EXPECT_EQ(api_->list("certificatesigningrequests").size(), 1u);
+}
+
 TEST_F(ClusterE2eTest, APodBoundToTheNodeRunsReportsStatusAndIsDeletedGracefully) {
   const int port = testing::freeLocalPort();
   n_->start("nodeStatusUpdateFrequency: 1s\naddress: 127.0.0.1\nport: " + std::to_string(port) +

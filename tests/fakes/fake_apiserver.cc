@@ -8,6 +8,7 @@
 #include <regex>
 
 #include "agent/core/api_json.h"
+#include "agent/core/base64.h"
 #include "agent/kube/strategic_patch.h"
 #include "tests/common/test_pki.h"
 
@@ -39,6 +40,9 @@ const ResourceInfo* info(const std::string& resource) {
         true}},
       {"runtimeclasses",
        {"RuntimeClass", "node.k8s.io/v1", "runtimeclasses.node.k8s.io", "node.k8s.io", false}},
+      {"certificatesigningrequests",
+       {"CertificateSigningRequest", "certificates.k8s.io/v1",
+        "certificatesigningrequests.certificates.k8s.io", "certificates.k8s.io", false}},
   };
   auto it = m.find(resource);
   return it == m.end() ? nullptr : &it->second;
@@ -353,6 +357,8 @@ class FakeApiServer::Handler {
         R"(^/apis/coordination\.k8s\.io/v1/(?:namespaces/([^/]+)/)?(leases)(?:/([^/]+))?$)");
     static const std::regex node(
         R"(^/apis/node\.k8s\.io/v1/(?:namespaces/([^/]+)/)?(runtimeclasses)(?:/([^/]+))?$)");
+    static const std::regex certs(
+        R"(^/apis/certificates\.k8s\.io/v1/(?:namespaces/([^/]+)/)?(certificatesigningrequests)(?:/([^/]+))?$)");
     static const std::regex token(R"(^/api/v1/namespaces/([^/]+)/serviceaccounts/([^/]+)/token$)");
     std::smatch m;
     if (req_.method == "POST" && std::regex_match(p, m, token)) return tokenRequest(m[1], m[2]);
@@ -361,7 +367,7 @@ class FakeApiServer::Handler {
     if (req_.method == "POST" && p == "/apis/authorization.k8s.io/v1/subjectaccessreviews")
       return accessReview();
     if (!std::regex_match(p, m, core) && !std::regex_match(p, m, coord) &&
-        !std::regex_match(p, m, node)) {
+        !std::regex_match(p, m, node) && !std::regex_match(p, m, certs)) {
       reply(404, status(404, "NotFound", "the server could not find the requested resource"));
       return;
     }
@@ -420,8 +426,33 @@ class FakeApiServer::Handler {
     return false;
   }
 
-  // The parts of NodeRestriction and the Node authorizer that nodelet's requests meet.
+  // The parts of NodeRestriction and the Node authorizer that nodelet's requests meet, and the
+  // RBAC kubeadm gives bootstrap tokens (system:bootstrappers: create and read CSRs, nothing
+  // else).
   bool authorize() {
+    const bool bootstrapper = user_.rfind("system:bootstrap:", 0) == 0;
+    if (bootstrapper || isNode()) {
+      const std::string verb =
+          req_.method == "POST" ? "create"
+          : req_.method == "GET"
+              ? (name_.empty() ? (query(req_, "watch").empty() ? "list" : "watch") : "get")
+          : req_.method == "PATCH" ? "patch"
+          : req_.method == "PUT"   ? "update"
+                                   : "delete";
+      const bool csr = resource_ == "certificatesigningrequests";
+      if ((bootstrapper && !csr) ||
+          (csr && verb != "create" && verb != "get" && verb != "list" && verb != "watch")) {
+        const std::string group = info(resource_)->group;
+        reply(403,
+              status(403, "Forbidden",
+                     resource_ + (group.empty() ? "" : "." + group) +
+                         (name_.empty() ? "" : " \"" + name_ + "\"") + " is forbidden: User \"" +
+                         user_ + "\" cannot " + verb + " resource \"" + resource_ +
+                         "\" in API group \"" + group + "\" at the cluster scope",
+                     {{"name", name_}, {"kind", resource_}}));
+        return false;
+      }
+    }
     if (!isNode()) return true;
     const std::string self = nodeName();
     auto forbid = [&](const std::string& msg) {
@@ -497,13 +528,13 @@ class FakeApiServer::Handler {
                  {"serverAddress", "127.0.0.1:" + std::to_string(s_.port_)}}}}};
     } else if (p == "/apis") {
       json groups = json::array();
-      for (const char* g : {"coordination.k8s.io", "node.k8s.io"}) {
+      for (const char* g : {"certificates.k8s.io", "coordination.k8s.io", "node.k8s.io"}) {
         json v = {{"groupVersion", std::string(g) + "/v1"}, {"version", "v1"}};
         groups.push_back({{"name", g}, {"versions", {v}}, {"preferredVersion", v}});
       }
       body = {{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", groups}};
     } else if (p == "/api/v1" || p == "/apis/coordination.k8s.io/v1" ||
-               p == "/apis/node.k8s.io/v1") {
+               p == "/apis/node.k8s.io/v1" || p == "/apis/certificates.k8s.io/v1") {
       auto res = [](const char* name, const char* singular, const char* kind, bool namespaced,
                     json shorts) {
         return json{{"name", name},
@@ -530,6 +561,9 @@ class FakeApiServer::Handler {
                      {"verbs", {"get", "patch", "update"}}}};
       } else if (p == "/apis/node.k8s.io/v1") {
         list = {res("runtimeclasses", "runtimeclass", "RuntimeClass", false, json::array())};
+      } else if (p == "/apis/certificates.k8s.io/v1") {
+        list = {res("certificatesigningrequests", "certificatesigningrequest",
+                    "CertificateSigningRequest", false, {"csr"})};
       } else {
         list = {res("leases", "lease", "Lease", true, json::array())};
       }
@@ -690,6 +724,7 @@ class FakeApiServer::Handler {
     }
     name_ = md["name"];
     if (info(resource_)->namespaced && md.value("namespace", "").empty()) md["namespace"] = ns_;
+    if (resource_ == "certificatesigningrequests" && !csrAdmitted(*b)) return;
     std::lock_guard g(s_.mu_);
     if (s_.objects_.contains(key())) {
       json d = {{"name", name_}, {"kind", resource_}};
@@ -701,6 +736,33 @@ class FakeApiServer::Handler {
       return;
     }
     reply(201, s_.createLocked(resource_, ns_, std::move(*b)));
+  }
+
+  // CertificateSigningRequest creation: the request must be a PEM CERTIFICATE REQUEST and a
+  // signer named; the server records who asked (spec.username, spec.groups) and drops any
+  // status a client sent.
+  bool csrAdmitted(json& csr) {
+    const std::string invalid =
+        "CertificateSigningRequest.certificates.k8s.io \"" + name_ + "\" is invalid: ";
+    json& spec = csr["spec"];
+    if (!spec.is_object()) spec = json::object();
+    const auto pem = base64Decode(spec.value("request", ""));
+    if (!pem || pem->find("-----BEGIN CERTIFICATE REQUEST-----") == std::string::npos) {
+      reply(422, status(422, "Invalid",
+                        invalid + "spec.request: Invalid value: []byte{...}: PEM block type must "
+                                  "be CERTIFICATE REQUEST"));
+      return false;
+    }
+    if (spec.value("signerName", "").empty()) {
+      reply(422, status(422, "Invalid", invalid + "spec.signerName: Required value"));
+      return false;
+    }
+    spec["username"] = user_;
+    spec["groups"] = user_.rfind("system:bootstrap:", 0) == 0
+                         ? json{"system:bootstrappers", "system:authenticated"}
+                         : json{"system:nodes", "system:authenticated"};
+    csr.erase("status");
+    return true;
   }
 
   void update() {
@@ -1161,6 +1223,41 @@ void FakeApiServer::put(const std::string& resource, const std::string& ns, nloh
   obj = stampLocked(resource, std::move(obj), false);
   objects_[k] = {obj};
   recordLocked("MODIFIED", resource, obj);
+}
+
+bool FakeApiServer::issueCsr(const std::string& name, int days) {
+  auto csr = get("certificatesigningrequests", "", name);
+  if (!csr) return false;
+  auto request = base64Decode((*csr)["spec"].value("request", ""));
+  if (!request) return false;
+  // The approver (kube-controller-manager's csrapproving) first, then the signer: two updates,
+  // as a watcher of the CSR sees them.
+  (*csr)["status"]["conditions"] = {{{"type", "Approved"},
+                                     {"status", "True"},
+                                     {"reason", "AutoApproved"},
+                                     {"message",
+                                      "Auto approving kubelet client certificate after "
+                                      "SubjectAccessReview."},
+                                     {"lastUpdateTime", api::formatTime(clock_.systemNow())}}};
+  put("certificatesigningrequests", "", *csr);
+  TestPki pki(dir_);
+  const std::string cert = pki.sign(*request, "csr-" + name, days);
+  if (cert.empty()) return false;
+  (*csr)["status"]["certificate"] = base64Encode(cert);
+  put("certificatesigningrequests", "", *csr);
+  return true;
+}
+
+bool FakeApiServer::denyCsr(const std::string& name, const std::string& message) {
+  auto csr = get("certificatesigningrequests", "", name);
+  if (!csr) return false;
+  (*csr)["status"]["conditions"] = {{{"type", "Denied"},
+                                     {"status", "True"},
+                                     {"reason", "AdminDenied"},
+                                     {"message", message},
+                                     {"lastUpdateTime", api::formatTime(clock_.systemNow())}}};
+  put("certificatesigningrequests", "", *csr);
+  return true;
 }
 
 void FakeApiServer::remove(const std::string& resource, const std::string& ns,

@@ -81,6 +81,10 @@ class FakeApiServer {
   void remove(const std::string& resource, const std::string& ns, const std::string& name,
               std::optional<int64_t> grace_seconds = std::nullopt);
   std::string resourceVersion() const;
+  // kube-controller-manager's part in TLS bootstrapping: approve CSR `name`, then sign it with
+  // the fake's CA for `days` (the subject is the request's). False if there is no such CSR.
+  bool issueCsr(const std::string& name, int days = 1);
+  bool denyCsr(const std::string& name, const std::string& message);
 
   // ---- observation ----
   std::vector<Recorded> requests() const;
