@@ -319,6 +319,19 @@ std::pair<int64_t, int64_t> podRequests(const api::Pod& p) {
   return {std::max(cpu + side_cpu, init_cpu), std::max(mem + side_mem, init_mem)};
 }
 
+// What the pod's readiness gates say now ("" for a condition not there): a controller flipping
+// one makes the pod sync, so that Ready follows (the kubelet's NeedToReconcilePodReadiness).
+std::vector<std::string> readinessGateStatus(const api::Pod& pod) {
+  std::vector<std::string> out;
+  for (const auto& type : pod.spec.readiness_gates) {
+    std::string status;
+    for (const auto& c : pod.status.conditions)
+      if (c.type == type) status = c.status;
+    out.push_back(std::move(status));
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string Agent::resourceShortage(const api::Pod& pod) const {
@@ -401,7 +414,8 @@ bool Agent::applySource(const std::string& source, std::vector<api::Pod> pods) {
     const bool is_new = cur == desired_.end();
     if (!is_new && cur->second.spec == pod->spec &&
         cur->second.metadata.labels == pod->metadata.labels &&
-        cur->second.metadata.deletion_timestamp == pod->metadata.deletion_timestamp)
+        cur->second.metadata.deletion_timestamp == pod->metadata.deletion_timestamp &&
+        readinessGateStatus(cur->second) == readinessGateStatus(*pod))
       continue;
     desired_[uid] = *pod;
     if (pod->metadata.deletion_timestamp) {

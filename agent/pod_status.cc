@@ -1,5 +1,7 @@
 #include "agent/pod_status.h"
 
+#include <algorithm>
+
 #include "agent/core/quantity.h"
 
 namespace nodelet::agent {
@@ -258,7 +260,22 @@ api::PodStatus computePodStatus(const StatusInput& in) {
     setCondition(s, in.previous, in.now, "Ready", false, "PodCompleted", "");
     setCondition(s, in.previous, in.now, "ContainersReady", false, "PodCompleted", "");
   } else if (unready.empty()) {
-    setCondition(s, in.previous, in.now, "Ready", true, "", "");
+    // Ready also waits for the readiness gates: conditions other controllers set on the pod.
+    std::string gates;
+    for (const auto& type : pod.spec.readiness_gates) {
+      const auto c = std::find_if(pod.status.conditions.begin(), pod.status.conditions.end(),
+                                  [&](const api::PodCondition& pc) { return pc.type == type; });
+      std::string m;
+      if (c == pod.status.conditions.end())
+        m = "corresponding condition of pod readiness gate \"" + type + "\" does not exist.";
+      else if (c->status != "True")
+        m = "the status of pod readiness gate \"" + type + "\" is not \"True\", but " + c->status;
+      if (!m.empty()) gates += (gates.empty() ? "" : ", ") + m;
+    }
+    if (gates.empty())
+      setCondition(s, in.previous, in.now, "Ready", true, "", "");
+    else
+      setCondition(s, in.previous, in.now, "Ready", false, "ReadinessGatesNotReady", gates);
     setCondition(s, in.previous, in.now, "ContainersReady", true, "", "");
   } else {
     const std::string msg = "containers with unready status: " + joinNames(unready);

@@ -75,7 +75,10 @@ void sortNewestFirst(PodRuntimeStatus& p) {
 cri::NamespaceOptions namespaces(const api::PodSpec& s) {
   cri::NamespaceOptions n;
   n.network = s.host_network ? cri::NamespaceMode::Node : cri::NamespaceMode::Pod;
-  n.pid = s.host_pid ? cri::NamespaceMode::Node : cri::NamespaceMode::Container;
+  // The kubelet's PidNamespaceForPod: the node's, the pod's shared one, or each container's.
+  n.pid = s.host_pid                                  ? cri::NamespaceMode::Node
+          : s.share_process_namespace.value_or(false) ? cri::NamespaceMode::Pod
+                                                      : cri::NamespaceMode::Container;
   n.ipc = s.host_ipc ? cri::NamespaceMode::Node : cri::NamespaceMode::Pod;
   return n;
 }
@@ -400,7 +403,9 @@ cri::PodSandboxConfig RuntimeManager::sandboxConfig(const api::Pod& pod, uint32_
   cri::PodSandboxConfig c;
   c.metadata = {pod.metadata.name, pod.metadata.uid, pod.metadata.namespace_, attempt};
   // runc refuses a hostname without a private UTS namespace: none for hostNetwork pods.
-  if (!pod.spec.host_network) c.hostname = network::podHostname(pod);
+  if (!pod.spec.host_network)
+    c.hostname =
+        network::kernelHostname(pod, o_.dns.cluster_domain).value_or(network::podHostname(pod));
   c.log_directory = o_.pod_logs_dir + "/" + pod.metadata.namespace_ + "_" + pod.metadata.name +
                     "_" + pod.metadata.uid;
   c.dns_config = network::podDnsConfig(pod, o_.dns).config;
@@ -1204,8 +1209,10 @@ SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& 
     for (const auto& [reason, msg] : network::podDnsConfig(pod, o_.dns).warnings)
       events_.record(podRef(pod), "Warning", reason, msg);
     auto handler = runtimeHandler(pod);
-    auto id = handler ? runtime_.runPodSandbox(sandbox, *handler)
-                      : Result<std::string>(std::unexpected(handler.error()));
+    auto host = network::kernelHostname(pod, o_.dns.cluster_domain);
+    auto id = !handler ? Result<std::string>(std::unexpected(handler.error()))
+              : !host && !pod.spec.host_network ? Result<std::string>(std::unexpected(host.error()))
+                                                : runtime_.runPodSandbox(sandbox, *handler);
     if (!id) {
       events_.record(podRef(pod), "Warning", "FailedCreatePodSandBox",
                      "Failed to create pod sandbox: " + id.error().message);
@@ -1225,12 +1232,14 @@ SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& 
     if (a.create_sandbox || !fs::exists(hosts)) {
       std::vector<std::string> ips;
       if (!pod_ip.empty()) ips.push_back(pod_ip);
+      const std::string domain = network::podDomain(pod, o_.dns.cluster_domain);
+      const std::string fqdn = domain.empty() ? "" : network::podHostname(pod) + "." + domain;
       std::error_code ec;
       fs::create_directories(hosts.parent_path(), ec);
-      if (auto s = writeFileAtomic(
-              hosts.string(),
-              network::managedHostsFile(ips, network::podHostname(pod), "", pod.spec.host_aliases),
-              0644);
+      if (auto s = writeFileAtomic(hosts.string(),
+                                   network::managedHostsFile(ips, network::podHostname(pod), fqdn,
+                                                             pod.spec.host_aliases),
+                                   0644);
           !s)
         NODELET_LOG(warn, Agent, "pod {}: {}", pod.fullName(), s.error().message);
     }

@@ -132,6 +132,24 @@ std::string managedHostsFile(const std::vector<std::string>& pod_ips, const std:
   return s;
 }
 
+std::string podDomain(const api::Pod& pod, const std::string& cluster_domain) {
+  if (pod.spec.subdomain.empty()) return "";
+  return pod.spec.subdomain + "." + pod.metadata.namespace_ + ".svc." + cluster_domain;
+}
+
+Result<std::string> kernelHostname(const api::Pod& pod, const std::string& cluster_domain) {
+  const std::string host = podHostname(pod);
+  const std::string domain = podDomain(pod, cluster_domain);
+  if (!pod.spec.set_hostname_as_fqdn || domain.empty()) return host;
+  const std::string fqdn = host + "." + domain;
+  if (fqdn.size() > 64)
+    return fail(ErrorCode::InvalidArgument,
+                "failed to construct FQDN from pod hostname and cluster domain, FQDN " + fqdn +
+                    " is too long (64 characters is the max, " + std::to_string(fqdn.size()) +
+                    " characters requested)");
+  return fqdn;
+}
+
 std::string podHostname(const api::Pod& pod) {
   std::string h = pod.spec.hostname.empty() ? pod.metadata.name : pod.spec.hostname;
   if (h.size() > 63) {

@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/core/error.h"
 #include "agent/core/pod.h"
 #include "cri/types.h"
 
@@ -37,5 +38,12 @@ std::string managedHostsFile(const std::vector<std::string>& pod_ips, const std:
                              const std::string& fqdn, const std::vector<api::HostAlias>& aliases);
 // The pod's hostname: spec.hostname, else the pod name, cut to 63 characters (as the kubelet).
 std::string podHostname(const api::Pod& pod);
+// The pod's DNS domain when it has a subdomain ("<subdomain>.<namespace>.svc.<clusterDomain>"),
+// else "": its FQDN is <hostname>.<domain>, in /etc/hosts and (setHostnameAsFQDN) as the kernel
+// hostname.
+std::string podDomain(const api::Pod& pod, const std::string& cluster_domain);
+// The hostname the sandbox gets: the pod's, or its FQDN with setHostnameAsFQDN (an error beyond
+// the kernel's 64 characters, with the kubelet's message).
+Result<std::string> kernelHostname(const api::Pod& pod, const std::string& cluster_domain);
 
 }  // namespace nodelet::network

@@ -682,6 +682,15 @@ Pod decodePodJson(const In& in) {
       if (e.has("tolerationSeconds")) t.toleration_seconds = e.at("tolerationSeconds").i64();
       p.spec.tolerations.push_back(std::move(t));
     });
+  if (s.has("readinessGates"))
+    s.at("readinessGates").each([&](const In& e) {
+      std::string type;
+      e.str("conditionType", type);
+      p.spec.readiness_gates.push_back(std::move(type));
+    });
+  if (s.has("shareProcessNamespace"))
+    p.spec.share_process_namespace = s.at("shareProcessNamespace").boolean();
+  if (s.has("setHostnameAsFQDN")) p.spec.set_hostname_as_fqdn = s.at("setHostnameAsFQDN").boolean();
   if (s.has("os")) {
     In os = s.at("os");
     os.expectObject();

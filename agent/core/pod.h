@@ -326,7 +326,10 @@ struct PodSpec {
   // affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms
   std::optional<std::vector<NodeSelectorTerm>> required_node_affinity;
   std::vector<Toleration> tolerations;
-  std::string os_name;  // spec.os.name
+  std::string os_name;                       // spec.os.name
+  std::vector<std::string> readiness_gates;  // conditionType of each readinessGates entry
+  std::optional<bool> share_process_namespace;
+  bool set_hostname_as_fqdn{false};
   bool operator==(const PodSpec&) const = default;
 };
 

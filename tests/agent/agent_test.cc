@@ -500,6 +500,72 @@ TEST_F(ApiSourceTest, ApiPodsRunAndADeletedOneStopsAndIsReportedFinished) {
   EXPECT_FALSE(statuses_.podStatus("uid-a"));
 }
 
+TEST_F(ApiSourceTest, AReadinessGateSetByAControllerMakesThePodReady) {
+  startCluster();
+  api::Pod p = apiPod("gated", "uid-g");
+  p.spec.readiness_gates = {"example.com/lb"};
+  agent_->onApiPods({p});
+  settle();
+  auto cond = [&](const std::string& type) {
+    for (const auto& c : status("uid-g").conditions)
+      if (c.type == type) return c;
+    return api::PodCondition{};
+  };
+  EXPECT_EQ(cond("ContainersReady").status, "True");
+  EXPECT_EQ(cond("Ready").reason, "ReadinessGatesNotReady");
+  // The load balancer controller sets its condition: a status-only change of the API pod.
+  p.status.conditions = {{"example.com/lb", "True", "", "", {}, {}}};
+  agent_->onApiPods({p});
+  settle();
+  EXPECT_EQ(cond("Ready").status, "True");
+}
+
+TEST_F(AgentTest, HostnamesDomainsAndTheSharedProcessNamespace) {
+  opts_.dns.cluster_domain = "cluster.local";
+  start();
+  auto pod = [&](const std::string& name, const std::string& extra) {
+    return manifest("apiVersion: v1\nkind: Pod\nmetadata: {name: " + name + "}\nspec:\n" + extra +
+                        "  containers:\n  - {name: app, image: localhost/nodelet/busybox:1.35}\n",
+                    "/m/" + name + ".yaml");
+  };
+  auto web = pod("web", "  hostname: web-0\n  subdomain: nginx\n  shareProcessNamespace: true\n");
+  auto fqdn = pod("fqdn", "  hostname: db-0\n  subdomain: db\n  setHostnameAsFQDN: true\n");
+  auto too_long = pod("long",
+                      "  hostname: a-very-long-hostname-for-a-pod\n  subdomain: "
+                      "a-long-subdomain\n  setHostnameAsFQDN: true\n");
+  apply({web, fqdn, too_long});
+  std::map<std::string, cri::PodSandboxConfig> configs;  // by pod name
+  for (const auto& sb : rt_.sandboxes())
+    if (auto c = rt_.sandboxConfig(sb.id)) configs[sb.metadata.name] = *c;
+  ASSERT_EQ(configs.size(), 2u);
+  const auto& w = configs["web-node-1"];
+  EXPECT_EQ(w.hostname, "web-0");
+  EXPECT_EQ(w.security.namespaces.pid, cri::NamespaceMode::Pod);
+  EXPECT_EQ(configs["fqdn-node-1"].hostname, "db-0.db.default.svc.cluster.local");
+  EXPECT_EQ(configs["fqdn-node-1"].security.namespaces.pid, cri::NamespaceMode::Container);
+  // Each container of the sharing pod joins the pod's PID namespace.
+  std::map<std::string, cri::NamespaceMode> pid;  // container id -> mode
+  for (const auto& [id, c] : rt_.containerConfigs()) pid[id] = c.security.namespaces.pid;
+  size_t sharing = 0;
+  for (const auto& c : rt_.containers()) {
+    if (c.labels.at("io.kubernetes.pod.name") != "web-node-1") continue;
+    ++sharing;
+    EXPECT_EQ(pid[c.id], cri::NamespaceMode::Pod);
+  }
+  EXPECT_EQ(sharing, 1u);
+  // /etc/hosts names the FQDN first, as the kubelet's.
+  std::ifstream hosts(std::filesystem::path(opts_.root_dir) / "pods" / web.pod.metadata.uid /
+                      "etc-hosts");
+  std::stringstream text;
+  text << hosts.rdbuf();
+  EXPECT_NE(text.str().find("\tweb-0.nginx.default.svc.cluster.local\tweb-0\n"), std::string::npos)
+      << text.str();
+  EXPECT_TRUE(hasEvent("FailedCreatePodSandBox",
+                       "failed to construct FQDN from pod hostname and cluster domain, FQDN "
+                       "a-very-long-hostname-for-a-pod.a-long-subdomain.default.svc.cluster.local "
+                       "is too long (64 characters is the max, 73 characters requested)"));
+}
+
 TEST_F(ApiSourceTest, NothingIsAnOrphanUntilEverySourceHasSpoken) {
   startCluster();
   agent_->onApiPods({apiPod("a", "uid-a")});

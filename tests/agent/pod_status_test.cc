@@ -85,6 +85,33 @@ TEST(PodStatusTest, ARunningPod) {
                                       "Ready=True", "ContainersReady=True", "PodScheduled=True"}));
 }
 
+TEST(PodStatusTest, ReadinessGatesHoldReadyBackUntilTheirConditionsAreTrue) {
+  auto f = fixture(
+      "  readinessGates: [{conditionType: example.com/lb}, {conditionType: example.com/dns}]\n"
+      "  containers: [{name: app, image: x:1}]\n",
+      {ctr("app", S::Running)});
+  auto s = f.compute();
+  EXPECT_EQ(cond(s, "ContainersReady").status, "True");
+  EXPECT_EQ(cond(s, "Ready").status, "False");
+  EXPECT_EQ(cond(s, "Ready").reason, "ReadinessGatesNotReady");
+  EXPECT_EQ(cond(s, "Ready").message,
+            "corresponding condition of pod readiness gate \"example.com/lb\" does not exist., "
+            "corresponding condition of pod readiness gate \"example.com/dns\" does not exist.");
+  // A controller sets them on the pod (the API server's copy the pod came with).
+  f.pod.status.conditions = {{"example.com/lb", "True", "", "", {}, {}},
+                             {"example.com/dns", "False", "", "", {}, {}}};
+  s = f.compute();
+  EXPECT_EQ(cond(s, "Ready").message,
+            "the status of pod readiness gate \"example.com/dns\" is not \"True\", but False");
+  f.pod.status.conditions[1].status = "True";
+  s = f.compute();
+  EXPECT_EQ(cond(s, "Ready").status, "True");
+  EXPECT_EQ(cond(s, "Ready").reason, "");
+  // Unready containers speak first, as the kubelet's ContainersReady does.
+  f.rt.containers = {ctr("app", S::Exited, 1)};
+  EXPECT_EQ(cond(f.compute(), "Ready").reason, "ContainersNotReady");
+}
+
 TEST(PodStatusTest, PhasesFollowTheKubeletsRules) {
   struct Case {
     const char* policy;

@@ -89,6 +89,32 @@ TEST_F(NetworkE2eTest, ResolvConfAndHostsFollowThePodsPolicy) {
   EXPECT_NE(cluster.find("options ndots:5"), std::string::npos) << cluster;
 }
 
+// A StatefulSet's pod: hostname and subdomain make its FQDN, in /etc/hosts and, with
+// setHostnameAsFQDN, as the kernel hostname. shareProcessNamespace shows each container the
+// others' processes.
+TEST_F(NetworkE2eTest, FqdnHostnamesAndASharedProcessNamespace) {
+  n_.start("clusterDomain: cluster.local\n");
+  n_.write("web.yaml",
+           pod("web", "  hostname: web-0\n  subdomain: nginx\n  setHostnameAsFQDN: true\n",
+               "hostname; cat /etc/hosts; " + kIdle));
+  n_.write(
+      "shared.yaml",
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: shared}\nspec:\n"
+      "  shareProcessNamespace: true\n  containers:\n"
+      "  - {name: other, image: " +
+          image() +
+          ", command: [sleep, '12345']}\n"
+          "  - name: app\n    image: " +
+          image() +
+          "\n    command:\n    - sh\n    - -c\n    - |\n      until ps | grep -q 'sleep 1234[5]'; "
+          "do sleep 0.1; done; echo saw-the-other-container; " +
+          kIdle + "\n");
+  EXPECT_TRUE(logHas("web", "web-0.nginx.default.svc.cluster.local\n")) << log("web");
+  EXPECT_NE(log("web").find("\tweb-0.nginx.default.svc.cluster.local\tweb-0\n"), std::string::npos)
+      << log("web");
+  EXPECT_TRUE(logHas("shared", "saw-the-other-container")) << log("shared");
+}
+
 TEST_F(NetworkE2eTest, AHostNetworkPodSeesTheHostsInterfaces) {
   n_.start();
   n_.write("hostnet.yaml", pod("hostnet", "  hostNetwork: true\n", "cat /proc/net/dev; " + kIdle));
