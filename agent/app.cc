@@ -15,7 +15,7 @@
 
 #include "agent/agent.h"
 #include "agent/api_events.h"
-#include "agent/client_bootstrap.h"
+#include "agent/client_certificates.h"
 #include "agent/config.h"
 #include "agent/container_streams.h"
 #include "agent/core/api_json.h"
@@ -497,6 +497,7 @@ int runAgent(Config cfg, sigset_t signals) {
   const MachineFacts machine = readMachineFacts(cfg.root_dir);
   const std::string node = nodeName(cfg);
   std::unique_ptr<kube::Client> client;
+  std::unique_ptr<ClientCertificateRotator> rotator;
   if (!cfg.kubeconfig.empty()) {
     if (auto curl = kube::curlApi(); !curl) return die(curl.error().message);
     kube::ClientOptions co;
@@ -533,8 +534,33 @@ int runAgent(Config cfg, sigset_t signals) {
     }
     auto kc = kube::loadKubeconfig(cfg.kubeconfig);
     if (!kc) return die(kc.error().message);
+    if (cfg.rotate_certificates && !kc->client_cert_pem.empty()) {
+      // A certificate rotated since the kubeconfig was written (one with the data inline) is
+      // newer: use it.
+      const std::string current = readFile(cfg.certDir() + "/kubelet-client-current.pem");
+      const auto ours = bootstrap::validity(kc->client_cert_pem);
+      const auto stored = bootstrap::validity(current);
+      if (stored && bootstrap::certificatesValid(current, RealClock::instance().systemNow()) &&
+          (!ours || stored->second > ours->second)) {
+        kc->client_cert_pem = current;
+        kc->client_key_pem = current;
+      }
+    }
     client = std::make_unique<kube::Client>(*kc, RealClock::instance(), co);
+    if (cfg.rotate_certificates && !kc->client_cert_pem.empty()) {
+      rotator = std::make_unique<ClientCertificateRotator>(
+          *client, RealClock::instance(), cfg.certDir(), node, kc->client_cert_pem,
+          [c = client.get()](const std::string& cert, const std::string& key) {
+            c->setClientCertificate(cert, key);
+          });
+    } else if (cfg.rotate_certificates) {
+      NODELET_LOG(warn, Api,
+                  "rotateCertificates: the kubeconfig has no client certificate to rotate");
+    }
   }
+  // Declared after the client it uses: stopped and joined first.
+  std::jthread rotation;
+  if (rotator) rotation = std::jthread([&rotator](std::stop_token st) { rotator->run(st); });
   if (cfg.fail_swap_on && swapOn())
     return die(
         "running with swap on is not supported, please disable swap or set --fail-swap-on flag to "

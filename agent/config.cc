@@ -222,6 +222,7 @@ const std::vector<std::pair<const char*, Reader>>& readers() {
       {"evictionHard", &readStringMap<&Config::eviction_hard>},
       {"nodeStatusMaxImages", &readInt<&Config::node_status_max_images>},
       {"seccompDefault", &readBool<&Config::seccomp_default>},
+      {"rotateCertificates", &readBool<&Config::rotate_certificates>},
   };
   return r;
 }

@@ -68,7 +68,8 @@ struct Config {
   std::map<std::string, std::string> eviction_hard{{"memory.available", "100Mi"},
                                                    {"nodefs.available", "10%"}};
   int32_t node_status_max_images{50};
-  bool seccomp_default{false};  // RuntimeDefault for containers that do not choose a profile
+  bool seccomp_default{false};      // RuntimeDefault for containers that do not choose a profile
+  bool rotate_certificates{false};  // renew the API client certificate before it expires
 
   // ---- flags only ----
   std::string config_file;

@@ -67,6 +67,8 @@ const std::vector<Flag>& flagTable() {
       {"sync-frequency", Kind::Duration, "period of the full pod resync"},
       {"node-labels", Kind::List, "labels to register the node with (key=value,...)"},
       {"register-node", Kind::Bool, "register the node with the API server (default true)"},
+      {"rotate-certificates", Kind::Bool,
+       "renew the client certificate (CSR) before it expires (rotateCertificates)"},
       {"register-with-taints", Kind::List,
        "taints to register the node with (key=value:Effect,...)"},
       {"kube-api-qps", Kind::Int, "API server requests per second (default 50)"},
@@ -293,6 +295,8 @@ Status applyFlags(const Args& args, Config& c) {
       c.cni_bin_dirs = splitList(v, ",:");
     } else if (name == "register-node")
       c.register_node = b;
+    else if (name == "rotate-certificates")
+      c.rotate_certificates = b;
     else if (name == "kube-api-qps")
       c.kube_api_qps = n;
     else if (name == "kube-api-burst")

@@ -193,6 +193,12 @@ void Client::throttle() {
   if (wait > Duration::zero()) waitFor(wait);
 }
 
+void Client::setClientCertificate(std::string cert_pem, std::string key_pem) {
+  std::lock_guard g(mu_);
+  config_.client_cert_pem = std::move(cert_pem);
+  config_.client_key_pem = std::move(key_pem);
+}
+
 void* Client::newHandle(const std::string& url, curl_slist** headers) {
   CURL* h = curl().easy_init();
   if (!h) return nullptr;
@@ -214,9 +220,16 @@ void* Client::newHandle(const std::string& url, curl_slist** headers) {
     curl().easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
     curl().easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
   }
-  if (!config_.client_cert_pem.empty()) {
-    curl_blob c = blob(config_.client_cert_pem);
-    curl_blob k = blob(config_.client_key_pem);
+  std::string cert, key;
+  {
+    std::lock_guard g(mu_);
+    cert = config_.client_cert_pem;
+    key = config_.client_key_pem;
+  }
+  if (!cert.empty()) {
+    // Copied by libcurl: the certificate may be replaced while this request runs.
+    curl_blob c{cert.data(), cert.size(), CURL_BLOB_COPY};
+    curl_blob k{key.data(), key.size(), CURL_BLOB_COPY};
     curl().easy_setopt(h, CURLOPT_SSLCERT_BLOB, &c);
     curl().easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
     curl().easy_setopt(h, CURLOPT_SSLKEY_BLOB, &k);

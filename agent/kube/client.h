@@ -78,6 +78,9 @@ class Client {
                            std::stop_token stop, Duration max_duration);
 
   const std::string& server() const { return config_.server; }
+  // Client certificate rotation: requests from now on present this certificate and key
+  // (connections made with the old one are not reused for them).
+  void setClientCertificate(std::string cert_pem, std::string key_pem);
 
  private:
   struct Curl;
@@ -91,7 +94,7 @@ class Client {
   ClientOptions o_;
   std::unique_ptr<Curl> curl_;
 
-  std::mutex mu_;  // the token bucket, the token file cache, and waits
+  std::mutex mu_;  // the token bucket, the token file cache, the client certificate, and waits
   std::condition_variable cv_;
   double tokens_;
   MonoTime last_refill_;

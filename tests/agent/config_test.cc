@@ -10,6 +10,8 @@ namespace {
 
 using std::chrono::milliseconds;
 
+const std::string kHead = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
+
 TEST(DurationTest, GoSyntax) {
   struct Case {
     const char* s;
@@ -119,8 +121,14 @@ featureGates: {Foo: true}
 
 TEST(ConfigTest, ClusterModeFieldsAreChecked) {
   Config c;
-  EXPECT_FALSE(loadConfigText("registerWithTaints: [{key: a}]\n", c));
-  EXPECT_FALSE(loadConfigText("systemReserved: {cpu: 1}\n", c));
+  auto taints = loadConfigText(kHead + "registerWithTaints: [{key: a}]\n", c);
+  ASSERT_FALSE(taints);
+  EXPECT_NE(taints.error().message.find("registerWithTaints"), std::string::npos)
+      << taints.error().message;
+  auto reserved = loadConfigText(kHead + "systemReserved: {cpu: 1}\n", c);
+  ASSERT_FALSE(reserved);
+  EXPECT_NE(reserved.error().message.find("systemReserved"), std::string::npos)
+      << reserved.error().message;
   c = Config{};
   c.register_with_taints = {"a=b:Sometimes"};
   auto s = validateConfig(c);
@@ -130,6 +138,17 @@ TEST(ConfigTest, ClusterModeFieldsAreChecked) {
   c.kubeconfig = "/k";
   c.register_node = false;
   EXPECT_FALSE(validateConfig(c));
+  // TLS bootstrapping writes --kubeconfig: it needs one.
+  c = Config{};
+  c.bootstrap_kubeconfig = "/b";
+  auto boot = validateConfig(c);
+  ASSERT_FALSE(boot);
+  EXPECT_NE(boot.error().message.find("--bootstrap-kubeconfig needs --kubeconfig"),
+            std::string::npos);
+  c = Config{};
+  ASSERT_TRUE(loadConfigText(kHead + "rotateCertificates: true\n", c));
+  EXPECT_TRUE(c.rotate_certificates);
+  EXPECT_TRUE(c.ignored_fields.empty());
 }
 
 TEST(ConfigTest, DefaultsAreTheKubelets) {
@@ -258,7 +277,8 @@ TEST(FlagsTest, Commands) {
 }
 
 TEST(FlagsTest, ClusterAndCniFlags) {
-  auto a = parseArgs({"nodelet", "--kubeconfig=/k", "--node-labels=role=edge,zone=a",
+  auto a = parseArgs({"nodelet", "--kubeconfig=/k", "--bootstrap-kubeconfig=/b", "--cert-dir=/p",
+                      "--rotate-certificates", "--node-labels=role=edge,zone=a",
                       "--register-with-taints=x=y:NoSchedule", "--kube-api-qps=5",
                       "--cni-conf-dir=/c", "--cni-bin-dir=/a:/b", "--cni-network=n",
                       "--cni-bridge=br", "--cni-ipam-dir=/i", "--cni-force"});
@@ -266,6 +286,9 @@ TEST(FlagsTest, ClusterAndCniFlags) {
   Config c;
   ASSERT_TRUE(applyFlags(*a, c));
   EXPECT_EQ(c.kubeconfig, "/k");
+  EXPECT_EQ(c.bootstrap_kubeconfig, "/b");
+  EXPECT_EQ(c.certDir(), "/p");
+  EXPECT_TRUE(c.rotate_certificates);
   EXPECT_EQ(c.node_labels, (std::map<std::string, std::string>{{"role", "edge"}, {"zone", "a"}}));
   EXPECT_EQ(c.register_with_taints, (std::vector<std::string>{"x=y:NoSchedule"}));
   EXPECT_EQ(c.kube_api_qps, 5);

@@ -715,6 +715,14 @@ class FakeApiServer::Handler {
     auto b = body();
     if (!b) return;
     auto& md = (*b)["metadata"];
+    if (md.is_object() && md.value("name", "").empty() && !md.value("generateName", "").empty()) {
+      // The API server's name generator: the prefix and five of [bcdfghjklmnpqrstvwxz2456789].
+      static constexpr char kAlphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+      std::string name = md["generateName"];
+      std::lock_guard g(s_.mu_);
+      for (uint64_t i = 0; i < 5; ++i) name += kAlphabet[(s_.generated_++ * 7 + i * 13) % 27];
+      md["name"] = name;
+    }
     if (!md.is_object() || md.value("name", "").empty()) {
       reply(422,
             status(422, "Invalid",

@@ -162,6 +162,7 @@ class FakeApiServer {
   uint64_t watch_generation_{0};  // bumped by dropWatches
   uint64_t garbage_generation_{0};
   uint64_t tokens_issued_{0};
+  uint64_t generated_{0};  // names made from metadata.generateName
   std::vector<Fault> faults_;
   Duration stall_{0};
   std::map<std::string, std::string> tokens_;  // token -> user

@@ -1,4 +1,4 @@
-#include "agent/client_bootstrap.h"
+#include "agent/client_certificates.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/core/api_json.h"
 #include "agent/core/base64.h"
 #include "agent/core/files.h"
 #include "agent/core/log.h"
@@ -150,21 +151,27 @@ Result<std::string> waitForCertificate(kube::Client& client, Clock& clock, const
               "timed out waiting for certificate signing request " + name + " to be issued");
 }
 
-// Creates the CSR, or finds the one a previous run created for the same key. Returns its UID.
-Result<std::string> requestCertificate(kube::Client& client, const std::string& name,
-                                       const std::string& csr_pem, const std::string& key_pem) {
+struct CreatedCsr {
+  std::string name, uid;
+};
+
+// Creates the CSR (`name` empty: generateName "csr-", as rotation does), or finds the one a
+// previous run created for the same key.
+Result<CreatedCsr> requestCertificate(kube::Client& client, const std::string& name,
+                                      const std::string& csr_pem, const std::string& key_pem) {
+  const json meta = name.empty() ? json{{"generateName", "csr-"}} : json{{"name", name}};
   const json body = {
       {"apiVersion", "certificates.k8s.io/v1"},
       {"kind", "CertificateSigningRequest"},
-      {"metadata", {{"name", name}}},
+      {"metadata", meta},
       {"spec", {{"request", base64Encode(csr_pem)}, {"signerName", kSigner}, {"usages", kUsages}}}};
   auto r = client.request("POST", kCsrs, body.dump());
   if (!r) return std::unexpected(r.error().wrap("create certificate signing request " + name));
   if (r->ok()) {
     const json got = json::parse(r->body, nullptr, false);
-    return js::meta(got, "uid");
+    return CreatedCsr{js::meta(got, "name"), js::meta(got, "uid")};
   }
-  if (r->code != 409)
+  if (r->code != 409 || name.empty())
     return std::unexpected(r->toError("create certificate signing request " + name));
   // Already there: ours if it carries our key and asks the same signer.
   auto cur = client.get(std::string(kCsrs) + "/" + name);
@@ -176,7 +183,62 @@ Result<std::string> requestCertificate(kube::Client& client, const std::string& 
   if (!request || !bootstrap::sameKey(*request, key_pem) || js::str(spec, "signerName") != kSigner)
     return fail(ErrorCode::AlreadyExists, "certificate signing request " + name +
                                               " exists and is not compatible with this key");
-  return js::meta(got, "uid");
+  return CreatedCsr{name, js::meta(got, "uid")};
+}
+
+// Asks for a certificate for the key (the CSR's creation retried with back-off while the API
+// server cannot be reached: a node may boot with it) and waits until it is issued, refused,
+// `deadline` or `stop`.
+Result<std::string> obtainCertificate(kube::Client& client, Clock& clock,
+                                      const std::string& key_pem, const std::string& node,
+                                      const std::string& name, MonoTime deadline,
+                                      std::stop_token stop) {
+  auto csr = bootstrap::makeCsr(key_pem, node);
+  if (!csr) return std::unexpected(csr.error());
+  CreatedCsr created;
+  for (Duration backoff = std::chrono::seconds(1);;) {
+    auto r = requestCertificate(client, name, *csr, key_pem);
+    if (r) {
+      created = *r;
+      break;
+    }
+    if (r.error().is(ErrorCode::AlreadyExists) || r.error().is(ErrorCode::PermissionDenied) ||
+        r.error().is(ErrorCode::InvalidArgument))
+      return std::unexpected(r.error());
+    if (stop.stop_requested() || clock.monotonicNow() + backoff >= deadline)
+      return std::unexpected(r.error());
+    NODELET_LOG(warn, Api, "{}; retrying in {} s", r.error().message,
+                std::chrono::duration_cast<std::chrono::seconds>(backoff).count());
+    std::mutex mu;
+    std::condition_variable cv;
+    std::stop_callback wake(stop, [&] {
+      std::lock_guard g(mu);
+      cv.notify_all();
+    });
+    std::unique_lock l(mu);
+    const MonoTime until = clock.monotonicNow() + backoff;
+    while (!stop.stop_requested() && clock.monotonicNow() < until) clock.waitUntil(cv, l, until);
+    backoff = std::min(backoff * 2, Duration(std::chrono::seconds(30)));
+  }
+  NODELET_LOG(info, Api, "waiting for certificate signing request {} to be approved and issued",
+              created.name);
+  auto cert = waitForCertificate(client, clock, created.name, created.uid, deadline, stop);
+  if (!cert) return std::unexpected(cert.error());
+  if (!bootstrap::certificatesValid(*cert, clock.systemNow()))
+    return fail(ErrorCode::Internal,
+                "the certificate issued for " + created.name + " is not valid now");
+  return cert;
+}
+
+// The key alone, SEC1 PEM (a certificate file holds the certificate too).
+Result<std::string> keyOnly(const std::string& pem) {
+  Key key = parseKey(pem);
+  Bio out(BIO_new(BIO_s_mem()));
+  if (!key || !out ||
+      PEM_write_bio_PrivateKey_traditional(out.get(), key.get(), nullptr, nullptr, 0, nullptr,
+                                           nullptr) != 1)
+    return fail(ErrorCode::Internal, "encode the private key");
+  return drain(out.get());
 }
 
 std::string kubeconfigYaml(const kube::KubeConfig& boot, const std::string& pem_path) {
@@ -212,6 +274,22 @@ bool certificatesValid(const std::string& pem, SysTime now) {
   }
   ERR_clear_error();  // the end of the PEM stream reads as an error
   return n > 0;
+}
+
+std::optional<std::pair<SysTime, SysTime>> validity(const std::string& pem) {
+  Bio b = readBio(pem);
+  Cert c(b ? PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr) : nullptr);
+  ERR_clear_error();
+  if (!c) return std::nullopt;
+  const auto when = [](const ASN1_TIME* t) -> std::optional<SysTime> {
+    std::tm tm{};
+    if (ASN1_TIME_to_tm(t, &tm) != 1) return std::nullopt;
+    return std::chrono::system_clock::from_time_t(timegm(&tm));
+  };
+  auto from = when(X509_get0_notBefore(c.get()));
+  auto to = when(X509_get0_notAfter(c.get()));
+  if (!from || !to) return std::nullopt;
+  return std::pair{*from, *to};
 }
 
 Result<std::string> newKey() {
@@ -281,6 +359,114 @@ bool sameKey(const std::string& request_pem, const std::string& key_pem) {
 
 }  // namespace bootstrap
 
+Result<std::string> storeClientCertificate(const std::string& cert_dir, const std::string& cert_pem,
+                                           const std::string& key_pem, SysTime now) {
+  // kubelet-client-<time>.pem (certificate, then key), then the symlink swapped atomically.
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%d-%H-%M-%S", &tm);
+  const std::string file = "kubelet-client-" + std::string(stamp) + ".pem";
+  std::string pem = cert_pem;
+  if (!pem.ends_with('\n')) pem += '\n';
+  if (auto s = writeFileAtomic(cert_dir + "/" + file, pem + key_pem, 0600, true); !s)
+    return std::unexpected(s.error());
+  const std::string current = cert_dir + "/" + kCurrent;
+  const std::string link_tmp = current + ".tmp";
+  std::error_code ec;
+  fs::remove(link_tmp, ec);
+  fs::create_symlink(file, link_tmp, ec);
+  if (!ec) fs::rename(link_tmp, current, ec);
+  if (ec) return fail(ErrorCode::Internal, "link " + current + ": " + ec.message());
+  return current;
+}
+
+ClientCertificateRotator::ClientCertificateRotator(kube::Client& client, Clock& clock,
+                                                   std::string cert_dir, std::string node_name,
+                                                   std::string cert_pem, OnRotated on_rotated,
+                                                   uint64_t seed)
+    : client_(client),
+      clock_(clock),
+      cert_dir_(std::move(cert_dir)),
+      node_(std::move(node_name)),
+      on_rotated_(std::move(on_rotated)),
+      cert_pem_(std::move(cert_pem)) {
+  // The kubelet's jitteryDuration: wait.Jitter(lifetime, 0.2) - 0.3 * lifetime.
+  uint64_t x = seed ? seed : static_cast<uint64_t>(clock.systemNow().time_since_epoch().count());
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  fraction_ = 0.7 + 0.2 * static_cast<double>(x % 1'000'000) / 1'000'000.0;
+}
+
+std::optional<SysTime> ClientCertificateRotator::due() const {
+  std::lock_guard g(mu_);
+  auto v = bootstrap::validity(cert_pem_);
+  if (!v) return std::nullopt;
+  const auto lifetime = v->second - v->first;
+  return v->first + std::chrono::duration_cast<SysTime::duration>(lifetime * fraction_);
+}
+
+Status ClientCertificateRotator::rotate(std::stop_token stop, Duration timeout) {
+  auto key = bootstrap::newKey();  // a new key each time, as the kubelet's
+  if (!key) return std::unexpected(key.error());
+  auto cert =
+      obtainCertificate(client_, clock_, *key, node_, "", clock_.monotonicNow() + timeout, stop);
+  if (!cert) return std::unexpected(cert.error().wrap("rotate the client certificate"));
+  std::error_code ec;
+  fs::create_directories(cert_dir_, ec);
+  auto current = storeClientCertificate(cert_dir_, *cert, *key, clock_.systemNow());
+  if (!current) return std::unexpected(current.error());
+  {
+    std::lock_guard g(mu_);
+    cert_pem_ = *cert;
+  }
+  if (auto v = bootstrap::validity(*cert))
+    NODELET_LOG(info, Api, "client certificate rotated ({}), valid until {}", *current,
+                api::formatTime(v->second));
+  on_rotated_(*cert, *key);
+  return {};
+}
+
+void ClientCertificateRotator::run(std::stop_token stop) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::stop_callback wake(stop, [&] {
+    std::lock_guard g(mu);
+    cv.notify_all();
+  });
+  // Waits until `when` on the wall clock, in steps of at most an hour (the wall clock may jump).
+  auto sleepUntil = [&](SysTime when) {
+    std::unique_lock l(mu);
+    while (!stop.stop_requested() && clock_.systemNow() < when) {
+      const auto step = std::min<Duration>(
+          std::chrono::duration_cast<Duration>(when - clock_.systemNow()), std::chrono::hours(1));
+      clock_.waitUntil(cv, l, clock_.monotonicNow() + step);
+    }
+  };
+  Duration backoff = std::chrono::seconds(1);
+  while (!stop.stop_requested()) {
+    const auto when = due();
+    if (!when) {
+      NODELET_LOG(warn, Api, "the client certificate does not parse: not rotating it");
+      return;
+    }
+    NODELET_LOG(info, Api, "client certificate rotation due at {}", api::formatTime(*when));
+    sleepUntil(*when);
+    if (stop.stop_requested()) return;
+    if (auto s = rotate(stop); s) {
+      backoff = std::chrono::seconds(1);
+      continue;
+    } else if (!stop.stop_requested()) {
+      NODELET_LOG(warn, Api, "{}; retrying in {} s", s.error().message,
+                  std::chrono::duration_cast<std::chrono::seconds>(backoff).count());
+      sleepUntil(clock_.systemNow() + std::chrono::duration_cast<SysTime::duration>(backoff));
+      backoff = std::min<Duration>(backoff * 2, std::chrono::minutes(5));
+    }
+  }
+}
+
 Status bootstrapClientCertificate(const ClientBootstrapOptions& o, Clock& clock,
                                   std::stop_token stop) {
   if (auto kc = kube::loadKubeconfig(o.kubeconfig);
@@ -293,12 +479,11 @@ Status bootstrapClientCertificate(const ClientBootstrapOptions& o, Clock& clock,
   std::error_code ec;
   fs::create_directories(o.cert_dir, ec);
   if (ec) return fail(ErrorCode::Internal, "--cert-dir " + o.cert_dir + ": " + ec.message());
-  const std::string current = o.cert_dir + "/" + kCurrent;
   const std::string key_tmp = o.cert_dir + "/" + kKeyTmp;
   // The key: the current certificate's (a renewal keeps it), else the one a previous attempt
   // left, else a new one, kept until the certificate is issued.
   std::string key_pem;
-  if (const std::string pem = readFile(current); parseKey(pem)) key_pem = pem;
+  if (const std::string pem = readFile(o.cert_dir + "/" + kCurrent); parseKey(pem)) key_pem = pem;
   if (key_pem.empty()) {
     if (const std::string pem = readFile(key_tmp); parseKey(pem)) key_pem = pem;
   }
@@ -308,75 +493,21 @@ Status bootstrapClientCertificate(const ClientBootstrapOptions& o, Clock& clock,
     if (auto s = writeFileAtomic(key_tmp, *k, 0600, true); !s) return s;
     key_pem = *k;
   }
-  // Only the key's block goes into the certificate file (the current one also holds a
-  // certificate).
-  Key key = parseKey(key_pem);
-  Bio key_out(BIO_new(BIO_s_mem()));
-  if (!key || !key_out ||
-      PEM_write_bio_PrivateKey_traditional(key_out.get(), key.get(), nullptr, nullptr, 0, nullptr,
-                                           nullptr) != 1)
-    return fail(ErrorCode::Internal, "encode the private key");
-  key_pem = drain(key_out.get());
-  auto csr = bootstrap::makeCsr(key_pem, o.node_name);
-  if (!csr) return std::unexpected(csr.error());
-  auto name = bootstrap::csrName(key_pem, o.node_name);
+  auto key = keyOnly(key_pem);
+  if (!key) return std::unexpected(key.error());
+  auto name = bootstrap::csrName(*key, o.node_name);
   if (!name) return std::unexpected(name.error());
-
   kube::Client client(*boot, clock, o.client);
-  const MonoTime deadline = clock.monotonicNow() + o.timeout;
-  // The API server may not be up yet (a node booting with it): keep trying until the deadline.
-  std::string uid;
-  for (Duration backoff = std::chrono::seconds(1);;) {
-    auto r = requestCertificate(client, *name, *csr, key_pem);
-    if (r) {
-      uid = *r;
-      break;
-    }
-    if (r.error().is(ErrorCode::AlreadyExists) || r.error().is(ErrorCode::PermissionDenied) ||
-        r.error().is(ErrorCode::InvalidArgument))
-      return std::unexpected(r.error());
-    if (stop.stop_requested() || clock.monotonicNow() + backoff >= deadline)
-      return std::unexpected(r.error());
-    NODELET_LOG(warn, Api, "{}; retrying in {} s", r.error().message,
-                std::chrono::duration_cast<std::chrono::seconds>(backoff).count());
-    std::mutex mu;
-    std::condition_variable cv;
-    std::stop_callback wake(stop, [&] {
-      std::lock_guard g(mu);
-      cv.notify_all();
-    });
-    std::unique_lock l(mu);
-    const MonoTime until = clock.monotonicNow() + backoff;
-    while (!stop.stop_requested() && clock.monotonicNow() < until) clock.waitUntil(cv, l, until);
-    backoff = std::min(backoff * 2, Duration(std::chrono::seconds(30)));
-  }
-  NODELET_LOG(info, Api, "waiting for certificate signing request {} to be approved and issued",
-              *name);
-  auto cert = waitForCertificate(client, clock, *name, uid, deadline, stop);
+  auto cert = obtainCertificate(client, clock, *key, o.node_name, *name,
+                                clock.monotonicNow() + o.timeout, stop);
   if (!cert) return std::unexpected(cert.error());
-  if (!bootstrap::certificatesValid(*cert, clock.systemNow()))
-    return fail(ErrorCode::Internal, "the certificate issued for " + *name + " is not valid now");
-
-  // kubelet-client-<time>.pem (certificate, then key), then the symlink swapped atomically.
-  const std::time_t t = std::chrono::system_clock::to_time_t(clock.systemNow());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%d-%H-%M-%S", &tm);
-  const std::string file = "kubelet-client-" + std::string(stamp) + ".pem";
-  std::string pem = *cert;
-  if (!pem.ends_with('\n')) pem += '\n';
-  if (auto s = writeFileAtomic(o.cert_dir + "/" + file, pem + key_pem, 0600, true); !s) return s;
-  const std::string link_tmp = current + ".tmp";
-  fs::remove(link_tmp, ec);
-  fs::create_symlink(file, link_tmp, ec);
-  if (!ec) fs::rename(link_tmp, current, ec);
-  if (ec) return fail(ErrorCode::Internal, "link " + current + ": " + ec.message());
+  auto current = storeClientCertificate(o.cert_dir, *cert, *key, clock.systemNow());
+  if (!current) return std::unexpected(current.error());
   fs::remove(key_tmp, ec);
   fs::create_directories(fs::path(o.kubeconfig).parent_path(), ec);
-  if (auto s = writeFileAtomic(o.kubeconfig, kubeconfigYaml(*boot, current), 0600, true); !s)
+  if (auto s = writeFileAtomic(o.kubeconfig, kubeconfigYaml(*boot, *current), 0600, true); !s)
     return s;
-  NODELET_LOG(info, Api, "client certificate issued ({}); wrote {}", current, o.kubeconfig);
+  NODELET_LOG(info, Api, "client certificate issued ({}); wrote {}", *current, o.kubeconfig);
   return {};
 }
 

@@ -18,6 +18,9 @@
 //      kubeconfig's server and CA and that file as client certificate and key.
 // The file names and the kubeconfig's shape are the kubelet's, so tools that look for them
 // (kubeadm certs check-expiration) find them.
+#include <functional>
+#include <mutex>
+#include <optional>
 #include <stop_token>
 #include <string>
 
@@ -41,10 +44,46 @@ struct ClientBootstrapOptions {
 Status bootstrapClientCertificate(const ClientBootstrapOptions& o, Clock& clock,
                                   std::stop_token stop);
 
+// rotateCertificates, as the kubelet's client certificate manager: the certificate is renewed
+// at a random point between 70 % and 90 % of its lifetime, with a new key and a CSR
+// (generateName "csr-", the same subject, signer and usages) sent with the current identity,
+// which kube-controller-manager approves for a node renewing its own certificate. Once issued it
+// is stored as the bootstrap stores it (kubelet-client-current.pem) and handed to `on_rotated`,
+// which points the API client at it. A failed attempt is retried after 1 s doubling to 5 min.
+class ClientCertificateRotator {
+ public:
+  using OnRotated = std::function<void(const std::string& cert_pem, const std::string& key_pem)>;
+  ClientCertificateRotator(kube::Client& client, Clock& clock, std::string cert_dir,
+                           std::string node_name, std::string cert_pem, OnRotated on_rotated,
+                           uint64_t seed = 0);
+  void run(std::stop_token stop);
+  // When the current certificate is due (std::nullopt: it does not parse).
+  std::optional<SysTime> due() const;
+  // One renewal now, waiting at most `timeout` for the certificate.
+  Status rotate(std::stop_token stop, Duration timeout = std::chrono::minutes(15));
+
+ private:
+  kube::Client& client_;
+  Clock& clock_;
+  std::string cert_dir_;
+  std::string node_;
+  OnRotated on_rotated_;
+  mutable std::mutex mu_;
+  std::string cert_pem_;
+  double fraction_;  // of the lifetime after which to renew: [0.7, 0.9)
+};
+
+// Writes <cert_dir>/kubelet-client-<time>.pem (certificate, then key; 0600, synced) and points
+// kubelet-client-current.pem at it. Returns the symlink's path.
+Result<std::string> storeClientCertificate(const std::string& cert_dir, const std::string& cert_pem,
+                                           const std::string& key_pem, SysTime now);
+
 // The pieces, for tests.
 namespace bootstrap {
 // Whether every certificate in `pem` is valid at `now` (false when there is none).
 bool certificatesValid(const std::string& pem, SysTime now);
+// The first certificate's validity period.
+std::optional<std::pair<SysTime, SysTime>> validity(const std::string& pem);
 // The kubelet's CSR name for a key, subject and usages ("node-csr-" + a digest).
 Result<std::string> csrName(const std::string& key_pem, const std::string& node_name);
 // A PEM CERTIFICATE REQUEST for CN=system:node:<node>, O=system:nodes, signed with the key.

@@ -1,19 +1,22 @@
 // TLS bootstrapping against the fake API server: a bootstrap token gets a node client
 // certificate through a CertificateSigningRequest, the kubeconfig is written the kubelet's way,
 // a valid one is kept, a restart finds its request again, a denial or a timeout is an error.
-#include "agent/client_bootstrap.h"
+#include "agent/client_certificates.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "agent/core/base64.h"
 #include "agent/kube/kubeconfig.h"
 #include "tests/common/simulated_clock.h"
 #include "tests/common/temp_dir.h"
+#include "tests/common/test_pki.h"
 #include "tests/fakes/fake_apiserver.h"
 
 namespace nodelet::agent {
@@ -191,6 +194,126 @@ TEST_F(ClientBootstrapTest, NoAnswerWithinTheTimeoutIsAnError) {
   auto s = finish();
   ASSERT_FALSE(s);
   EXPECT_TRUE(s.error().is(ErrorCode::DeadlineExceeded)) << s.error().message;
+}
+
+// rotateCertificates: a node renews its own client certificate with its current identity.
+class ClientRotationTest : public ClientBootstrapTest {
+ protected:
+  void SetUp() override {
+    ClientBootstrapTest::SetUp();
+    if (IsSkipped()) return;
+    auto kc = kube::loadKubeconfig(api_->writeNodeKubeconfig(dir_.str() + "/node.conf", "n1"));
+    ASSERT_TRUE(kc) << kc.error().message;
+    kc_ = *kc;
+    client_ = std::make_unique<kube::Client>(kc_, clock_, o_.client);
+  }
+  std::unique_ptr<ClientCertificateRotator> rotator(uint64_t seed = 7) {
+    return std::make_unique<ClientCertificateRotator>(
+        *client_, clock_, o_.cert_dir, "n1", kc_.client_cert_pem,
+        [this](const std::string& cert, const std::string& key) {
+          std::lock_guard g(mu_);
+          rotated_.emplace_back(cert, key);
+          client_->setClientCertificate(cert, key);
+        },
+        seed);
+  }
+  size_t rotations() {
+    std::lock_guard g(mu_);
+    return rotated_.size();
+  }
+  kube::KubeConfig kc_;
+  std::unique_ptr<kube::Client> client_;
+  std::vector<std::pair<std::string, std::string>> rotated_;
+};
+
+TEST_F(ClientRotationTest, DueBetween70And90PercentOfTheLifetime) {
+  const auto v = bootstrap::validity(kc_.client_cert_pem);
+  ASSERT_TRUE(v);
+  const auto lifetime = v->second - v->first;
+  std::set<SysTime> seen;
+  for (uint64_t seed = 1; seed <= 50; ++seed) {
+    auto due = rotator(seed)->due();
+    ASSERT_TRUE(due);
+    EXPECT_GE(*due, v->first + lifetime * 7 / 10);
+    EXPECT_LE(*due, v->first + lifetime * 9 / 10);
+    seen.insert(*due);
+  }
+  EXPECT_GT(seen.size(), 40u) << "jittered, so that nodes do not all renew at once";
+}
+
+TEST_F(ClientRotationTest, ARenewalAsksAsTheNodeWithANewKeyAndSwitchesTheClient) {
+  auto r = rotator();
+  std::optional<Status> result;
+  std::jthread t([&](std::stop_token st) {
+    Status s = r->rotate(st);
+    std::lock_guard g(mu_);
+    result = std::move(s);
+  });
+  auto csr = pendingCsr();
+  ASSERT_TRUE(csr);
+  const std::string name = (*csr)["metadata"]["name"];
+  EXPECT_TRUE(name.starts_with("csr-") && name.size() == 9) << "generateName csr-: " << name;
+  EXPECT_EQ((*csr)["spec"]["username"], "system:node:n1") << "asked with the current identity";
+  EXPECT_EQ((*csr)["spec"]["signerName"], "kubernetes.io/kube-apiserver-client-kubelet");
+  ASSERT_TRUE(api_->issueCsr(name));
+  t.join();
+  ASSERT_TRUE(result && *result) << (result ? result->error().message : "no result");
+  ASSERT_EQ(rotations(), 1u);
+  const auto& [cert, key] = rotated_[0];
+  EXPECT_NE(cert, kc_.client_cert_pem);
+  EXPECT_NE(key, kc_.client_key_pem) << "a new key";
+  std::ifstream in(o_.cert_dir + "/kubelet-client-current.pem");
+  std::stringstream stored;
+  stored << in.rdbuf();
+  EXPECT_EQ(stored.str(), cert + key);
+  // The client now presents it: the API server still sees the node.
+  auto reply = client_->get("/api/v1/nodes/n1");
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->code, 404);
+  EXPECT_EQ(api_->requests().back().user, "system:node:n1");
+}
+
+TEST_F(ClientRotationTest, TheClientPresentsTheCertificateItIsGiven) {
+  // A certificate from a CA the API server does not trust: the TLS handshake fails (the API
+  // server verifies a client certificate when one is given), and the retries back off on the
+  // simulated clock.
+  clock_.setAutoAdvance(true);
+  testing::TestPki other(dir_.str() + "/other-ca");
+  other.issue("stranger", "/CN=system:node:n1/O=system:nodes");
+  ASSERT_TRUE(other.ok());
+  auto before = client_->get("/api/v1/nodes/n1");
+  ASSERT_TRUE(before) << before.error().message;
+  EXPECT_EQ(before->code, 404);
+  client_->setClientCertificate(other.read("stranger.crt"), other.read("stranger.key"));
+  auto r = client_->get("/api/v1/nodes/n1");
+  ASSERT_FALSE(r) << "answered " << r->code;
+  EXPECT_TRUE(r.error().is(ErrorCode::Unavailable)) << r.error().message;
+  // And back: the node's own certificate works again.
+  client_->setClientCertificate(kc_.client_cert_pem, kc_.client_key_pem);
+  auto again = client_->get("/api/v1/nodes/n1");
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->code, 404);
+}
+
+TEST_F(ClientRotationTest, RunRenewsWhenDueAndWaitsForTheNext) {
+  auto r = rotator();
+  const auto due = r->due();
+  ASSERT_TRUE(due);
+  clock_.advance(std::chrono::duration_cast<Duration>(*due - clock_.systemNow()) +
+                 std::chrono::minutes(1));
+  std::jthread t([&](std::stop_token st) { r->run(st); });
+  auto csr = pendingCsr();
+  ASSERT_TRUE(csr);
+  ASSERT_TRUE(api_->issueCsr((*csr)["metadata"]["name"], 5));  // valid at the advanced clock
+  for (int i = 0; i < 500 && rotations() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // NOLINT(real-time)
+  EXPECT_EQ(rotations(), 1u);
+  const auto next = r->due();
+  ASSERT_TRUE(next);
+  EXPECT_GT(*next, clock_.systemNow()) << "the next renewal is in the new certificate's future";
+  t.request_stop();
+  t.join();
+  EXPECT_EQ(api_->list("certificatesigningrequests").size(), 1u) << "one renewal, not a loop";
 }
 
 TEST(ClientBootstrapPiecesTest, NamesKeysAndValidity) {
