@@ -18,6 +18,7 @@
 #include "agent/pod_startup.h"
 #include "agent/pod_status.h"
 #include "agent/seccomp.h"
+#include "probes/runner.h"
 
 namespace nodelet::agent {
 namespace {
@@ -1131,20 +1132,58 @@ RuntimeManager::StartResult RuntimeManager::startContainer(
     return {false, {"RunContainerError", s.error().message}};
   }
   events_.record(ref, "Normal", "Started", "Started container " + c.name);
-  if (c.lifecycle && c.lifecycle->post_start && c.lifecycle->post_start->exec) {
+  if (c.lifecycle && c.lifecycle->post_start) {
     const auto timeout =
         std::chrono::seconds(pod.spec.termination_grace_period_seconds.value_or(30));
-    auto r = runtime_.execSync(*id, c.lifecycle->post_start->exec->command, timeout);
-    if (!r || r->exit_code != 0) {
-      const std::string msg =
-          !r ? r.error().message
-             : "exit code " + std::to_string(r->exit_code) + ": " + r->stdout_ + r->stderr_;
-      events_.record(ref, "Warning", "FailedPostStartHook", "PostStartHook failed: " + msg);
+    const std::string msg = runHook(pod, c, *id, *c.lifecycle->post_start, pod_ip, timeout);
+    if (!msg.empty()) {
+      events_.record(ref, "Warning", "FailedPostStartHook", msg);
       (void)runtime_.stopContainer(*id, kMinGraceSeconds);
       return {false, {"PostStartHookError", msg}};
     }
   }
   return {true, {}};
+}
+
+std::string RuntimeManager::runHook(const api::Pod& pod, const api::Container& c,
+                                    const std::string& container_id, const api::Handler& h,
+                                    const std::string& pod_ip, Duration timeout) {
+  const std::string who = "Container \"" + c.name + "\" in Pod \"" + pod.metadata.name + "_" +
+                          pod.metadata.namespace_ + "(" + pod.metadata.uid + ")\"";
+  if (h.exec) {
+    auto r = runtime_.execSync(container_id, h.exec->command,
+                               std::chrono::duration_cast<std::chrono::seconds>(timeout));
+    if (r && r->exit_code == 0) return "";
+    std::string cmd;
+    for (const auto& a : h.exec->command) cmd += (cmd.empty() ? "" : " ") + a;
+    const std::string output = r ? r->stdout_ + r->stderr_ : "";
+    const std::string err = !r ? r.error().message
+                               : "command '" + cmd + "' exited with " +
+                                     std::to_string(r->exit_code) + ": " + r->stderr_;
+    return "Exec lifecycle hook ([" + cmd + "]) for " + who + " failed - error: " + err +
+           ", message: \"" + output + "\"";
+  }
+  if (h.http_get) {
+    // To the pod (the node's address for hostNetwork pods), as the kubelet's HTTP hooks: any
+    // answer will do, only a request that gets none fails the hook.
+    const auto out = probes::DefaultRunner::http(*h.http_get, {pod_ip, c.ports}, timeout);
+    if (out.result == probes::ProbeResult::Success ||
+        out.output.starts_with("HTTP probe failed with statuscode"))
+      return "";
+    return "HTTP lifecycle hook (" + h.http_get->path + ") for " + who +
+           " failed - error: " + out.output;
+  }
+  if (h.sleep) {
+    // In nodelet, not in the container (which may have no sleep binary), as the kubelet does.
+    std::mutex mu;
+    std::condition_variable cv;
+    std::unique_lock l(mu);
+    const MonoTime until =
+        clock_.monotonicNow() + std::min<Duration>(std::chrono::seconds(h.sleep->seconds), timeout);
+    while (clock_.monotonicNow() < until) clock_.waitUntil(cv, l, until);
+    return "";
+  }
+  return "";  // tcpSocket is deprecated for hooks and does nothing, as in the kubelet
 }
 
 SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& status,
@@ -1181,7 +1220,7 @@ SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& 
       if (!k.message.empty())
         events_.record(containerRef(pod, k.name), "Normal", "Killing", k.message);
       if (c.running())
-        stopContainer(&pod, c, k.grace_seconds.value_or(grace));
+        stopContainer(&pod, c, k.grace_seconds.value_or(grace), podIp(pod, status));
       else
         (void)runtime_.removeContainer(c.status.id);
     }
@@ -1270,25 +1309,18 @@ SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& 
   return res;
 }
 
-void RuntimeManager::stopContainer(const api::Pod* pod, const RuntimeContainer& c, int64_t grace) {
+void RuntimeManager::stopContainer(const api::Pod* pod, const RuntimeContainer& c, int64_t grace,
+                                   const std::string& pod_ip) {
   const MonoTime start = clock_.monotonicNow();
   if (pod)
     events_.record(containerRef(*pod, c.status.name), "Normal", "Killing",
                    "Stopping container " + c.status.name);
   const api::Container* spec = pod ? api::findContainer(pod->spec, c.status.name) : nullptr;
-  if (spec && spec->lifecycle && spec->lifecycle->pre_stop && spec->lifecycle->pre_stop->exec) {
-    auto r = runtime_.execSync(c.status.id, spec->lifecycle->pre_stop->exec->command,
-                               std::chrono::seconds(std::max<int64_t>(grace, 1)));
-    if ((!r || r->exit_code != 0) && pod) {
-      events_.record(containerRef(*pod, c.status.name), "Warning", "FailedPreStopHook",
-                     "PreStopHook failed: " +
-                         (!r ? r.error().message : "exit code " + std::to_string(r->exit_code)));
-    }
-  } else if (spec && spec->lifecycle && spec->lifecycle->pre_stop &&
-             spec->lifecycle->pre_stop->sleep) {
-    (void)runtime_.execSync(c.status.id,
-                            {"sleep", std::to_string(spec->lifecycle->pre_stop->sleep->seconds)},
-                            std::chrono::seconds(std::max<int64_t>(grace, 1)));
+  if (spec && spec->lifecycle && spec->lifecycle->pre_stop) {
+    const std::string msg = runHook(*pod, *spec, c.status.id, *spec->lifecycle->pre_stop, pod_ip,
+                                    std::chrono::seconds(std::max<int64_t>(grace, 1)));
+    if (!msg.empty())
+      events_.record(containerRef(*pod, c.status.name), "Warning", "FailedPreStopHook", msg);
   }
   const int64_t spent =
       std::chrono::duration_cast<std::chrono::seconds>(clock_.monotonicNow() - start).count();
@@ -1297,6 +1329,12 @@ void RuntimeManager::stopContainer(const api::Pod* pod, const RuntimeContainer& 
     NODELET_LOG(warn, Agent, "StopContainer {} ({}): {}", c.status.id, c.status.name,
                 s.error().message);
   }
+}
+
+std::string RuntimeManager::podIp(const api::Pod& pod, const PodRuntimeStatus& st) const {
+  if (pod.spec.host_network) return o_.node_ip;
+  const RuntimeSandbox* sb = st.currentSandbox();
+  return sb ? sb->ip : "";
 }
 
 Status RuntimeManager::killPod(const api::Pod* pod, const PodRuntimeStatus& st,
@@ -1314,10 +1352,11 @@ Status RuntimeManager::killPod(const api::Pod* pod, const PodRuntimeStatus& st,
     if (!c.running() && c.status.state != cri::ContainerState::Created) continue;
     (c.type == "sidecar" ? sidecars : mains).push_back(&c);
   }
+  const std::string ip = pod ? podIp(*pod, st) : "";
   {  // app and init containers stop in parallel
     std::vector<std::jthread> stops;
     for (const auto* c : mains)
-      stops.emplace_back([this, pod, c, grace] { stopContainer(pod, *c, grace); });
+      stops.emplace_back([this, pod, c, grace, &ip] { stopContainer(pod, *c, grace, ip); });
   }
   // Sidecars after them, in reverse order of the spec.
   if (pod) {
@@ -1329,7 +1368,7 @@ Status RuntimeManager::killPod(const api::Pod* pod, const PodRuntimeStatus& st,
       if (std::find(ordered.begin(), ordered.end(), c) == ordered.end()) ordered.push_back(c);
     sidecars = ordered;
   }
-  for (const auto* c : sidecars) stopContainer(pod, *c, grace);
+  for (const auto* c : sidecars) stopContainer(pod, *c, grace, ip);
   Status result;
   for (const auto& s : st.sandboxes) {
     if (s.state != cri::SandboxState::Ready) continue;

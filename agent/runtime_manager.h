@@ -121,7 +121,14 @@ class RuntimeManager {
                                         const std::string& pod_ip);
   // Rewrites the data volumes of a running pod (a changed ConfigMap shows up in place).
   void refreshDataVolumes(const api::Pod& pod, const std::string& pod_ip);
-  void stopContainer(const api::Pod* pod, const RuntimeContainer& c, int64_t grace_seconds);
+  void stopContainer(const api::Pod* pod, const RuntimeContainer& c, int64_t grace_seconds,
+                     const std::string& pod_ip);
+  // A lifecycle hook: exec in the container, HTTP GET to the pod, or a sleep in nodelet.
+  // Returns "" on success, else the kubelet's message for the event.
+  std::string runHook(const api::Pod& pod, const api::Container& c, const std::string& container_id,
+                      const api::Handler& h, const std::string& pod_ip, Duration timeout);
+  // Where HTTP hooks go: the pod's address (the node's for hostNetwork).
+  std::string podIp(const api::Pod& pod, const PodRuntimeStatus& st) const;
   std::string podDir(const std::string& uid) const;
   std::map<std::string, std::string> volume_errors_;  // uid -> last FailedMount message
   std::atomic<uint64_t> started_app_{0}, started_init_{0};

@@ -4,6 +4,7 @@
 #include "agent/agent.h"
 
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <algorithm>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include "agent/kube/object_source.h"
 #include "agent/labels.h"
 #include "agent/node_shutdown.h"
+#include "tests/common/free_port.h"
 #include "tests/common/simulated_clock.h"
 #include "tests/common/temp_dir.h"
 #include "tests/fakes/fake_object_source.h"
@@ -364,6 +366,64 @@ TEST_F(AgentTest, ARuntimeClassChoosesTheSandboxsHandlerAndAMissingOneWaits) {
   for (const auto& sb : rt_.sandboxes()) handlers[sb.metadata.name] = sb.runtime_handler;
   EXPECT_EQ(handlers["waiting-node-1"], "runc");
   EXPECT_EQ(running().size(), 3u);
+}
+
+TEST_F(AgentTest, LifecycleHooksRunAsTheKubeletsAndFailWithItsMessages) {
+  clock_.setAutoAdvance(true);  // a sleep hook waits on the clock
+  // An HTTP endpoint for the hooks, on the "pod IP".
+  httplib::Server http;
+  std::atomic<int> hits{0};
+  http.Get("/hook", [&](const httplib::Request&, httplib::Response& res) {
+    ++hits;
+    res.status = 500;  // any answer will do for a hook
+  });
+  const int port = http.bind_to_any_port("127.0.0.1");
+  std::jthread serve([&] { http.listen_after_bind(); });
+  rt_.setSandboxIp("127.0.0.1");
+  const int closed = testing::freeLocalPort();
+  auto pod = [&](const std::string& name, const std::string& lifecycle) {
+    return manifest("apiVersion: v1\nkind: Pod\nmetadata: {name: " + name +
+                        "}\nspec:\n  containers:\n  - name: app\n    image: "
+                        "localhost/nodelet/busybox:1.35\n    lifecycle:\n" +
+                        lifecycle,
+                    "/m/" + name + ".yaml");
+  };
+  rt_.scriptExec("sh -c exit 3", {"out", "err", 3});
+  auto http_ok = pod(
+      "http-ok", "      postStart: {httpGet: {path: /hook, port: " + std::to_string(port) + "}}\n");
+  auto http_down =
+      pod("http-down",
+          "      postStart: {httpGet: {path: /hook, port: " + std::to_string(closed) + "}}\n");
+  auto exec_fails = pod("exec-fails", "      postStart: {exec: {command: [sh, -c, exit 3]}}\n");
+  auto stops = pod("stops", "      preStop: {sleep: {seconds: 7}}\n");
+  apply({http_ok, http_down, exec_fails, stops});
+  EXPECT_EQ(hits.load(), 1);
+  EXPECT_TRUE(
+      hasEvent("FailedPostStartHook",
+               "HTTP lifecycle hook (/hook) for Container \"app\" in Pod \"http-down-node-1_"
+               "default(" +
+                   http_down.pod.metadata.uid +
+                   ")\" failed - error: Get \"http://"
+                   "127.0.0.1:" +
+                   std::to_string(closed) + "/hook\""));
+  EXPECT_TRUE(hasEvent("FailedPostStartHook",
+                       "Exec lifecycle hook ([sh -c exit 3]) for Container \"app\" in Pod "
+                       "\"exec-fails-node-1_default(" +
+                           exec_fails.pod.metadata.uid +
+                           ")\" failed - error: command 'sh -c exit 3' exited with 3: err, "
+                           "message: \"outerr\""));
+  const auto st = status(exec_fails.pod.metadata.uid);
+  ASSERT_FALSE(st.container_statuses.empty());
+  ASSERT_TRUE(st.container_statuses[0].state.waiting);
+  EXPECT_EQ(st.container_statuses[0].state.waiting->reason, "PostStartHookError");
+  // preStop sleep: nodelet waits (the image needs no sleep binary), then stops the container.
+  rt_.clearCalls();
+  const MonoTime before = clock_.monotonicNow();
+  apply({http_ok, http_down});
+  EXPECT_GE(clock_.monotonicNow() - before, std::chrono::seconds(7));
+  EXPECT_EQ(rt_.countCalls("ExecSync"), 0u);
+  EXPECT_GE(rt_.countCalls("StopContainer"), 1u);
+  http.stop();
 }
 
 TEST_F(AgentTest, ARuntimeErrorIsRetried) {
