@@ -17,6 +17,7 @@
 #include "agent/labels.h"
 #include "agent/pod_startup.h"
 #include "agent/pod_status.h"
+#include "agent/registry_auth.h"
 #include "agent/seccomp.h"
 #include "probes/runner.h"
 
@@ -462,10 +463,33 @@ Result<std::string> RuntimeManager::ensureImage(const api::Pod& pod, const api::
     return fail(ErrorCode::Unavailable,
                 "ImagePullBackOff: Back-off pulling image \"" + c.image + "\"");
   }
+  // Credentials from the pod's imagePullSecrets that match the image, tried in turn; a Secret
+  // that cannot be read is said (the pull may still work without it).
+  RegistryKeyring keyring;
+  std::vector<std::string> unreadable;
+  kube::ObjectSource* objects = objectsFor(pod);
+  for (const auto& name : pod.spec.image_pull_secrets) {
+    auto data = objects ? objects->secret(pod.metadata.namespace_, name)
+                        : Result<std::optional<kube::ObjectSource::Data>>(std::nullopt);
+    if (!data || !*data || !keyring.addSecret(**data)) unreadable.push_back(name);
+  }
+  if (!unreadable.empty()) {
+    std::string list;
+    for (const auto& n : unreadable) list += (list.empty() ? "" : ", ") + n;
+    events_.record(podRef(pod), "Warning", "FailedToRetrieveImagePullSecret",
+                   "Unable to retrieve some image pull secrets (" + list +
+                       "); attempting to pull the image may not succeed.");
+  }
+  const std::vector<cri::AuthConfig> creds = keyring.lookup(c.image);
   events_.record(ref, "Normal", "Pulling", "Pulling image \"" + c.image + "\"");
   const MonoTime start = clock_.monotonicNow();
   if (o_.startup) o_.startup->imagePullStarted(pod.metadata.uid);
-  auto pulled = images_.pullImage(c.image, nullptr, &sandbox);
+  Result<std::string> pulled = fail(ErrorCode::Internal, "no pull attempted");
+  if (creds.empty()) pulled = images_.pullImage(c.image, nullptr, &sandbox);
+  for (const auto& auth : creds) {
+    pulled = images_.pullImage(c.image, &auth, &sandbox);
+    if (pulled) break;
+  }
   if (o_.startup && pulled) o_.startup->imagePullFinished(pod.metadata.uid);
   if (!pulled) {
     image_backoff_.next(key, clock_.monotonicNow());

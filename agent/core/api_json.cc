@@ -682,6 +682,12 @@ Pod decodePodJson(const In& in) {
       if (e.has("tolerationSeconds")) t.toleration_seconds = e.at("tolerationSeconds").i64();
       p.spec.tolerations.push_back(std::move(t));
     });
+  if (s.has("imagePullSecrets"))
+    s.at("imagePullSecrets").each([&](const In& e) {
+      std::string name;
+      e.str("name", name);
+      if (!name.empty()) p.spec.image_pull_secrets.push_back(std::move(name));
+    });
   if (s.has("readinessGates"))
     s.at("readinessGates").each([&](const In& e) {
       std::string type;

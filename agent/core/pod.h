@@ -326,8 +326,9 @@ struct PodSpec {
   // affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms
   std::optional<std::vector<NodeSelectorTerm>> required_node_affinity;
   std::vector<Toleration> tolerations;
-  std::string os_name;                       // spec.os.name
-  std::vector<std::string> readiness_gates;  // conditionType of each readinessGates entry
+  std::string os_name;                          // spec.os.name
+  std::vector<std::string> readiness_gates;     // conditionType of each readinessGates entry
+  std::vector<std::string> image_pull_secrets;  // Secret names
   std::optional<bool> share_process_namespace;
   bool set_hostname_as_fqdn{false};
   bool operator==(const PodSpec&) const = default;

@@ -426,6 +426,39 @@ TEST_F(AgentTest, LifecycleHooksRunAsTheKubeletsAndFailWithItsMessages) {
   http.stop();
 }
 
+TEST_F(AgentTest, APrivateImageIsPulledWithTheMatchingPullSecretCredentials) {
+  testing::FakeObjectSource objects;
+  objects.secrets["default/regcred"] = {
+      {".dockerconfigjson",
+       R"({"auths":{"registry.example.com/app":{"username":"stale","password":"old"},)"
+       R"("registry.example.com":{"username":"robot","password":"s3cret"},)"
+       R"("quay.example.com":{"username":"elsewhere","password":"x"}}})"}};
+  opts_.static_objects = &objects;
+  start();
+  images_.requireAuth("registry.example.com/app:1", "robot", "s3cret");
+  auto p = manifest(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: private}\nspec:\n"
+      "  imagePullSecrets: [{name: missing}, {name: regcred}]\n"
+      "  containers: [{name: app, image: registry.example.com/app:1}]\n");
+  apply({p});
+  // The more specific key first (its stale credentials fail), then the registry's.
+  EXPECT_EQ(images_.pullUsers(), (std::vector<std::string>{"stale", "robot"}));
+  EXPECT_EQ(running().size(), 1u);
+  EXPECT_TRUE(hasEvent("FailedToRetrieveImagePullSecret",
+                       "Unable to retrieve some image pull secrets (missing); attempting to pull "
+                       "the image may not succeed."));
+  // Without the Secret the pull is anonymous, and refused as the registry refuses it.
+  objects.secrets.clear();
+  auto q = manifest(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: nocreds}\nspec:\n"
+      "  imagePullSecrets: [{name: regcred}]\n"
+      "  containers: [{name: app, image: registry.example.com/app:1, imagePullPolicy: Always}]\n",
+      "/m/nocreds.yaml");
+  apply({p, q});
+  EXPECT_EQ(images_.pullUsers().back(), "");
+  EXPECT_TRUE(hasEvent("Failed", "401 Unauthorized"));
+}
+
 TEST_F(AgentTest, ARuntimeErrorIsRetried) {
   rt_.injectError("RunPodSandbox", Error{ErrorCode::Unknown, "cni not ready"});
   auto web = manifest(kWeb);

@@ -389,7 +389,8 @@ class FakeApiServer::Handler {
   }
 
   // Whether a pod bound to `node` in `ns` uses ConfigMap/Secret `name`: in a volume, a
-  // projected volume, an env key reference or envFrom (the Node authorizer's graph edges).
+  // projected volume, an env key reference, envFrom or (Secrets) imagePullSecrets (the Node
+  // authorizer's graph edges).
   bool usedByPodOf(const std::string& node, const std::string& resource, const std::string& ns,
                    const std::string& name) {
     const bool cm = resource == "configmaps";
@@ -404,6 +405,9 @@ class FakeApiServer::Handler {
       if (spec.value("nodeName", "") != node ||
           pod.value("metadata", json::object()).value("namespace", "") != ns)
         continue;
+      if (!cm)
+        for (const auto& s : spec.value("imagePullSecrets", json::array()))
+          if (named(s, "name")) return true;
       for (const auto& v : spec.value("volumes", json::array())) {
         if (cm ? named(v.value("configMap", json()), "name")
                : named(v.value("secret", json()), "secretName"))

@@ -510,12 +510,19 @@ Result<std::optional<cri::Image>> FakeImageService::imageStatus(const std::strin
   return std::optional<cri::Image>(it->second);
 }
 
-Result<std::string> FakeImageService::pullImage(const std::string& image, const cri::AuthConfig*,
+Result<std::string> FakeImageService::pullImage(const std::string& image,
+                                                const cri::AuthConfig* auth,
                                                 const cri::PodSandboxConfig*) {
   std::unique_lock g(mu_);
   if (auto e = enter("PullImage")) return std::unexpected(*e);
+  pull_users_.push_back(auth ? auth->username : "");
   if (!pullable_)
     return fail(ErrorCode::Unknown, "failed to pull \"" + image + "\": connection refused");
+  if (auto it = private_.find(image);
+      it != private_.end() &&
+      (!auth || auth->username != it->second.first || auth->password != it->second.second))
+    return fail(ErrorCode::Unknown, "failed to pull and unpack image \"" + image +
+                                        "\": failed to authorize: 401 Unauthorized");
   g.unlock();
   addImage(image);
   g.lock();

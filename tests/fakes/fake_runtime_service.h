@@ -150,6 +150,16 @@ class FakeImageService final : public cri::ImageService {
     std::lock_guard g(mu_);
     pullable_ = p;
   }
+  // A private image: pulls without this username and password are refused, as a registry does.
+  void requireAuth(const std::string& image, std::string user, std::string password) {
+    std::lock_guard g(mu_);
+    private_[image] = {std::move(user), std::move(password)};
+  }
+  // The username every pull came with, in order ("" for an anonymous one).
+  std::vector<std::string> pullUsers() const {
+    std::lock_guard g(mu_);
+    return pull_users_;
+  }
 
   // cri::ImageService
   Result<std::vector<cri::Image>> listImages() override;
@@ -166,6 +176,8 @@ class FakeImageService final : public cri::ImageService {
   std::map<std::string, std::deque<Error>> errors_;
   std::map<std::string, cri::Image> images_;  // by ref
   bool pullable_{true};
+  std::map<std::string, std::pair<std::string, std::string>> private_;  // image -> credentials
+  std::vector<std::string> pull_users_;
 };
 
 }  // namespace nodelet::testing
