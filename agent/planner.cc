@@ -191,6 +191,10 @@ struct Planner {
       if (c.sandbox_id != sb->id && c.running())
         a.containers_to_kill.push_back({c.status.id, c.status.name, "", ""});
     }
+    // Ephemeral containers (kubectl debug) start once, even before initialisation is done,
+    // and never again: one that ran and exited stays exited.
+    for (const auto& c : pod.spec.ephemeral_containers)
+      if (!st.latest(c.name)) a.ephemeral_to_start.push_back(c.name);
     if (!planInit(sb->id)) {
       if (a.pod_done) a.kill_pod = true;
       return;
@@ -200,6 +204,7 @@ struct Planner {
     if (a.pod_done) {
       // Completed pods keep their sandbox until deleted, but their sidecars stop.
       a.init_to_start.clear();
+      a.ephemeral_to_start.clear();
       for (const auto& c : pod.spec.init_containers) {
         const RuntimeContainer* last = st.latest(c.name, sb->id);
         if (api::isSidecar(c) && last && last->running())

@@ -35,6 +35,7 @@ struct PodActions {
   uint32_t attempt{0};                           // attempt of the new sandbox
   std::vector<std::string> init_to_start;        // in order
   std::vector<std::string> containers_to_start;  // app containers
+  std::vector<std::string> ephemeral_to_start;   // never run yet (they never restart)
   std::vector<ContainerToKill> containers_to_kill;
   std::map<std::string, Waiting> waiting;  // why a container is not running now
   std::optional<Duration> requeue_after;   // when to look again (back-off ending)

@@ -176,6 +176,13 @@ api::PodStatus computePodStatus(const StatusInput& in) {
   for (const auto& c : pod.spec.containers)
     s.container_statuses.push_back(
         containerStatus(c, in, "", init_complete ? "ContainerCreating" : "PodInitializing"));
+  // Ephemeral containers are reported but count for neither the phase nor readiness; no probe
+  // ever says they started or are ready (the kubelet's leave both unset).
+  for (const auto& c : pod.spec.ephemeral_containers) {
+    s.ephemeral_container_statuses.push_back(containerStatus(c, in, "", "ContainerCreating"));
+    s.ephemeral_container_statuses.back().ready = false;
+    s.ephemeral_container_statuses.back().started.reset();
+  }
 
   // ---- phase (the kubelet's getPhase) ----
   const std::string& policy = pod.spec.restart_policy;

@@ -1103,6 +1103,17 @@ RuntimeManager::StartResult RuntimeManager::startContainer(
   cc.resources = containerResources(pod, c, o_.node_memory_bytes);
   auto& sec = cc.security;
   sec.namespaces = namespaces(pod.spec);
+  if (!c.target_container_name.empty()) {
+    // kubectl debug --target: the ephemeral container joins that container's PID namespace.
+    const RuntimeContainer* target = status.latest(c.target_container_name, sandbox_id);
+    if (!target || !target->running()) {
+      const std::string msg = "target container \"" + c.target_container_name + "\" is not running";
+      events_.record(ref, "Warning", "Failed", "Error: " + msg);
+      return {false, {"CreateContainerError", msg}};
+    }
+    sec.namespaces.pid = cri::NamespaceMode::Target;
+    sec.namespaces.target_id = target->status.id;
+  }
   if (const auto& psc = pod.spec.security_context) {
     sec.run_as_user = psc->run_as_user;
     sec.run_as_group = psc->run_as_group;
@@ -1258,7 +1269,9 @@ SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& 
   }
   // Most syncs (resyncs, status refreshes) have nothing to create or start: stop here, before
   // building the sandbox config (DNS included) that only creation needs.
-  if (!a.create_sandbox && a.init_to_start.empty() && a.containers_to_start.empty()) return res;
+  if (!a.create_sandbox && a.init_to_start.empty() && a.containers_to_start.empty() &&
+      a.ephemeral_to_start.empty())
+    return res;
 
   std::string sandbox_id = a.sandbox_id;
   const RuntimeSandbox* current = status.currentSandbox();
@@ -1306,6 +1319,14 @@ SyncResult RuntimeManager::syncPod(const api::Pod& pod, const PodRuntimeStatus& 
           !s)
         NODELET_LOG(warn, Agent, "pod {}: {}", pod.fullName(), s.error().message);
     }
+  }
+  // Ephemeral containers first, as the kubelet: a debugging container starts even while an
+  // init container keeps failing.
+  for (const auto& name : a.ephemeral_to_start) {
+    const api::Container* c = api::findContainer(pod.spec, name);
+    if (!c) continue;
+    auto r = startContainer(pod, *c, "ephemeral", sandbox_id, sandbox, pod_ip, status);
+    if (!r.ok) res.waiting[name] = r.waiting;
   }
   // A new sandbox starts from a clean slate: containers of older sandboxes are history only.
   for (const auto& name : a.init_to_start) {

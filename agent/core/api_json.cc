@@ -215,6 +215,7 @@ Container decodeContainer(const In& in) {
   in.expectObject();
   Container c;
   in.str("name", c.name);
+  in.str("targetContainerName", c.target_container_name);
   in.str("image", c.image);
   if (in.has("command")) c.command = in.at("command").strings();
   if (in.has("args")) c.args = in.at("args").strings();
@@ -538,6 +539,7 @@ PodStatus decodeStatus(const In& in) {
   };
   statuses("initContainerStatuses", s.init_container_statuses);
   statuses("containerStatuses", s.container_statuses);
+  statuses("ephemeralContainerStatuses", s.ephemeral_container_statuses);
   return s;
 }
 
@@ -572,6 +574,10 @@ Pod decodePodJson(const In& in) {
     });
   if (s.has("containers"))
     s.at("containers").each([&](const In& e) { p.spec.containers.push_back(decodeContainer(e)); });
+  if (s.has("ephemeralContainers"))
+    s.at("ephemeralContainers").each([&](const In& e) {
+      p.spec.ephemeral_containers.push_back(decodeContainer(e));
+    });
   if (s.has("volumes"))
     s.at("volumes").each([&](const In& e) { p.spec.volumes.push_back(decodeVolume(e)); });
   s.str("restartPolicy", p.spec.restart_policy);
@@ -780,6 +786,11 @@ json encodeStatusJson(const PodStatus& s) {
     for (const auto& c : s.container_statuses)
       j["containerStatuses"].push_back(encodeContainerStatus(c));
   }
+  if (!s.ephemeral_container_statuses.empty()) {
+    j["ephemeralContainerStatuses"] = json::array();
+    for (const auto& c : s.ephemeral_container_statuses)
+      j["ephemeralContainerStatuses"].push_back(encodeContainerStatus(c));
+  }
   if (!s.qos_class.empty()) j["qosClass"] = s.qos_class;
   return j;
 }
@@ -869,6 +880,14 @@ json encodePodJson(const Pod& p) {
     spec["initContainers"] = json::array();
     for (const auto& c : p.spec.init_containers)
       spec["initContainers"].push_back(encodeContainer(c));
+  }
+  if (!p.spec.ephemeral_containers.empty()) {
+    spec["ephemeralContainers"] = json::array();
+    for (const auto& c : p.spec.ephemeral_containers) {
+      json e = encodeContainer(c);
+      if (!c.target_container_name.empty()) e["targetContainerName"] = c.target_container_name;
+      spec["ephemeralContainers"].push_back(std::move(e));
+    }
   }
   if (!p.spec.volumes.empty()) {
     spec["volumes"] = json::array();

@@ -10,7 +10,7 @@ bool isStaticPod(const Pod& pod) {
 }
 
 const Container* findContainer(const PodSpec& spec, const std::string& name) {
-  for (const auto* list : {&spec.init_containers, &spec.containers}) {
+  for (const auto* list : {&spec.init_containers, &spec.containers, &spec.ephemeral_containers}) {
     for (const auto& c : *list) {
       if (c.name == name) return &c;
     }

@@ -170,6 +170,7 @@ struct SecurityContext {
 
 struct Container {
   std::string name;
+  std::string target_container_name;  // ephemeral containers: whose processes it sees
   std::string image;
   std::vector<std::string> command;
   std::vector<std::string> args;
@@ -303,6 +304,7 @@ struct PodSecurityContext {
 struct PodSpec {
   std::vector<Container> init_containers;
   std::vector<Container> containers;
+  std::vector<Container> ephemeral_containers;  // kubectl debug: started once, never restarted
   std::vector<Volume> volumes;
   std::string restart_policy{"Always"};
   std::optional<int64_t> termination_grace_period_seconds{30};
@@ -397,6 +399,7 @@ struct PodStatus {
   std::optional<SysTime> start_time;
   std::vector<ContainerStatus> init_container_statuses;
   std::vector<ContainerStatus> container_statuses;
+  std::vector<ContainerStatus> ephemeral_container_statuses;
   std::string qos_class;
   bool operator==(const PodStatus&) const = default;
 };

@@ -659,6 +659,55 @@ TEST_F(AgentTest, HostnamesDomainsAndTheSharedProcessNamespace) {
                        "is too long (64 characters is the max, 73 characters requested)"));
 }
 
+TEST_F(ApiSourceTest, KubectlDebugAddsAnEphemeralContainerThatSeesItsTarget) {
+  startCluster();
+  api::Pod p = apiPod("app", "uid-e");
+  agent_->onApiPods({p});
+  settle();
+  std::string app_id;
+  for (const auto& c : rt_.containers())
+    if (c.name == "c") app_id = c.id;
+  ASSERT_FALSE(app_id.empty());
+  // kubectl debug -it app --image=busybox --target=c: the pods/ephemeralcontainers update.
+  api::Container debugger;
+  debugger.name = "debugger-x7";
+  debugger.image = "localhost/nodelet/busybox:1.35";
+  debugger.target_container_name = "c";
+  debugger.stdin_ = true;
+  debugger.tty = true;
+  p.spec.ephemeral_containers.push_back(debugger);
+  agent_->onApiPods({p});
+  settle();
+  std::string debug_id;
+  for (const auto& [id, cfg] : rt_.containerConfigs()) {
+    if (cfg.name != "debugger-x7") continue;
+    debug_id = id;
+    EXPECT_EQ(cfg.security.namespaces.pid, cri::NamespaceMode::Target);
+    EXPECT_EQ(cfg.security.namespaces.target_id, app_id);
+    EXPECT_TRUE(cfg.tty && cfg.stdin_);
+  }
+  ASSERT_FALSE(debug_id.empty());
+  auto st = status("uid-e");
+  ASSERT_EQ(st.ephemeral_container_statuses.size(), 1u);
+  EXPECT_TRUE(st.ephemeral_container_statuses[0].state.running);
+  EXPECT_FALSE(st.ephemeral_container_statuses[0].ready);
+  EXPECT_FALSE(st.ephemeral_container_statuses[0].started.has_value());
+  EXPECT_EQ(st.phase, "Running");
+  // The session ends: the container stays exited, and the pod runs on.
+  rt_.exitContainer(debug_id, 0);
+  settle();
+  clock_.advance(std::chrono::minutes(1));
+  agent_->onApiPods({p});
+  settle();
+  size_t debuggers = 0;
+  for (const auto& [id, cfg] : rt_.containerConfigs()) debuggers += cfg.name == "debugger-x7";
+  EXPECT_EQ(debuggers, 1u) << "never restarted";
+  st = status("uid-e");
+  ASSERT_TRUE(st.ephemeral_container_statuses[0].state.terminated);
+  EXPECT_EQ(st.ephemeral_container_statuses[0].state.terminated->exit_code, 0);
+  EXPECT_EQ(st.phase, "Running");
+}
+
 TEST_F(ApiSourceTest, NothingIsAnOrphanUntilEverySourceHasSpoken) {
   startCluster();
   agent_->onApiPods({apiPod("a", "uid-a")});

@@ -108,6 +108,40 @@ TEST(PlannerTest, InitContainersRunOneAtATimeInOrder) {
   EXPECT_TRUE(fresh.containers_to_start.empty());
 }
 
+TEST(PlannerTest, EphemeralContainersStartOnceEvenDuringInitAndNeverAgain) {
+  auto pod = podFromYaml(std::string(kTwoInits) +
+                         "  ephemeralContainers: [{name: debugger, image: x, "
+                         "targetContainerName: app}]\n");
+  struct Case {
+    const char* name;
+    std::vector<C> containers;
+    std::vector<std::string> ephemeral;
+  } cases[] = {
+      {"added while an init container runs", {{"i1", S::Running}}, {"debugger"}},
+      {"running", {{"debugger", S::Running, 0, "s0", 0, "ephemeral"}, {"i1", S::Running}}, {}},
+      {"exited: never restarted",
+       {{"debugger", S::Exited, 1, "s0", 0, "ephemeral"},
+        {"app", S::Running},
+        {"i2", S::Exited, 0},
+        {"i1", S::Exited, 0}},
+       {}},
+  };
+  for (const auto& c : cases) {
+    auto a = plan(pod, runtime(pod, {{"s0", true}}, c.containers));
+    EXPECT_EQ(a.ephemeral_to_start, c.ephemeral) << c.name;
+    EXPECT_TRUE(a.containers_to_kill.empty()) << c.name;
+  }
+  // No sandbox yet: the pod starts as usual, the debugger on a later sync.
+  EXPECT_TRUE(plan(pod, runtime(pod, {}, {})).ephemeral_to_start.empty());
+  // A pod that ran to completion starts nothing, debuggers included.
+  auto done = podFromYaml(
+      "  restartPolicy: Never\n  containers: [{name: app, image: x}]\n"
+      "  ephemeralContainers: [{name: debugger, image: x}]\n");
+  auto a = plan(done, runtime(done, {{"s0", true}}, {{"app", S::Exited, 0}}));
+  EXPECT_TRUE(a.pod_done);
+  EXPECT_TRUE(a.ephemeral_to_start.empty());
+}
+
 TEST(PlannerTest, AFailedInitContainerFailsANeverPod) {
   auto pod = podFromYaml(std::string(kTwoInits) + "  restartPolicy: Never\n");
   auto a = plan(pod, runtime(pod, {{"s0", true}}, {{"i1", S::Exited, 2}}));

@@ -349,6 +349,33 @@ TEST_F(ClusterE2eTest, AdmissionChecksTheApiServersNodeLabelsAndTaints) {
   EXPECT_EQ(failed("intolerant")["reason"], "TaintToleration");
 }
 
+// kubectl debug --target: an ephemeral container added through the API joins the target's PID
+// namespace (it sees the target's shell loop), runs once, and is reported.
+TEST_F(ClusterE2eTest, AnEphemeralContainerDebugsARunningPod) {
+  n_->start("nodeStatusUpdateFrequency: 1s\n");
+  api_->create("pods", "default", apiPod("app-1", n_->node()));
+  ASSERT_TRUE(waitFor([&] { return podRunningReady("app-1"); }, seconds(30))) << n_->log();
+  json p = *pod("app-1");
+  p["spec"]["ephemeralContainers"] = {{{"name", "debugger"},
+                                       {"image", image()},
+                                       {"targetContainerName", "app"},
+                                       {"command", {"sh", "-c", "ps | grep -q 'while tru[e]'"}}}};
+  api_->put("pods", "default", p);
+  json ecs;
+  ASSERT_TRUE(waitFor(
+      [&] {
+        auto now = pod("app-1");
+        ecs = now ? (*now)["status"].value("ephemeralContainerStatuses", json::array())
+                  : json::array();
+        return !ecs.empty() && ecs[0]["state"].contains("terminated");
+      },
+      seconds(30)))
+      << ecs << n_->log();
+  EXPECT_EQ(ecs[0]["name"], "debugger");
+  EXPECT_EQ(ecs[0]["state"]["terminated"]["exitCode"], 0) << "it saw the target's processes";
+  EXPECT_TRUE(podRunningReady("app-1"));
+}
+
 // The controller manager assigns the node a pod CIDR: nodelet writes its CNI network from it
 // (into a directory of its own here, not the rig's containerd's).
 TEST_F(ClusterE2eTest, ThePodCidrFromTheApiServerBecomesTheCniNetwork) {
