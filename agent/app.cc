@@ -702,9 +702,18 @@ int runAgent(Config cfg, sigset_t signals) {
   if (!client && !cfg.pod_cidr.empty()) apply_pod_cidr(cfg.pod_cidr);
   // Admission reads the API server's Node once registered (labels and taints an administrator
   // added count), and the Node nodelet would register before.
-  ao.admission_node = [&cluster, local = localNode(cfg, node, machine),
-                       node](bool fresh) -> AdmissionNode {
+  // The fresh read runs under the agent's lock: at most one every 10 s, so a burst of pods that
+  // do not fit (or an API server that does not answer) cannot hold the sync loop up.
+  ao.admission_node = [&cluster, &clock, local = localNode(cfg, node, machine), node,
+                       last_fresh =
+                           std::optional<MonoTime>()](bool fresh) mutable -> AdmissionNode {
     if (cluster && cluster->nodes) {
+      const MonoTime now = clock.monotonicNow();
+      if (fresh && (!last_fresh || now - *last_fresh >= std::chrono::seconds(10))) {
+        last_fresh = now;
+      } else {
+        fresh = false;
+      }
       const nlohmann::json n = fresh ? cluster->nodes->refreshNode() : cluster->nodes->node();
       if (n.is_object() && n.contains("metadata")) return admissionNodeFromJson(node, n);
     }
