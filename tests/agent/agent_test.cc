@@ -66,6 +66,13 @@ class AgentTest : public ::testing::Test {
     ao.watch_exits = false;
     agent_ = std::make_unique<Agent>(*runtime_, statuses_, events_, clock_, ao);
   }
+  // A new agent on the same runtime manager with these options (no exit watching: the fake's
+  // containers have no processes).
+  void restartAgent(AgentOptions ao) {
+    agent_.reset();
+    ao.watch_exits = false;
+    agent_ = std::make_unique<Agent>(*runtime_, statuses_, events_, clock_, ao);
+  }
   staticpods::StaticPod manifest(const std::string& text, const std::string& file = "/m/web.yaml") {
     auto sp = staticpods::parseManifest(text, {"node-1", file, clock_.systemNow()});
     EXPECT_TRUE(sp) << sp.error().message;
@@ -808,11 +815,9 @@ TEST_F(AgentTest, AHostPortTakenByAnotherPodIsRefusedAtAdmission) {
 
 TEST_F(AgentTest, EverySandboxTheRuntimeKnowsIsReportedForLeakReclaim) {
   std::vector<std::set<std::string>> seen;
-  agent_.reset();
   AgentOptions ao;
-  ao.watch_exits = false;
   ao.on_all_sandboxes = [&](const std::set<std::string>& ids) { seen.push_back(ids); };
-  agent_ = std::make_unique<Agent>(*runtime_, statuses_, events_, clock_, ao);
+  restartAgent(ao);
   apply({manifest(kWeb)});
   // Someone else's sandbox counts too (another CRI client on the same network).
   cri::PodSandboxConfig other;
@@ -835,12 +840,10 @@ namespace nodelet::agent {
 namespace {
 
 TEST_F(AgentTest, PodsThatDoNotFitAllocatableAreRefused) {
-  agent_.reset();
   AgentOptions ao;
-  ao.watch_exits = false;
   ao.allocatable_cpu_milli = 1000;
   ao.allocatable_memory_bytes = 1 << 30;
-  agent_ = std::make_unique<Agent>(*runtime_, statuses_, events_, clock_, ao);
+  restartAgent(ao);
   auto pod = [&](const std::string& name, const std::string& cpu, const std::string& mem) {
     return manifest(
         "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name +
@@ -864,9 +867,7 @@ TEST_F(AgentTest, PodsThatDoNotFitAllocatableAreRefused) {
 }
 
 TEST_F(AgentTest, NodeAffinityIsCheckedAgainstAFreshNodeBeforeARefusal) {
-  agent_.reset();
   AgentOptions ao;
-  ao.watch_exits = false;
   // The cached Node lacks the label an administrator just added; the API server has it.
   std::vector<bool> asked;
   ao.admission_node = [&](bool fresh) {
@@ -875,7 +876,7 @@ TEST_F(AgentTest, NodeAffinityIsCheckedAgainstAFreshNodeBeforeARefusal) {
     if (fresh) n.labels["disk"] = "ssd";
     return n;
   };
-  agent_ = std::make_unique<Agent>(*runtime_, statuses_, events_, clock_, ao);
+  restartAgent(ao);
   auto pod = [&](const std::string& name, const std::string& selector) {
     return manifest(
         "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name + "}\nspec:\n  nodeSelector: {" +
@@ -904,12 +905,10 @@ TEST_F(AgentTest, AdmissionReportsTheFirstFailureInTheKubeletsOrder) {
   // reported walks the kubelet's order (OS, pod limit, resources, node affinity, host ports).
   auto reason = [&](int32_t max_pods, const std::string& name, const std::string& extra,
                     const std::string& requests) {
-    agent_.reset();
     AgentOptions ao;
-    ao.watch_exits = false;
     ao.max_pods = max_pods;
     ao.allocatable_cpu_milli = 100;
-    agent_ = std::make_unique<Agent>(*runtime_, statuses_, events_, clock_, ao);
+    restartAgent(ao);
     // Admitted first (same creation time: by name), it holds the pod slot and the host port.
     auto first = manifest(hostPortPod("a-" + name, ""), "/m/a-" + name + ".yaml");
     std::string text = hostPortPod("z-" + name, "");
