@@ -19,6 +19,7 @@
 #include "agent/config.h"
 #include "agent/container_streams.h"
 #include "agent/core/api_json.h"
+#include "agent/core/files.h"
 #include "agent/core/log.h"
 #include "agent/core/quantity.h"
 #include "agent/core/yaml_json.h"
@@ -56,14 +57,6 @@ namespace fs = std::filesystem;
 int die(const std::string& msg, int code = 1) {
   std::fprintf(stderr, "nodelet: %s\n", msg.c_str());
   return code;
-}
-
-std::string readFile(const std::string& path, bool* ok = nullptr) {
-  std::ifstream in(path, std::ios::binary);
-  if (ok) *ok = static_cast<bool>(in);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // ---- container logs for the node server -------------------------------------------------------

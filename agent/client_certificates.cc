@@ -8,12 +8,10 @@
 #include <condition_variable>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -24,6 +22,7 @@
 #include "agent/kube/json_util.h"
 #include "agent/kube/kubeconfig.h"
 #include "agent/kube/reflector.h"
+#include "agent/openssl_ptr.h"
 
 namespace nodelet::agent {
 
@@ -40,15 +39,11 @@ constexpr char kCsrs[] = "/apis/certificates.k8s.io/v1/certificatesigningrequest
 // An EC key: no "key encipherment" (the kubelet adds it for RSA keys only).
 const std::vector<std::string> kUsages = {"digital signature", "client auth"};
 
-template <class T, void (*F)(T*)>
-struct Free {
-  void operator()(T* p) const { F(p); }
-};
-using Key = std::unique_ptr<EVP_PKEY, Free<EVP_PKEY, EVP_PKEY_free>>;
-using Req = std::unique_ptr<X509_REQ, Free<X509_REQ, X509_REQ_free>>;
-using Cert = std::unique_ptr<X509, Free<X509, X509_free>>;
-using Bio = std::unique_ptr<BIO, Free<BIO, BIO_free_all>>;
-using Md = std::unique_ptr<EVP_MD_CTX, Free<EVP_MD_CTX, EVP_MD_CTX_free>>;
+using ssl::Bio;
+using ssl::Cert;
+using ssl::Key;
+using ssl::Md;
+using ssl::Req;
 
 Bio readBio(const std::string& s) {
   return Bio(BIO_new_mem_buf(s.data(), static_cast<int>(s.size())));
@@ -73,13 +68,6 @@ std::string base64Url(std::string_view raw) {
 }
 
 std::string subjectCn(const std::string& node) { return "system:node:" + node; }
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // What the CSR's watch says: the certificate, a refusal, or nothing yet.
 std::optional<Result<std::string>> outcomeOf(const json& csr, const std::string& uid) {
@@ -209,15 +197,7 @@ Result<std::string> obtainCertificate(kube::Client& client, Clock& clock,
       return std::unexpected(r.error());
     NODELET_LOG(warn, Api, "{}; retrying in {} s", r.error().message,
                 std::chrono::duration_cast<std::chrono::seconds>(backoff).count());
-    std::mutex mu;
-    std::condition_variable cv;
-    std::stop_callback wake(stop, [&] {
-      std::lock_guard g(mu);
-      cv.notify_all();
-    });
-    std::unique_lock l(mu);
-    const MonoTime until = clock.monotonicNow() + backoff;
-    while (!stop.stop_requested() && clock.monotonicNow() < until) clock.waitUntil(cv, l, until);
+    clock.sleepUntil(clock.monotonicNow() + backoff, stop);
     backoff = std::min(backoff * 2, Duration(std::chrono::seconds(30)));
   }
   NODELET_LOG(info, Api, "waiting for certificate signing request {} to be approved and issued",
@@ -430,21 +410,6 @@ Status ClientCertificateRotator::rotate(std::stop_token stop, Duration timeout) 
 }
 
 void ClientCertificateRotator::run(std::stop_token stop) {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::stop_callback wake(stop, [&] {
-    std::lock_guard g(mu);
-    cv.notify_all();
-  });
-  // Waits until `when` on the wall clock, in steps of at most an hour (the wall clock may jump).
-  auto sleepUntil = [&](SysTime when) {
-    std::unique_lock l(mu);
-    while (!stop.stop_requested() && clock_.systemNow() < when) {
-      const auto step = std::min<Duration>(
-          std::chrono::duration_cast<Duration>(when - clock_.systemNow()), std::chrono::hours(1));
-      clock_.waitUntil(cv, l, clock_.monotonicNow() + step);
-    }
-  };
   Duration backoff = std::chrono::seconds(1);
   while (!stop.stop_requested()) {
     const auto when = due();
@@ -453,17 +418,22 @@ void ClientCertificateRotator::run(std::stop_token stop) {
       return;
     }
     NODELET_LOG(info, Api, "client certificate rotation due at {}", api::formatTime(*when));
-    sleepUntil(*when);
-    if (stop.stop_requested()) return;
-    if (auto s = rotate(stop); s) {
+    // Due on the wall clock: waited for in steps of at most an hour (the wall clock may jump).
+    while (clock_.systemNow() < *when) {
+      const auto step = std::min<Duration>(
+          std::chrono::duration_cast<Duration>(*when - clock_.systemNow()), std::chrono::hours(1));
+      if (!clock_.sleepUntil(clock_.monotonicNow() + step, stop)) return;
+    }
+    auto s = rotate(stop);
+    if (s) {
       backoff = std::chrono::seconds(1);
       continue;
-    } else if (!stop.stop_requested()) {
-      NODELET_LOG(warn, Api, "{}; retrying in {} s", s.error().message,
-                  std::chrono::duration_cast<std::chrono::seconds>(backoff).count());
-      sleepUntil(clock_.systemNow() + std::chrono::duration_cast<SysTime::duration>(backoff));
-      backoff = std::min<Duration>(backoff * 2, std::chrono::minutes(5));
     }
+    if (stop.stop_requested()) return;
+    NODELET_LOG(warn, Api, "{}; retrying in {} s", s.error().message,
+                std::chrono::duration_cast<std::chrono::seconds>(backoff).count());
+    if (!clock_.sleepUntil(clock_.monotonicNow() + backoff, stop)) return;
+    backoff = std::min<Duration>(backoff * 2, std::chrono::minutes(5));
   }
 }
 

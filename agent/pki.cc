@@ -12,17 +12,15 @@
 #include <filesystem>
 #include <memory>
 
+#include "agent/openssl_ptr.h"
+
 namespace nodelet::agent {
 namespace {
 
 namespace fs = std::filesystem;
 
-template <class T, void (*F)(T*)>
-struct Free {
-  void operator()(T* p) const { F(p); }
-};
-using Key = std::unique_ptr<EVP_PKEY, Free<EVP_PKEY, EVP_PKEY_free>>;
-using Cert = std::unique_ptr<X509, Free<X509, X509_free>>;
+using ssl::Cert;
+using ssl::Key;
 
 // Whether `path` holds a certificate that is valid at `now` for the next day at least.
 bool usable(const std::string& path, SysTime now) {

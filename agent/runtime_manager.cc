@@ -1210,12 +1210,8 @@ std::string RuntimeManager::runHook(const api::Pod& pod, const api::Container& c
   }
   if (h.sleep) {
     // In nodelet, not in the container (which may have no sleep binary), as the kubelet does.
-    std::mutex mu;
-    std::condition_variable cv;
-    std::unique_lock l(mu);
-    const MonoTime until =
-        clock_.monotonicNow() + std::min<Duration>(std::chrono::seconds(h.sleep->seconds), timeout);
-    while (clock_.monotonicNow() < until) clock_.waitUntil(cv, l, until);
+    clock_.sleepUntil(clock_.monotonicNow() +
+                      std::min<Duration>(std::chrono::seconds(h.sleep->seconds), timeout));
     return "";
   }
   return "";  // tcpSocket is deprecated for hooks and does nothing, as in the kubelet

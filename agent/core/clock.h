@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <stop_token>
 
 namespace nodelet {
 
@@ -21,6 +22,20 @@ class Clock {
   // when the deadline has passed in simulated time, so loops built on it never sleep in tests.
   virtual void waitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
                          MonoTime deadline) = 0;
+
+  // Sleeps until `deadline` on this clock, or until `stop` is requested. Returns false when
+  // stopped. (Back-off waits, hook sleeps: anything with nothing else to wake it.)
+  bool sleepUntil(MonoTime deadline, std::stop_token stop = {}) {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::stop_callback wake(stop, [&] {
+      std::lock_guard g(mu);
+      cv.notify_all();
+    });
+    std::unique_lock l(mu);
+    while (!stop.stop_requested() && monotonicNow() < deadline) waitUntil(cv, l, deadline);
+    return !stop.stop_requested();
+  }
 };
 
 class RealClock final : public Clock {

@@ -6,8 +6,18 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 namespace nodelet {
+
+std::string readFile(const std::string& path, bool* ok) {
+  std::ifstream in(path, std::ios::binary);
+  if (ok) *ok = static_cast<bool>(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 Status writeFileAtomic(const std::string& path, const std::string& content, mode_t mode,
                        bool durable) {

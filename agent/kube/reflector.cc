@@ -124,11 +124,7 @@ Duration Reflector::watchTimeout() {
 }
 
 void Reflector::waitFor(Duration d, std::stop_token stop) {
-  const MonoTime until = clock_.monotonicNow() + d;
-  std::unique_lock l(mu_);
-  std::stop_callback wake(stop, [this] { cv_.notify_all(); });
-  for (int i = 0; i < 10000 && !stop.stop_requested() && clock_.monotonicNow() < until; ++i)
-    clock_.waitUntil(cv_, l, until);
+  clock_.sleepUntil(clock_.monotonicNow() + d, stop);
 }
 
 Status Reflector::list() {

@@ -86,7 +86,6 @@ class Reflector {
   ReflectorOptions o_;
   OnChange on_change_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   std::string rv_;
   std::string list_rv_{"0"};  // what the next list asks for: "0", the last version, or ""
   bool synced_{false};
