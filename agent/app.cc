@@ -67,7 +67,8 @@ Result<LogTarget> containerLog(StatusManager& statuses, const std::string& logs_
                                const std::string& container, bool previous) {
   if (const auto p = statuses.podByName(ns, name)) {
     const std::string uid = p->metadata.uid;
-    for (const auto* list : {&p->status.init_container_statuses, &p->status.container_statuses}) {
+    for (const auto* list : {&p->status.init_container_statuses, &p->status.container_statuses,
+                             &p->status.ephemeral_container_statuses}) {
       for (const auto& c : *list) {
         if (c.name != container) continue;
         int32_t n = c.restart_count;
@@ -89,7 +90,8 @@ Result<LogTarget> containerLog(StatusManager& statuses, const std::string& logs_
           if (previous) return false;
           auto st = statuses.podStatus(uid);
           if (!st) return false;
-          for (const auto* l : {&st->init_container_statuses, &st->container_statuses})
+          for (const auto* l : {&st->init_container_statuses, &st->container_statuses,
+                                &st->ephemeral_container_statuses})
             for (const auto& s : *l)
               if (s.name == container) return s.restart_count == n && s.state.running.has_value();
           return false;

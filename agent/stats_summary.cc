@@ -154,7 +154,8 @@ json buildSummary(const std::string& node_name, const HostSample& now,
                                    ? c->labels.at(std::string(labels::kContainerName))
                                    : c->name;
       const api::ContainerStatus* st = nullptr;
-      for (const auto* list : {&pod.status.init_container_statuses, &pod.status.container_statuses})
+      for (const auto* list : {&pod.status.init_container_statuses, &pod.status.container_statuses,
+                               &pod.status.ephemeral_container_statuses})
         for (const auto& s : *list)
           if (s.name == name && s.container_id.ends_with(c->id)) st = &s;
       if (!st) continue;

@@ -32,7 +32,7 @@ bool usesObject(const PodSpec& spec, std::string_view resource, std::string_view
           src.name == name)
         return true;
   }
-  for (const auto* list : {&spec.init_containers, &spec.containers}) {
+  for (const auto* list : {&spec.init_containers, &spec.containers, &spec.ephemeral_containers}) {
     for (const auto& c : *list) {
       for (const auto& e : c.env)
         if ((cm ? e.source == EnvVar::Source::ConfigMapKeyRef

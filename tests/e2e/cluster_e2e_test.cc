@@ -350,16 +350,20 @@ TEST_F(ClusterE2eTest, AdmissionChecksTheApiServersNodeLabelsAndTaints) {
 }
 
 // kubectl debug --target: an ephemeral container added through the API joins the target's PID
-// namespace (it sees the target's shell loop), runs once, and is reported.
+// namespace (it sees the target's shell loop), runs once, is reported, and kubectl logs reads it.
 TEST_F(ClusterE2eTest, AnEphemeralContainerDebugsARunningPod) {
-  n_->start("nodeStatusUpdateFrequency: 1s\n");
+  const int port = testing::freeLocalPort();
+  n_->start("nodeStatusUpdateFrequency: 1s\naddress: 127.0.0.1\nport: " + std::to_string(port) +
+            "\nauthentication: {anonymous: {enabled: true}, webhook: {enabled: false}}\n"
+            "authorization: {mode: AlwaysAllow}\n");
   api_->create("pods", "default", apiPod("app-1", n_->node()));
   ASSERT_TRUE(waitFor([&] { return podRunningReady("app-1"); }, seconds(30))) << n_->log();
   json p = *pod("app-1");
-  p["spec"]["ephemeralContainers"] = {{{"name", "debugger"},
-                                       {"image", image()},
-                                       {"targetContainerName", "app"},
-                                       {"command", {"sh", "-c", "ps | grep -q 'while tru[e]'"}}}};
+  p["spec"]["ephemeralContainers"] = {
+      {{"name", "debugger"},
+       {"image", image()},
+       {"targetContainerName", "app"},
+       {"command", {"sh", "-c", "echo debugging; ps | grep -q 'while tru[e]'"}}}};
   api_->put("pods", "default", p);
   json ecs;
   ASSERT_TRUE(waitFor(
@@ -374,6 +378,12 @@ TEST_F(ClusterE2eTest, AnEphemeralContainerDebugsARunningPod) {
   EXPECT_EQ(ecs[0]["name"], "debugger");
   EXPECT_EQ(ecs[0]["state"]["terminated"]["exitCode"], 0) << "it saw the target's processes";
   EXPECT_TRUE(podRunningReady("app-1"));
+  httplib::SSLClient logs("127.0.0.1", port);
+  logs.enable_server_certificate_verification(false);
+  auto r = logs.Get("/containerLogs/default/app-1/debugger");
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "debugging\n");
 }
 
 // The controller manager assigns the node a pod CIDR: nodelet writes its CNI network from it

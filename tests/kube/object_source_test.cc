@@ -19,6 +19,31 @@ namespace {
 
 using nlohmann::json;
 
+// The change notices of a source, as the agent would get them.
+class Changes {
+ public:
+  explicit Changes(ApiObjectSource& src) : src_(src) {
+    src.setOnChange([this](const std::string& key) {
+      std::lock_guard g(mu_);
+      keys_.push_back(key);
+      cv_.notify_all();
+    });
+  }
+  ~Changes() { src_.setOnChange(nullptr); }
+  // The notices so far, once there is one (10 s at most).
+  std::vector<std::string> first() {
+    std::unique_lock l(mu_);
+    cv_.wait_for(l, std::chrono::seconds(10), [&] { return !keys_.empty(); });  // NOLINT(real-time)
+    return keys_;
+  }
+
+ private:
+  ApiObjectSource& src_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> keys_;
+};
+
 class ObjectSourceTest : public ApiFixture {
  protected:
   // A pod bound to this node with these volumes: the Node authorizer lets it read them.
@@ -50,14 +75,7 @@ TEST_F(ObjectSourceTest, ConfigMapsAndSecretsAreListedOnceThenWatchedLikeTheKube
             {{"name", "s"}, {"secret", {{"secretName", "s"}}}},
             {{"name", "m"}, {"configMap", {{"name", "missing"}}}}});
   ApiObjectSource src(*client_, clock_);
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::string> changed;
-  src.setOnChange([&](const std::string& key) {
-    std::lock_guard g(mu);
-    changed.push_back(key);
-    cv.notify_all();
-  });
+  Changes changes(src);
   auto cm = src.configMap("default", "c");
   ASSERT_TRUE(cm && *cm) << (cm ? "absent" : cm.error().message);
   EXPECT_EQ((*cm)->at("a"), "1");
@@ -79,12 +97,7 @@ TEST_F(ObjectSourceTest, ConfigMapsAndSecretsAreListedOnceThenWatchedLikeTheKube
   ASSERT_EQ(api_->openWatches(), 3u);
   const size_t before = sent("GET", "/api/v1/namespaces/default/configmaps").size();
   api_->put("configmaps", "default", {{"metadata", {{"name", "c"}}}, {"data", {{"a", "2"}}}});
-  {
-    std::unique_lock l(mu);
-    cv.wait_for(l, std::chrono::seconds(10),
-                [&] { return !changed.empty(); });  // NOLINT(real-time)
-    ASSERT_EQ(changed, std::vector<std::string>{"configmaps/default/c"});
-  }
+  ASSERT_EQ(changes.first(), std::vector<std::string>{"configmaps/default/c"});
   EXPECT_EQ((**src.configMap("default", "c")).at("a"), "2");
   auto watches = sent("GET", "/api/v1/namespaces/default/configmaps");
   EXPECT_EQ(watches.size(), before) << "read from the watch, not listed again";
@@ -183,14 +196,7 @@ TEST_F(ObjectSourceTest, NodeRestrictionRefusesTokensForPodsElsewhere) {
 TEST_F(ObjectSourceTest, RuntimeClassesAreReadAndWatchedClusterWide) {
   api_->create("runtimeclasses", "", {{"metadata", {{"name", "gvisor"}}}, {"handler", "runsc"}});
   ApiObjectSource src(*client_, clock_);
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::string> changed;
-  src.setOnChange([&](const std::string& key) {
-    std::lock_guard g(mu);
-    changed.push_back(key);
-    cv.notify_all();
-  });
+  Changes changes(src);
   auto h = src.runtimeHandler("gvisor");
   ASSERT_TRUE(h && *h) << (h ? "absent" : h.error().message);
   EXPECT_EQ(**h, "runsc");
@@ -207,12 +213,7 @@ TEST_F(ObjectSourceTest, RuntimeClassesAreReadAndWatchedClusterWide) {
   ASSERT_EQ(api_->openWatches(), 2u);
   const size_t before = sent("GET", "/apis/node.k8s.io/v1/runtimeclasses").size();
   api_->create("runtimeclasses", "", {{"metadata", {{"name", "kata"}}}, {"handler", "kata-qemu"}});
-  {
-    std::unique_lock l(mu);
-    cv.wait_for(l, std::chrono::seconds(10),
-                [&] { return !changed.empty(); });  // NOLINT(real-time)
-    ASSERT_EQ(changed, std::vector<std::string>{"runtimeclasses//kata"});
-  }
+  ASSERT_EQ(changes.first(), std::vector<std::string>{"runtimeclasses//kata"});
   EXPECT_EQ(**src.runtimeHandler("kata"), "kata-qemu");
   EXPECT_EQ(sent("GET", "/apis/node.k8s.io/v1/runtimeclasses").size(), before);
 }
